@@ -1,0 +1,59 @@
+# Two commands: `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONHASHSEED := 0
+
+.PHONY: help setup demo test lint bench bench-quick airflow browser clean
+
+help:
+	@echo "make demo   - set up .venv, run the whole pipeline (dvc repro), push to the local remote, summarize"
+	@echo "make test   - set up .venv and run the whole test suite"
+	@echo "make bench  - run the benchmark suite (bench/results.json, bench/results.md, bench/ratios.png)"
+	@echo "make airflow - start Airflow standalone (SQLite) with this project's dags/ and plugins/"
+
+# uv is bootstrapped with pip when missing; .venv comes from the committed uv.lock.
+setup: .venv/.synced
+.venv/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+demo: setup
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make demo needs a git checkout (DVC tracks the pipeline in git)"; exit 2; }
+	dvc repro
+	dvc push
+	@echo
+	dataops info data/tfrecords --report reports/validation.json
+	@echo
+	@echo "TFRecords: $(CURDIR)/data/tfrecords   DVC remote: $(CURDIR)/.dvcstore"
+
+test: setup
+	$(CURDIR)/.venv/bin/python -m pytest
+
+lint: setup
+	ruff check dataops dags plugins tests bench examples
+	ruff format --check dataops dags plugins tests bench examples
+	mypy dataops
+
+bench: setup
+	python bench/run.py
+
+bench-quick: setup
+	python bench/run.py --quick
+
+airflow: setup
+	bash scripts/airflow-standalone.sh
+
+# Headless Chromium for the browser test (Debian's package); needs root and apt.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+		echo "chromium not installed: the browser test will be skipped"
+
+clean:
+	rm -rf data reports/runs .dvcstore

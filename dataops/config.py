@@ -1,0 +1,235 @@
+"""`params.yaml`: one pydantic model per stage, validated once at the edge."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dataops.errors import ConfigError
+
+OnError = Literal["fail", "skip"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetParams(_Model):
+    name: str = Field("sample", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Dataset name; prefixes every shard file and the published git tags.")
+    on_error: OnError = Field("fail", description="Bad input rows: `fail` stops naming the file and row; `skip` drops the row and counts it by reason.")
+
+
+class SampleParams(_Model):
+    num_examples: int = Field(2000, ge=1, description="Rows in the generated sample source.")
+    seed: int = Field(0, description="Seed of the generator; the same seed gives the same bytes.")
+    image_size: int = Field(32, ge=4, le=512, description="Side of the generated square PNG images, in pixels.")
+    num_classes: int = Field(4, ge=2, le=26, description="Number of image classes (one folder each).")
+
+
+class SourceParams(_Model):
+    name: str = Field(description="Name of the source, used in messages and the manifest.")
+    format: Literal["csv", "parquet", "jsonl", "npy", "npz", "hdf5", "image_folder"] = Field(description="File format of the source.")
+    path: str = Field(description="File or folder, relative to the project directory.")
+    key: str | None = Field(None, description="Key column of this source (default: `ingest.key`). For `npy`/`npz`/`hdf5` without such an array, the row index is the key; for `image_folder`, the file name without extension.")
+    columns: list[str] | None = Field(None, description="Keep only these columns (the key is always kept).")
+    image_columns: list[str] = Field(default_factory=list, description="Columns holding image file paths relative to the source file; ingest replaces each path with the file's bytes.")
+    label_column: str = Field("label", description="`image_folder` only: name of the column that receives the class folder name.")
+    image_column: str = Field("image", description="`image_folder` only: name of the column that receives the encoded image bytes.")
+
+
+class IngestParams(_Model):
+    key: str = Field("id", description="Column the sources are joined on. Every row must appear in every source.")
+    sources: list[SourceParams] = Field(min_length=1, description="The sources; the first one sets the row order.")
+    batch_rows: int = Field(4096, ge=1, description="Rows read per batch (bounds memory).")
+    partition_bytes: int = Field(256 << 20, ge=1 << 20, description="Join partition size: inputs larger than this are hash-partitioned on disk so memory stays bounded.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> IngestParams:
+        names = [s.name for s in self.sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"source names must be unique; repeated: {dup}")
+        return self
+
+
+class NumericFeature(_Model):
+    kind: Literal["numeric"]
+    name: str
+    column: str | None = Field(None, description="Input column (default: the feature name).")
+    dtype: Literal["float32", "int64"] = "float32"
+    impute: Literal["none", "mean", "zero"] = Field("mean", description="Missing values: `mean` of train, `zero`, or `none` (a missing value is a bad row).")
+    standardize: bool = Field(False, description="Subtract the train mean and divide by the train standard deviation (float32 only).")
+
+
+class TensorFeature(_Model):
+    kind: Literal["tensor"]
+    name: str
+    column: str | None = None
+    dtype: Literal["float32", "int64"] = "float32"
+    shape: list[int] = Field(description="Fixed shape of every value, e.g. [8] or [4, 4].")
+
+
+class CategoricalFeature(_Model):
+    kind: Literal["categorical"]
+    name: str
+    column: str | None = None
+    unknown: Literal["error", "oov"] = Field("oov", description="A value not seen in train (or missing): `oov` maps it to id = vocabulary size; `error` makes the row bad.")
+
+
+class TextFeature(_Model):
+    kind: Literal["text"]
+    name: str
+    column: str | None = None
+    lowercase: bool = True
+    normalize: Literal["NFC", "NFKC", "none"] = "NFKC"
+    tokenize: bool = Field(False, description="Also emit `<name>_ids`, a variable-length int64 list of token ids (0 pad, 1 out-of-vocabulary).")
+    max_vocab: int = Field(10000, ge=1, description="Most frequent train tokens kept in the vocabulary.")
+
+
+class SequenceFeature(_Model):
+    kind: Literal["sequence"]
+    name: str
+    column: str | None = None
+    dtype: Literal["float32", "int64"] = "int64"
+
+
+class ImageFeature(_Model):
+    kind: Literal["image"]
+    name: str
+    column: str | None = None
+    size: list[int] | None = Field(None, min_length=2, max_length=2, description="Resize to [height, width] (bilinear); null keeps the size, which must then be the same for all images.")
+    channels: Literal[1, 3] = 3
+    encoding: Literal["png", "raw"] = Field("png", description="`png` stores re-encoded PNG bytes; `raw` stores the uint8 pixels.")
+    dtype: Literal["uint8", "float32"] = Field("uint8", description="`float32` stores pixels as a float tensor, divided by 255 when `scale`.")
+    scale: bool = True
+
+
+class PassthroughFeature(_Model):
+    kind: Literal["key"]
+    name: str
+    column: str | None = None
+
+
+Feature = Annotated[
+    NumericFeature | TensorFeature | CategoricalFeature | TextFeature | SequenceFeature | ImageFeature | PassthroughFeature,
+    Field(discriminator="kind"),
+]
+
+
+class SplitParams(_Model):
+    seed: int = Field(0, description="Seed of the split hash.")
+    ratios: dict[str, float] = Field(description="Split name → fraction; they sum to 1. A row's split depends only on its key and the seed.")
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("at least one split is needed")
+        for name, r in v.items():
+            if not (0 < r <= 1):
+                raise ValueError(f"ratio of split {name!r} must be in (0, 1], got {r}")
+        total = math.fsum(v.values())
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"split ratios must sum to 1, they sum to {total:g}")
+        return v
+
+
+class PreprocessParams(_Model):
+    split: SplitParams
+    features: list[Feature] = Field(min_length=1)
+    batch_rows: int = Field(4096, ge=1, description="Rows transformed per batch.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> PreprocessParams:
+        names = [f.name for f in self.features] + [f"{f.name}_ids" for f in self.features if isinstance(f, TextFeature) and f.tokenize]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"feature names must be unique; repeated: {dup}")
+        return self
+
+
+class SerializeParams(_Model):
+    target_shard_bytes: int = Field(128 << 20, ge=1 << 10, description="Shard count per split = ceil(split bytes / this), unless `num_shards` is set.")
+    num_shards: int | None = Field(None, ge=1, description="Fixed shard count per split.")
+    compression: Literal["none", "gzip", "zlib"] = "none"
+    compression_level: int = Field(6, ge=0, le=9)
+    batch_rows: int = Field(8192, ge=1, description="Rows encoded per batch.")
+
+
+class ClassBalance(_Model):
+    feature: str = Field(description="Categorical feature whose class shares are checked.")
+    min_fraction: float = Field(0.0, ge=0, le=1)
+    max_fraction: float = Field(1.0, ge=0, le=1)
+
+
+class LabelRange(_Model):
+    feature: str
+    min: int
+    max: int
+
+
+class ValidateParams(_Model):
+    min_examples: dict[str, int] = Field(default_factory=dict, description="Split → minimum number of examples.")
+    label_range: LabelRange | None = Field(None, description="Allowed inclusive range of an int64 label feature.")
+    class_balance: ClassBalance | None = None
+    allow_nan: bool = Field(False, description="Allow NaN or Inf in float features.")
+    batch_size: int = Field(1024, ge=1, description="Records parsed per batch.")
+
+
+class Params(_Model):
+    dataset: DatasetParams = DatasetParams()
+    sample: SampleParams = SampleParams()
+    ingest: IngestParams
+    preprocess: PreprocessParams
+    serialize: SerializeParams = SerializeParams()
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The section `name` as plain JSON data (what the stage records in its outputs)."""
+        value = getattr(self, "validate_" if name == "validate" else name)
+        return value.model_dump(mode="json")
+
+
+def _format_error(err: ValidationError, path: Path) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+        loc = loc.replace("validate_", "validate")
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key '{loc}'")
+        elif e["type"] == "missing":
+            lines.append(f"{path}: missing key '{loc}'")
+        else:
+            lines.append(f"{path}: key '{loc}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_params(data: Any, path: str | Path = "params.yaml") -> Params:
+    """Validate a params mapping; raise ConfigError naming every bad key."""
+    path = Path(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, path)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate `params.yaml`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(data, path)

@@ -1,0 +1,147 @@
+"""`metadata.json`: the description of a serialized dataset, as a pydantic model.
+
+Its JSON Schema (`dataops/schemas/metadata.schema.json`) is generated from this model and
+committed; `tests/test_metadata.py` fails when the two drift. Regenerate it with
+`dataops schema --out dataops/schemas/metadata.schema.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dataops.errors import DatasetError
+from dataops.fsutil import write_json
+
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "metadata.schema.json"
+
+FeatureKind = Literal["tensor", "sequence", "text", "bytes", "image"]
+DType = Literal["float32", "int64", "uint8", "string"]
+Compression = Literal["none", "gzip", "zlib"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureInfo(_Model):
+    """One feature of every example."""
+
+    name: str = Field(description="Key of the feature in each `tf.train.Example`.")
+    kind: FeatureKind = Field(description="`tensor`: fixed shape; `sequence`: variable-length 1-D list; `text`: UTF-8 string; `bytes`: raw bytes; `image`: an image of fixed shape.")
+    dtype: DType = Field(description="Element type after decoding.")
+    shape: list[int | None] = Field(description="Shape of one example's value after decoding; `null` marks the variable dimension of a sequence. `[]` is a scalar.")
+    encoding: Literal["none", "utf-8", "png", "raw"] = Field(description="How the value is stored: `none` (int64_list/float_list), `utf-8` (bytes_list of text), `png` (encoded PNG), `raw` (uint8 pixels, row-major, in one bytes value).")
+    num_classes: int | None = Field(None, description="For categorical features: the vocabulary size (ids 0..num_classes-1; num_classes itself is the out-of-vocabulary id when allowed).")
+    vocabulary: list[str] | None = Field(None, description="For categorical features: id → value.")
+    description: str = ""
+
+    @property
+    def wire(self) -> Literal["float", "int64", "bytes"]:
+        """The `tf.train.Feature` list that holds the value."""
+        if self.encoding in ("utf-8", "png", "raw") or self.kind in ("text", "bytes"):
+            return "bytes"
+        return "float" if self.dtype == "float32" else "int64"
+
+    @property
+    def num_elements(self) -> int | None:
+        """Values per example for fixed shapes; None for sequences and byte strings."""
+        if self.kind != "tensor":
+            return None
+        n = 1
+        for d in self.shape:
+            n *= int(d or 0)
+        return n
+
+
+class ShardInfo(_Model):
+    file: str = Field(description="File name, relative to the dataset directory.")
+    num_examples: int
+    num_bytes: int = Field(description="Size of the file on disk.")
+    sha256: str
+
+
+class SplitInfo(_Model):
+    name: str
+    num_examples: int
+    num_bytes: int
+    shards: list[ShardInfo]
+
+
+class DatasetMetadata(_Model):
+    """The whole `metadata.json`."""
+
+    format_version: Literal[1] = Field(FORMAT_VERSION, description="Version of this format.")
+    name: str = Field(description="Dataset name.")
+    fingerprint: str = Field(description="sha256 of the input files' content hashes and the ingest, preprocess and serialize params.")
+    compression: Compression = "none"
+    features: list[FeatureInfo]
+    splits: list[SplitInfo]
+    preprocessing: dict[str, Any] = Field(description="`params` (the ingest/preprocess/serialize sections used) and `state` (fitted statistics and vocabularies).")
+    inputs: dict[str, Any] = Field(description="Per source: format, path, and the sha256 of every input file.")
+    skipped: dict[str, int] = Field(default_factory=dict, description="Rows dropped under `on_error: skip`, by reason. Empty when nothing was dropped.")
+
+    def split(self, name: str) -> SplitInfo:
+        for s in self.splits:
+            if s.name == name:
+                return s
+        raise DatasetError(f"dataset {self.name!r} has no split {name!r}; it has {[s.name for s in self.splits]}")
+
+    def feature(self, name: str) -> FeatureInfo:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise DatasetError(f"dataset {self.name!r} has no feature {name!r}")
+
+    @property
+    def num_examples(self) -> dict[str, int]:
+        return {s.name: s.num_examples for s in self.splits}
+
+
+def shard_name(dataset: str, split: str, index: int, count: int) -> str:
+    """TFDS-style shard file name: `<name>-<split>.tfrecord-00000-of-00004`."""
+    return f"{dataset}-{split}.tfrecord-{index:05d}-of-{count:05d}"
+
+
+_SHARD_RE = re.compile(r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-(?P<i>\d{5})-of-(?P<n>\d{5})$")
+
+
+def write_metadata(directory: str | Path, meta: DatasetMetadata) -> Path:
+    path = Path(directory) / METADATA_FILE
+    write_json(path, meta.model_dump(mode="json"))
+    return path
+
+
+def read_metadata(directory: str | Path) -> DatasetMetadata:
+    """Read and validate `<directory>/metadata.json`."""
+    path = Path(directory) / METADATA_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: not found — is this a dataset directory (did you run `dvc pull`)?") from None
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: not valid JSON: {err}") from None
+    return parse_metadata(data, str(path))
+
+
+def parse_metadata(data: Any, where: str = METADATA_FILE) -> DatasetMetadata:
+    try:
+        return DatasetMetadata.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise DatasetError(f"{where}: invalid metadata at '{loc}': {first['msg']}") from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of `metadata.json`, generated from the model."""
+    schema = DatasetMetadata.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://github.com/dataops/dataops/metadata.schema.json"
+    return schema

@@ -1,0 +1,198 @@
+"""Stage 3, serialize: per-split Parquet → TFRecord shards of `tf.train.Example` + `metadata.json`.
+
+Rows are encoded a batch at a time by `dataops.codec` (no per-example protobuf objects) and
+streamed into shards; memory holds one batch. Shard i of k holds rows
+[i·N/k, (i+1)·N/k) of its split, in the preprocessed order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataops.codec import Column, encode_batch
+from dataops.config import SerializeParams
+from dataops.errors import DatasetError
+from dataops.fsutil import atomic_dir, fingerprint
+from dataops.metadata import FORMAT_VERSION, DatasetMetadata, FeatureInfo, ShardInfo, SplitInfo, shard_name, write_metadata
+from dataops.preprocess import read_state
+
+
+@dataclass(frozen=True)
+class SerializeResult:
+    out: Path
+    metadata: DatasetMetadata
+
+
+def columns_from_arrow(table: pa.Table | pa.RecordBatch, features: list[FeatureInfo]) -> list[Column]:
+    """The codec's column view of a batch, without copying the value buffers."""
+    cols = []
+    for f in features:
+        arr = table.column(f.name)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        n = len(arr)
+        if arr.null_count:
+            raise DatasetError(f"feature '{f.name}' has {arr.null_count} missing values; preprocess must fill or reject them")
+        wire = f.wire
+        if wire == "bytes":
+            if pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type):
+                off_dtype = np.int64
+            else:
+                off_dtype = np.int32
+            bufs = arr.buffers()
+            offsets = np.frombuffer(bufs[1], dtype=off_dtype)[arr.offset : arr.offset + n + 1]
+            data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+            cols.append(Column(f.name, "bytes", data, offsets.astype(np.int64)))
+            continue
+        np_dtype = np.float32 if wire == "float" else np.int64
+        if pa.types.is_fixed_size_list(arr.type):
+            width = arr.type.list_size
+            values = arr.flatten().to_numpy(zero_copy_only=False).astype(np_dtype, copy=False)
+            offsets = np.arange(n + 1, dtype=np.int64) * width
+        elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+            raw = arr.offsets.to_numpy().astype(np.int64)
+            offsets = raw - raw[0]
+            values = arr.flatten().to_numpy(zero_copy_only=False).astype(np_dtype, copy=False)
+        else:
+            values = arr.to_numpy(zero_copy_only=False).astype(np_dtype, copy=False)
+            offsets = np.arange(n + 1, dtype=np.int64)
+        cols.append(Column(f.name, "float" if wire == "float" else "int64", values, offsets))
+    return cols
+
+
+class _ShardWriter:
+    """One shard file: optional GZIP/ZLIB compression, sha256 of the bytes on disk."""
+
+    def __init__(self, path: Path, compression: str, level: int) -> None:
+        self.path = path
+        self._raw: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._hash = hashlib.sha256()
+        self._z: Any = None
+        self._gz: gzip.GzipFile | None = None
+        if compression == "zlib":
+            self._z = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS)
+        elif compression == "gzip":
+            self._gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self, mtime=0)
+
+    def write(self, data: Any) -> int:  # also the sink of GzipFile
+        self._raw.write(data)
+        self._hash.update(data)
+        return len(data)
+
+    def flush(self) -> None:  # GzipFile calls it
+        pass
+
+    def add(self, data: memoryview) -> None:
+        if self._gz is not None:
+            self._gz.write(data)
+        elif self._z is not None:
+            self.write(self._z.compress(data))
+        else:
+            self.write(data)
+
+    def close(self) -> tuple[int, str]:
+        if self._gz is not None:
+            self._gz.close()
+        elif self._z is not None:
+            self.write(self._z.flush())
+        self._raw.close()
+        return self.path.stat().st_size, self._hash.hexdigest()
+
+
+def _write_split(pf: pq.ParquetFile, name: str, split: str, features: list[FeatureInfo], params: SerializeParams, out: Path) -> SplitInfo:
+    total = pf.metadata.num_rows
+    batches = pf.iter_batches(batch_size=params.batch_rows, use_threads=False)
+    first = next(batches, None)
+    encoded = encode_batch(columns_from_arrow(first, features)) if first is not None and first.num_rows else None
+    if params.num_shards is not None:
+        k = params.num_shards
+    elif encoded is None:
+        k = 1
+    else:
+        est = encoded.data.size / encoded.num_records * total
+        k = max(1, math.ceil(est / params.target_shard_bytes))
+    k = max(1, min(k, total)) if total else 1
+    bounds = [i * total // k for i in range(k + 1)]
+    shards: list[ShardInfo] = []
+    shard = 0
+    writer = _ShardWriter(out / shard_name(name, split, 0, k), params.compression, params.compression_level)
+    row = 0  # global index of the next row to write
+
+    def close_current() -> None:
+        size, digest = writer.close()
+        shards.append(ShardInfo(file=writer.path.name, num_examples=bounds[shard + 1] - bounds[shard], num_bytes=size, sha256=digest))
+
+    def feed(batch_enc: Any) -> None:
+        nonlocal row, shard, writer
+        view = memoryview(batch_enc.data)
+        starts = batch_enc.starts
+        i, n = 0, batch_enc.num_records
+        while i < n:
+            take = min(n - i, bounds[shard + 1] - row)
+            if take > 0:
+                writer.add(view[starts[i] : starts[i + take]])
+                i += take
+                row += take
+            if row == bounds[shard + 1] and shard + 1 < k:
+                close_current()
+                shard += 1
+                writer = _ShardWriter(out / shard_name(name, split, shard, k), params.compression, params.compression_level)
+
+    if encoded is not None:
+        feed(encoded)
+    for batch in batches:
+        if batch.num_rows:
+            feed(encode_batch(columns_from_arrow(batch, features)))
+    close_current()
+    if row != total:
+        raise DatasetError(f"split '{split}': wrote {row} examples, the Parquet file holds {total}")
+    return SplitInfo(name=split, num_examples=total, num_bytes=sum(s.num_bytes for s in shards), shards=shards)
+
+
+def run_serialize(params: SerializeParams, name: str, preprocessed: str | Path, out: str | Path) -> SerializeResult:
+    """Write `out/<name>-<split>.tfrecord-XXXXX-of-YYYYY` shards and `out/metadata.json`."""
+    preprocessed = Path(preprocessed)
+    state = read_state(preprocessed)
+    features = [FeatureInfo.model_validate(f) for f in state["features"]]
+    splits = [s["name"] for s in state["splits"]]
+    with atomic_dir(out) as tmp:
+        infos = []
+        for split in splits:
+            path = preprocessed / f"{split}.parquet"
+            if not path.exists():
+                raise DatasetError(f"{path}: not found — run the preprocess stage first")
+            infos.append(_write_split(pq.ParquetFile(path), name, split, features, params, tmp))
+        ser = params.model_dump(mode="json")
+        meta = DatasetMetadata(
+            format_version=FORMAT_VERSION,
+            name=name,
+            fingerprint=fingerprint({
+                "format_version": FORMAT_VERSION,
+                "name": name,
+                "inputs": state["inputs_fingerprint"],
+                "params": {**state["params"], "serialize": _layout_params(ser)},
+            }),
+            compression=params.compression,
+            features=features,
+            splits=infos,
+            preprocessing={"params": {**state["params"], "serialize": ser}, "state": state["state"]},
+            inputs=state["inputs"],
+            skipped=state["skipped"],
+        )
+        write_metadata(tmp, meta)
+    return SerializeResult(out=Path(out), metadata=meta)
+
+
+def _layout_params(ser: dict[str, Any]) -> dict[str, Any]:
+    """Serialize params that change the bytes (batch size does not)."""
+    return {k: v for k, v in ser.items() if k != "batch_rows"}
