@@ -1,7 +1,8 @@
 # Two commands: `make demo` and `make test`. Everything else is a helper.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-PYTHON ?= python3
+# The interpreter that bootstraps uv: resolved before .venv/bin joins PATH.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 UV := $(PYTHON) -m uv
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1

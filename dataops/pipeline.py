@@ -1,0 +1,59 @@
+"""All stages in one call, in process: for tests, benchmarks and notebooks (DVC runs them one by one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataops.config import Params
+
+
+@dataclass(frozen=True)
+class PipelinePaths:
+    """The conventional layout under a project root (the paths `dvc.yaml` uses)."""
+
+    root: Path
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "data" / "snapshot"
+
+    @property
+    def preprocessed(self) -> Path:
+        return self.root / "data" / "preprocessed"
+
+    @property
+    def tfrecords(self) -> Path:
+        return self.root / "data" / "tfrecords"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "reports" / "validation.json"
+
+
+def run_pipeline(params: Params, root: str | Path, *, sample: bool = True, validate: bool = True) -> PipelinePaths:
+    """Run sample (optional) → ingest → preprocess → serialize → validate (optional) under `root`."""
+    from dataops.ingest import run_ingest
+    from dataops.preprocess import run_preprocess
+    from dataops.serialize import run_serialize
+
+    paths = PipelinePaths(Path(root))
+    if sample:
+        from dataops.sample import generate_sample
+
+        generate_sample(paths.raw, params.sample)
+    run_ingest(params.ingest, paths.root, paths.snapshot, params.dataset.on_error)
+    run_preprocess(params.preprocess, paths.snapshot, paths.preprocessed, params.dataset.on_error)
+    run_serialize(params.serialize, params.dataset.name, paths.preprocessed, paths.tfrecords)
+    if validate:
+        from dataops.errors import ValidationFailed
+        from dataops.validate import run_validate
+
+        result = run_validate(params.validate_, paths.tfrecords, paths.report)
+        if result.violations:
+            raise ValidationFailed(result.violations)
+    return paths
