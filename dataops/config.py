@@ -45,7 +45,7 @@ class IngestParams(_Model):
     key: str = Field("id", description="Column the sources are joined on. Every row must appear in every source.")
     sources: list[SourceParams] = Field(min_length=1, description="The sources; the first one sets the row order.")
     batch_rows: int = Field(4096, ge=1, description="Rows read per batch (bounds memory).")
-    partition_bytes: int = Field(256 << 20, ge=1 << 20, description="Join partition size: inputs larger than this are hash-partitioned on disk so memory stays bounded.")
+    partition_bytes: int = Field(256 << 20, ge=1 << 10, description="Join partition size: inputs larger than this are hash-partitioned on disk so memory stays bounded.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> IngestParams:

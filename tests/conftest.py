@@ -30,6 +30,7 @@ def small_params(num_examples: int = 240, **overrides):
 
     data = repo_params(sample={"num_examples": num_examples}, **overrides)
     data["validate"]["min_examples"] = {"train": 10, "validation": 1, "test": 1}
+    data["validate"]["class_balance"] = {"feature": "label", "min_fraction": 0.01, "max_fraction": 0.7}
     return parse_params(data)
 
 
