@@ -214,12 +214,28 @@ def _read_csv(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tuple
     if not header:
         raise DatasetError(f"{src.label}: empty CSV file (no header row)")
     bad_rows: list[int] = []
+    fatal: list[str] = []
 
     def on_invalid(row: Any) -> str:
+        # An exception raised here would be swallowed by Arrow: remember it, stop the reader.
         msg = f"{src.label}: line {row.number}: expected {row.expected_columns} columns, got {row.actual_columns}"
+        if errors.policy == "fail":
+            fatal.append(msg)
+            return "error"
         errors.bad("malformed_row", msg)
         bad_rows.append(row.number)
         return "skip"
+
+    try:
+        yield from _csv_batches(src, header, batch_rows, errors, on_invalid, bad_rows)
+    except pa.ArrowInvalid as err:
+        if fatal:
+            errors.bad("malformed_row", fatal[0])
+        raise DatasetError(f"{src.label}: cannot parse CSV: {err}") from None
+
+
+def _csv_batches(src: Source, header: list[str], batch_rows: int, errors: RowErrors, on_invalid: Any, bad_rows: list[int]) -> Iterator[tuple[pa.Table, list[str]]]:
+    import pyarrow.csv as pcsv
 
     reader = pcsv.open_csv(
         src.path,

@@ -1,0 +1,152 @@
+"""Ingest: every source format, the key join, bounded-memory partitioning, bad rows."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from dataops.config import IngestParams
+from dataops.errors import DatasetError
+from dataops.ingest import read_manifest, run_ingest
+
+N = 12
+
+
+def _png(value: int, size: int = 8) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_sources(root: Path) -> dict:
+    """One small source of every supported format, keyed 0..N-1 (npy keys are row indices)."""
+    raw = root / "raw"
+    (raw / "pics").mkdir(parents=True)
+    (raw / "folder" / "cat").mkdir(parents=True)
+    (raw / "folder" / "dog").mkdir(parents=True)
+    rows = ["id,score,pic"]
+    for i in range(N):
+        (raw / "pics" / f"p{i}.png").write_bytes(_png(i))
+        rows.append(f"{i},{i * 1.5 if i != 3 else ''},pics/p{i}.png")
+        (raw / "folder" / ("cat" if i % 2 else "dog") / f"{i}.png").write_bytes(_png(100 + i))
+    (raw / "table.csv").write_text("\n".join(rows) + "\n")
+    pq.write_table(pa.table({"id": list(range(N)), "vec": [[float(i), i + 0.5, -i] for i in range(N)]}), raw / "table.parquet")
+    with open(raw / "lines.jsonl", "w", encoding="utf-8") as f:
+        for i in reversed(range(N)):  # another order than the primary
+            f.write(json.dumps({"id": i, "text": f"Héllo  Wörld {i}", "seq": list(range(i % 4))}, ensure_ascii=False) + "\n")
+    np.save(raw / "arr.npy", np.arange(N * 4, dtype=np.float32).reshape(N, 2, 2))
+    np.savez(raw / "arrs.npz", id=np.arange(N), counts=np.arange(N, dtype=np.int64) * 7)
+    with h5py.File(raw / "data.h5", "w") as h:
+        h["id"] = np.arange(N)
+        h["h5val"] = np.linspace(0, 1, N)
+    return {
+        "key": "id",
+        "sources": [
+            {"name": "table", "format": "csv", "path": "raw/table.csv", "image_columns": ["pic"]},
+            {"name": "pq", "format": "parquet", "path": "raw/table.parquet"},
+            {"name": "lines", "format": "jsonl", "path": "raw/lines.jsonl"},
+            {"name": "arr", "format": "npy", "path": "raw/arr.npy"},
+            {"name": "arrs", "format": "npz", "path": "raw/arrs.npz"},
+            {"name": "h5", "format": "hdf5", "path": "raw/data.h5"},
+            {"name": "folder", "format": "image_folder", "path": "raw/folder"},
+        ],
+    }
+
+
+def test_every_format_joins_on_the_key(tmp_path):
+    params = IngestParams.model_validate(make_sources(tmp_path))
+    result = run_ingest(params, tmp_path, tmp_path / "snap")
+    assert result.num_rows == N and result.skipped == {}
+    t = pq.read_table(tmp_path / "snap" / "snapshot.parquet")
+    assert t.column("id").to_pylist() == [str(i) for i in range(N)]  # the primary's order
+    assert t.column("score").to_pylist()[3] is None and t.column("score").to_pylist()[4] == "6.0"
+    assert t.column("pic").to_pylist()[5] == (tmp_path / "raw" / "pics" / "p5.png").read_bytes()
+    assert t.column("vec").to_pylist()[2] == [2.0, 2.5, -2.0]
+    assert t.column("text").to_pylist()[7] == "Héllo  Wörld 7"
+    assert t.column("seq").to_pylist()[3] == [0, 1, 2]
+    assert t.column("arr").to_pylist()[1] == [4.0, 5.0, 6.0, 7.0]
+    assert t.column("counts").to_pylist()[11] == 77
+    assert t.column("h5val").to_pylist()[-1] == 1.0
+    assert t.column("label").to_pylist()[:2] == ["dog", "cat"]
+    assert t.column("image").to_pylist()[0] == (tmp_path / "raw" / "folder" / "dog" / "0.png").read_bytes()
+    manifest = read_manifest(tmp_path / "snap")
+    assert manifest["shapes"] == {"arr": [2, 2]}
+    assert manifest["columns"]["vec"] == "pq"
+    files = manifest["sources"]["folder"]["files"]
+    assert len(files) == N and all(len(h) == 64 for h in files.values())
+    assert "raw/folder/cat/1.png" in files  # relative paths only
+
+
+def test_partitioned_join_gives_the_same_rows(tmp_path):
+    spec = make_sources(tmp_path)
+    run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "one")
+    run_ingest(IngestParams.model_validate({**spec, "partition_bytes": 1024}), tmp_path, tmp_path / "many")
+    one = pq.read_table(tmp_path / "one" / "snapshot.parquet").sort_by("id")
+    many = pq.read_table(tmp_path / "many" / "snapshot.parquet").sort_by("id")
+    assert one.equals(many)
+
+
+def test_output_is_deterministic(tmp_path):
+    spec = make_sources(tmp_path)
+    for out in ("a", "b"):
+        run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / out)
+    for name in ("snapshot.parquet", "manifest.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert str(tmp_path) not in (tmp_path / "a" / "manifest.json").read_text()
+
+
+def _two_sources(tmp_path: Path, csv_rows: list[str], jsonl: list[dict]) -> IngestParams:
+    (tmp_path / "a.csv").write_text("\n".join(["id,x", *csv_rows]) + "\n")
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in jsonl))
+    return IngestParams.model_validate({
+        "sources": [{"name": "a", "format": "csv", "path": "a.csv"}, {"name": "b", "format": "jsonl", "path": "b.jsonl"}],
+    })
+
+
+def test_missing_key_fails_naming_source_and_row(tmp_path):
+    params = _two_sources(tmp_path, ["1,a", "2,b", "3,c"], [{"id": 1, "t": "x"}, {"id": 3, "t": "z"}])
+    with pytest.raises(DatasetError) as err:
+        run_ingest(params, tmp_path, tmp_path / "out")
+    assert "source 'b' (b.jsonl) has no row for key '2' (a.csv: line 3)" in str(err.value)
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob("out.incomplete-*"))
+
+
+def test_missing_key_skipped_and_counted(tmp_path):
+    params = _two_sources(tmp_path, ["1,a", "2,b", "3,c"], [{"id": 1, "t": "x"}, {"id": 3, "t": "z"}, {"id": 9, "t": "?"}])
+    result = run_ingest(params, tmp_path, tmp_path / "out", on_error="skip")
+    assert result.num_rows == 2
+    assert result.skipped == {"missing_in_a": 1, "missing_in_b": 1}
+    assert read_manifest(tmp_path / "out")["skipped"] == result.skipped
+
+
+def test_malformed_csv_row_and_bad_json_line(tmp_path):
+    params = _two_sources(tmp_path, ["1,a", "2,b,extra", "3,c"], [{"id": 1}, {"id": 2}, {"id": 3}])
+    with pytest.raises(DatasetError, match=r"a.csv: line 3: expected 2 columns, got 3"):
+        run_ingest(params, tmp_path, tmp_path / "out")
+    result = run_ingest(params, tmp_path, tmp_path / "out", on_error="skip")
+    assert result.skipped == {"malformed_row": 1, "missing_in_a": 1}
+    (tmp_path / "b.jsonl").write_text('{"id": 1}\n{"id": 2\n{"id": 3}\n')
+    with pytest.raises(DatasetError, match=r"b.jsonl: line 2: not a JSON object"):
+        run_ingest(IngestParams.model_validate({"sources": [{"name": "b", "format": "jsonl", "path": "b.jsonl"}]}), tmp_path, tmp_path / "out")
+
+
+def test_duplicate_keys_are_an_error(tmp_path):
+    params = _two_sources(tmp_path, ["1,a", "1,b"], [{"id": 1}])
+    with pytest.raises(DatasetError, match=r"a.csv: key column 'id' has duplicate values, e.g. \['1'\]"):
+        run_ingest(params, tmp_path, tmp_path / "out")
+
+
+def test_missing_image_file_names_the_row(tmp_path):
+    (tmp_path / "a.csv").write_text("id,pic\n1,nope.png\n")
+    params = IngestParams.model_validate({"sources": [{"name": "a", "format": "csv", "path": "a.csv", "image_columns": ["pic"]}]})
+    with pytest.raises(DatasetError, match=r"a.csv: line 2: image file 'nope.png' cannot be read"):
+        run_ingest(params, tmp_path, tmp_path / "out")

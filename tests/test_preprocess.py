@@ -1,0 +1,112 @@
+"""Preprocess: splits by key hash, statistics fitted on train only, vocabularies, bad rows."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from dataops.config import parse_params
+from dataops.errors import DatasetError
+from dataops.ingest import run_ingest
+from dataops.preprocess import assign_splits, normalize_text, read_state, run_preprocess, tokenize
+from dataops.config import TextFeature
+from tests.conftest import repo_params
+
+
+def test_split_of_a_key_is_stable_when_rows_are_added():
+    ratios = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    keys = [str(i) for i in range(5000)]
+    a = assign_splits(keys[:1000], ratios, seed=0)
+    b = assign_splits(keys, ratios, seed=0)
+    assert (a == b[:1000]).all()
+    frac = np.bincount(b, minlength=3) / len(b)
+    assert abs(frac[0] - 0.8) < 0.03 and abs(frac[1] - 0.1) < 0.02
+    assert not (assign_splits(keys, ratios, seed=1) == b).all()
+
+
+def test_text_normalization_and_tokens():
+    f = TextFeature(kind="text", name="t")
+    assert normalize_text("  Ｃafé\tNAÏVE  ", f) == "café naïve"
+    assert tokenize("hello, world!") == ["hello", ",", "world", "!"]
+
+
+def test_small_dataset_state_is_fitted_on_train_only(small_dataset):
+    pre = small_dataset / "data" / "preprocessed"
+    state = read_state(pre)
+    train = pq.read_table(pre / "train.parquet")
+    snap = pq.read_table(small_dataset / "data" / "snapshot" / "snapshot.parquet")
+    ids = set(train.column("id").to_pylist())
+    raw = [float(w) for i, w in zip(snap.column("id").to_pylist(), snap.column("weight").to_pylist(), strict=True) if i in ids and w is not None]
+    st = state["state"]["weight"]
+    assert st["count"] == len(raw)
+    assert st["mean"] == pytest.approx(np.mean(raw), rel=1e-12)
+    assert st["std"] == pytest.approx(np.std(raw), rel=1e-9)
+    w = train.column("weight").to_numpy()
+    assert abs(w.mean()) < 0.05 and w.dtype == np.float32
+    assert state["state"]["label"]["vocabulary"] == ["circle", "cross", "square", "stripes"]
+    assert [s["name"] for s in state["splits"]] == ["train", "validation", "test"]
+    assert sum(s["num_examples"] for s in state["splits"]) == snap.num_rows
+    vocab = state["state"]["caption"]["vocabulary"]
+    first = train.slice(0, 1).to_pylist()[0]
+    assert first["caption_ids"] == [vocab.index(t) + 2 if t in vocab else 1 for t in tokenize(first["caption"])]
+
+
+def _project(tmp_path, n=60, **overrides):
+    from dataops.config import SampleParams
+    from dataops.sample import generate_sample
+
+    data = repo_params(sample={"num_examples": n})
+    for k, v in overrides.items():
+        data[k].update(v)
+    params = parse_params(data)
+    generate_sample(tmp_path / "data" / "raw", SampleParams(num_examples=n))
+    return params
+
+
+def test_corrupt_image_fails_naming_the_file(tmp_path):
+    params = _project(tmp_path)
+    victim = sorted((tmp_path / "data" / "raw" / "images").rglob("7.png"))[0]
+    victim.write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    run_ingest(params.ingest, tmp_path, tmp_path / "snap")
+    with pytest.raises(DatasetError) as err:
+        run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre")
+    rel = victim.relative_to(tmp_path / "data" / "raw" / "images").as_posix()
+    assert f"data/raw/images: {rel} (id='7'): column 'image': cannot decode image" in str(err.value)
+    assert not (tmp_path / "pre").exists()
+
+
+def test_corrupt_image_skipped_and_counted(tmp_path):
+    params = _project(tmp_path, dataset={"on_error": "skip"})
+    next((tmp_path / "data" / "raw" / "images").rglob("7.png")).write_bytes(b"garbage")
+    run_ingest(params.ingest, tmp_path, tmp_path / "snap", "skip")
+    result = run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre", "skip")
+    assert result.skipped == {"unreadable_image": 1}
+    assert sum(result.num_examples.values()) == 59
+    assert read_state(tmp_path / "pre")["skipped"] == {"unreadable_image": 1}
+
+
+def test_wrong_type_value_names_file_and_line(tmp_path):
+    params = _project(tmp_path)
+    csv = tmp_path / "data" / "raw" / "attributes.csv"
+    lines = csv.read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[1] = "heavy"
+    lines[5] = ",".join(cells)
+    csv.write_text("\n".join(lines) + "\n")
+    run_ingest(params.ingest, tmp_path, tmp_path / "snap")
+    with pytest.raises(DatasetError, match=r"data/raw/attributes.csv: line 6 \(id='5'\): column 'weight': 'heavy' is not a number"):
+        run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre")
+
+
+def test_preprocess_is_deterministic(small_dataset, tmp_path):
+    from tests.conftest import small_params
+
+    params = small_params()
+    run_preprocess(params.preprocess, small_dataset / "data" / "snapshot", tmp_path / "again")
+    for name in ("train.parquet", "validation.parquet", "test.parquet", "state.json"):
+        assert (tmp_path / "again" / name).read_bytes() == (small_dataset / "data" / "preprocessed" / name).read_bytes()
