@@ -1,0 +1,69 @@
+"""Golden files: a tiny checked-in dataset whose bytes are pinned, so an encoding change is a
+visible decision. To accept a deliberate change: `python tests/test_golden.py` rewrites
+`tests/golden/`, then update GOLDEN_SHA256 below."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from dataops.config import SerializeParams
+from dataops.metadata import FeatureInfo
+from dataops.serialize import run_serialize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.helpers import write_preprocessed  # noqa: E402
+
+GOLDEN = Path(__file__).parent / "golden"
+SHARD = "golden-train.tfrecord-00000-of-00001"
+GOLDEN_SHA256 = "81e2ebe4d6d889245719fdbaa990e81cdbff616a219d260c5baa34f64df1d1f3"
+
+FEATURES = [
+    FeatureInfo(name="label", kind="tensor", dtype="int64", shape=[], encoding="none", num_classes=3, vocabulary=["a", "b", "c"]),
+    FeatureInfo(name="vec", kind="tensor", dtype="float32", shape=[2, 2], encoding="none"),
+    FeatureInfo(name="ids", kind="sequence", dtype="int64", shape=[None], encoding="none"),
+    FeatureInfo(name="text", kind="text", dtype="string", shape=[], encoding="utf-8"),
+    FeatureInfo(name="raw", kind="bytes", dtype="string", shape=[], encoding="none"),
+]
+ROWS = [
+    {"label": 0, "vec": [[1.0, -2.5], [3.25, 0.0]], "ids": [1, 300, -7], "text": "héllo", "raw": b"\x00\xff"},
+    {"label": 2, "vec": [[float("inf"), 1e-30], [-0.0, 7.0]], "ids": [], "text": "", "raw": b""},
+    {"label": 1, "vec": [[0.5, 0.5], [0.5, 0.5]], "ids": [2**63 - 1, -(2**63)], "text": "日本語 text", "raw": b"abc"},
+]
+
+
+def build(out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_preprocessed(Path(tmp) / "pre", FEATURES, {"train": ROWS})
+        run_serialize(SerializeParams(), "golden", Path(tmp) / "pre", out)
+
+
+def test_golden_bytes(tmp_path):
+    build(tmp_path / "ds")
+    assert hashlib.sha256((GOLDEN / SHARD).read_bytes()).hexdigest() == GOLDEN_SHA256
+    assert (tmp_path / "ds" / SHARD).read_bytes() == (GOLDEN / SHARD).read_bytes()
+    assert (tmp_path / "ds" / "metadata.json").read_text() == (GOLDEN / "metadata.json").read_text()
+
+
+def test_golden_parses_with_tensorflow():
+    import tensorflow as tf
+
+    from dataops.metadata import read_metadata
+    from dataops.spec import parse_spec
+
+    meta = read_metadata(GOLDEN)
+    raw = next(iter(tf.data.TFRecordDataset(str(GOLDEN / SHARD)).batch(10)))
+    parsed = tf.io.parse_example(raw, parse_spec(meta))
+    assert parsed["label"].numpy().tolist() == [0, 2, 1]
+    assert parsed["ids"].to_list() == [[1, 300, -7], [], [2**63 - 1, -(2**63)]]
+    assert [t.decode() for t in parsed["text"].numpy().tolist()] == ["héllo", "", "日本語 text"]
+    assert parsed["vec"].shape == (3, 2, 2)
+
+
+if __name__ == "__main__":
+    shutil.rmtree(GOLDEN, ignore_errors=True)
+    build(GOLDEN)
+    print(hashlib.sha256((GOLDEN / SHARD).read_bytes()).hexdigest())

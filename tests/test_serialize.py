@@ -1,0 +1,104 @@
+"""Serialize: shard layout and naming, metadata, compression, and TensorFlow reading it back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+
+from dataops.config import SerializeParams
+from dataops.metadata import json_schema, read_metadata, SCHEMA_PATH
+from dataops.serialize import run_serialize
+from dataops.spec import compression_type, decode_batch, parse_spec
+from dataops.verify import verify_dataset
+
+
+def _read_all(directory, split):
+    meta = read_metadata(directory)
+    files = [str(directory / s.file) for s in meta.split(split).shards]
+    ds = tf.data.TFRecordDataset(files, compression_type=compression_type(meta)).batch(10_000)
+    out = {}
+    for raw in ds:
+        parsed = decode_batch(meta, tf.io.parse_example(raw, parse_spec(meta)))
+        for k, v in parsed.items():
+            out.setdefault(k, []).append(v)
+    return meta, out
+
+
+def test_small_dataset_layout(small_tfrecords):
+    meta = read_metadata(small_tfrecords)
+    assert [s.name for s in meta.splits] == ["train", "validation", "test"]
+    for s in meta.splits:
+        assert [sh.file for sh in s.shards] == [f"sample-{s.name}.tfrecord-00000-of-00001"]
+        assert s.shards[0].num_examples == s.num_examples
+    assert meta.preprocessing["params"]["serialize"]["compression"] == "none"
+    assert meta.feature("label").vocabulary == ["circle", "cross", "square", "stripes"]
+    assert verify_dataset(small_tfrecords).ok
+    text = (small_tfrecords / "metadata.json").read_text()
+    assert str(small_tfrecords.parent.parent) not in text  # no absolute paths
+
+
+def test_values_equal_the_preprocessed_rows(small_dataset):
+    pre = pq.read_table(small_dataset / "data" / "preprocessed" / "validation.parquet").to_pydict()
+    meta, got = _read_all(small_dataset / "data" / "tfrecords", "validation")
+    assert [x.decode() for x in got["id"][0].numpy().tolist()] == pre["id"]
+    np.testing.assert_array_equal(got["weight"][0].numpy(), np.array(pre["weight"], np.float32))
+    assert got["clicks"][0].to_list() == pre["clicks"]
+    assert got["image"][0].shape[1:] == (32, 32, 3) and got["image"][0].dtype == tf.uint8
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zlib"])
+def test_compressed_shards_read_back(small_dataset, tmp_path, compression):
+    params = SerializeParams(compression=compression, num_shards=3, batch_rows=50)
+    run_serialize(params, "sample", small_dataset / "data" / "preprocessed", tmp_path / "ds")
+    meta, got = _read_all(tmp_path / "ds", "train")
+    assert meta.compression == compression
+    assert [s.file for s in meta.split("train").shards] == [f"sample-train.tfrecord-0000{i}-of-00003" for i in range(3)]
+    counts = [s.num_examples for s in meta.split("train").shards]
+    assert sum(counts) == meta.split("train").num_examples and max(counts) - min(counts) <= 1
+    _, plain = _read_all(small_dataset / "data" / "tfrecords", "train")
+    assert tf.concat(got["id"], 0).numpy().tolist() == tf.concat(plain["id"], 0).numpy().tolist()
+    assert verify_dataset(tmp_path / "ds").ok
+
+
+def test_serialize_is_deterministic_and_batch_size_free(small_dataset, tmp_path):
+    src = small_dataset / "data" / "preprocessed"
+    run_serialize(SerializeParams(batch_rows=7), "sample", src, tmp_path / "a")
+    for f in (small_dataset / "data" / "tfrecords").glob("*.tfrecord-*"):
+        assert (tmp_path / "a" / f.name).read_bytes() == f.read_bytes(), f.name
+    a, b = read_metadata(tmp_path / "a"), read_metadata(small_dataset / "data" / "tfrecords")
+    assert a.fingerprint == b.fingerprint and a.splits == b.splits  # batch size changes no byte
+
+
+def test_target_shard_size_sets_the_shard_count(small_dataset, tmp_path):
+    run_serialize(SerializeParams(target_shard_bytes=100_000), "sample", small_dataset / "data" / "preprocessed", tmp_path / "a")
+    meta = read_metadata(tmp_path / "a")
+    train = meta.split("train")
+    assert len(train.shards) == -(-train.num_bytes // 100_000)  # exact: the estimate saw every row
+    assert all(s.num_bytes < 150_000 for s in train.shards)
+
+
+def test_committed_schema_matches_the_model():
+    committed = json.loads(SCHEMA_PATH.read_text())
+    assert committed == json_schema(), "regenerate with: dataops schema --out dataops/schemas/metadata.schema.json"
+
+
+def test_metadata_validates_against_the_schema(small_tfrecords):
+    import jsonschema
+
+    jsonschema.validate(json.loads((small_tfrecords / "metadata.json").read_text()), json.loads(SCHEMA_PATH.read_text()))
+
+
+def test_failed_serialize_leaves_no_dataset(small_dataset, tmp_path):
+    src = tmp_path / "pre"
+    shutil.copytree(small_dataset / "data" / "preprocessed", src)
+    (src / "test.parquet").unlink()
+    from dataops.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="test.parquet: not found"):
+        run_serialize(SerializeParams(), "sample", src, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.incomplete-*"))
