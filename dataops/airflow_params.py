@@ -1,0 +1,192 @@
+"""The tunable keys of `params.yaml` as trigger-form fields, and applying a run's values to the file."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dataops.config import Params, parse_params
+from dataops.errors import ConfigError
+
+SEP = "__"  # form field name = key path joined with SEP ("sample__num_examples"); dots are also accepted in a run's conf
+
+
+@dataclass(frozen=True)
+class TunableKey:
+    """One scalar leaf of `params.yaml` that a run may override."""
+
+    path: tuple[str, ...]
+    value: Any
+    schema: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return SEP.join(self.path)
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+
+def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alternatives of a (sub)schema with `$ref`s resolved and `anyOf` flattened."""
+    if "$ref" in schema:
+        return _resolve(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+    if "anyOf" in schema:
+        return [alt for option in schema["anyOf"] for alt in _resolve(option, defs)]
+    return [schema]
+
+
+def _child(schema: dict[str, Any], key: str, defs: dict[str, Any]) -> dict[str, Any]:
+    for alt in _resolve(schema, defs):
+        props = alt.get("properties") or {}
+        if key in props:
+            return props[key]
+        extra = alt.get("additionalProperties")
+        if isinstance(extra, dict):
+            return extra
+    return {}
+
+
+_JSON_TYPE = {bool: "boolean", int: "integer", float: "number", str: "string"}
+_KEEP = ("enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern")
+
+
+def _leaf_schema(schema: dict[str, Any], value: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    alts = _resolve(schema, defs) if schema else []
+    types: list[str] = []
+    out: dict[str, Any] = {}
+    for alt in alts:
+        t = alt.get("type")
+        if "const" in alt and t is None:
+            t = _JSON_TYPE.get(type(alt["const"]))
+            out.setdefault("enum", []).append(alt["const"])
+        if isinstance(t, str) and t not in types:
+            types.append(t)
+        for k in _KEEP:
+            if k in alt and k not in out:
+                out[k] = alt[k]
+        if "description" in alt and "description" not in out:
+            out["description"] = alt["description"]
+    if not types:
+        types = ["null"] if value is None else [_JSON_TYPE.get(type(value), "string")]
+    if "integer" in types and "number" not in types and isinstance(value, float):
+        types.append("number")
+    if value is None and "null" not in types:
+        types.append("null")
+    if "null" in types and "enum" in out:
+        out["enum"] = [*out["enum"], None]
+    out["type"] = types[0] if len(types) == 1 else types
+    if "description" not in out and schema.get("description"):
+        out["description"] = schema["description"]
+    return out
+
+
+def tunable_keys(data: dict[str, Any]) -> list[TunableKey]:
+    """Every scalar leaf reachable through mappings (lists are not tunable), with its JSON Schema."""
+    root = Params.model_json_schema(by_alias=True)
+    defs = root.get("$defs", {})
+    keys: list[TunableKey] = []
+
+    def walk(node: Any, schema: dict[str, Any], path: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, _child(schema, str(k), defs), (*path, str(k)))
+        elif isinstance(node, list):
+            return
+        else:
+            keys.append(TunableKey(path=path, value=node, schema=_leaf_schema(schema, node, defs)))
+
+    walk(data, root, ())
+    return keys
+
+
+def read_params_data(workspace: str | Path) -> dict[str, Any]:
+    path = Path(workspace) / "params.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def form_fields(workspace: str | Path) -> dict[str, dict[str, Any]]:
+    """Field name → keyword arguments of `airflow.sdk.Param` (default, JSON Schema, title, section)."""
+    fields: dict[str, dict[str, Any]] = {}
+    for key in tunable_keys(read_params_data(workspace)):
+        kwargs = dict(key.schema)
+        kwargs["default"] = key.value
+        kwargs["title"] = key.dotted
+        kwargs["section"] = f"params.yaml: {key.path[0]}"
+        fields[key.name] = kwargs
+    return fields
+
+
+def overrides_from_conf(
+    conf: dict[str, Any] | None, workspace: str | Path
+) -> dict[tuple[str, ...], Any]:
+    """The params.yaml values a run's conf sets, by key path; unknown keys are a ConfigError."""
+    known = {k.name: k.path for k in tunable_keys(read_params_data(workspace))}
+    known.update({".".join(p): p for p in list(known.values())})
+    out: dict[tuple[str, ...], Any] = {}
+    unknown = []
+    for name, value in (conf or {}).items():
+        if name in known:
+            out[known[name]] = value
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ConfigError(
+            f"run conf: unknown parameter(s) {sorted(unknown)}; the tunable keys of params.yaml are {sorted(k for k in known if SEP in k or '.' not in k)}"
+        )
+    return out
+
+
+def apply_overrides(workspace: str | Path, overrides: dict[tuple[str, ...], Any]) -> list[str]:
+    """Write `overrides` into `<workspace>/params.yaml` (comments and layout kept) after validating
+    the result with `parse_params`; returns one line per changed key, empty when nothing changed."""
+    from ruamel.yaml import YAML
+
+    path = Path(workspace) / "params.yaml"
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 4096
+    rt.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    doc = rt.load(path.read_text(encoding="utf-8"))
+    changes = []
+    for keypath, value in overrides.items():
+        node = doc
+        for k in keypath[:-1]:
+            node = node[k]
+        old = node.get(keypath[-1])
+        if old != value or type(old) is not type(value):
+            if (
+                isinstance(old, float)
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+                and float(value) == old
+            ):
+                continue
+            node[keypath[-1]] = value
+            changes.append(f"{'.'.join(keypath)}: {old!r} -> {value!r}")
+    if not changes:
+        return []
+    buf = io.StringIO()
+    rt.dump(doc, buf)
+    text = buf.getvalue()
+    parse_params(
+        yaml.safe_load(text), path
+    )  # raises ConfigError naming every bad key; the file is untouched
+    tmp = path.with_name(f".{path.name}.incomplete-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return changes
