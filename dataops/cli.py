@@ -48,7 +48,13 @@ def _run(stage: str, fn: Callable[[], Any]) -> Any:
     except DataopsError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(err.exit_code) from None
-    facts = {"stage": stage, "seconds": round(time.perf_counter() - start, 3), "host": platform.node(), "pid": os.getpid(), "finished_at": time.time()}
+    facts = {
+        "stage": stage,
+        "seconds": round(time.perf_counter() - start, 3),
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "finished_at": time.time(),
+    }
     try:
         RUNS_DIR.mkdir(parents=True, exist_ok=True)
         (RUNS_DIR / f"{stage}.json").write_text(json.dumps(facts) + "\n")
@@ -67,7 +73,9 @@ def _params(path: Path):
 def sample(
     params: ParamsOpt = Path("params.yaml"),
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/raw"),
-    num_examples: Annotated[int | None, typer.Option(help="Rows (default: sample.num_examples).")] = None,
+    num_examples: Annotated[
+        int | None, typer.Option(help="Rows (default: sample.num_examples).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default: sample.seed).")] = None,
 ) -> None:
     """Write the bundled sample source: PNG folders, a CSV and a JSON Lines file."""
@@ -76,7 +84,13 @@ def sample(
 
     def go():
         base = _params(params).sample if params.exists() else SampleParams()
-        p = base.model_copy(update={k: v for k, v in {"num_examples": num_examples, "seed": seed}.items() if v is not None})
+        p = base.model_copy(
+            update={
+                k: v
+                for k, v in {"num_examples": num_examples, "seed": seed}.items()
+                if v is not None
+            }
+        )
         return generate_sample(out, SampleParams.model_validate(p.model_dump()))
 
     r = _run("sample", go)
@@ -102,7 +116,9 @@ def ingest(
 @app.command()
 def preprocess(
     params: ParamsOpt = Path("params.yaml"),
-    snapshot: Annotated[Path, typer.Option(help="Snapshot folder (from ingest).")] = Path("data/snapshot"),
+    snapshot: Annotated[Path, typer.Option(help="Snapshot folder (from ingest).")] = Path(
+        "data/snapshot"
+    ),
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/preprocessed"),
 ) -> None:
     """Split, fit on train, and transform into one Parquet file per split."""
@@ -119,7 +135,9 @@ def preprocess(
 @app.command()
 def serialize(
     params: ParamsOpt = Path("params.yaml"),
-    preprocessed: Annotated[Path, typer.Option(help="Folder from preprocess.")] = Path("data/preprocessed"),
+    preprocessed: Annotated[Path, typer.Option(help="Folder from preprocess.")] = Path(
+        "data/preprocessed"
+    ),
     out: Annotated[Path, typer.Option(help="Dataset folder.")] = Path("data/tfrecords"),
 ) -> None:
     """Write TFRecord shards of tf.train.Example and metadata.json."""
@@ -130,14 +148,21 @@ def serialize(
         return run_serialize(p.serialize, p.dataset.name, preprocessed, out)
 
     r = _run("serialize", go)
-    _log("serialize.done", out=str(r.out), examples=r.metadata.num_examples, shards={s.name: len(s.shards) for s in r.metadata.splits})
+    _log(
+        "serialize.done",
+        out=str(r.out),
+        examples=r.metadata.num_examples,
+        shards={s.name: len(s.shards) for s in r.metadata.splits},
+    )
 
 
 @app.command()
 def validate(
     params: ParamsOpt = Path("params.yaml"),
     dataset: Annotated[Path, typer.Option(help="Dataset folder.")] = Path("data/tfrecords"),
-    report: Annotated[Path, typer.Option(help="Report file (JSON).")] = Path("reports/validation.json"),
+    report: Annotated[Path, typer.Option(help="Report file (JSON).")] = Path(
+        "reports/validation.json"
+    ),
 ) -> None:
     """Re-read every shard with TensorFlow and check the expectations; exit 1 on violations."""
     from dataops.validate import run_validate
@@ -154,7 +179,11 @@ def validate(
 
 
 @app.command()
-def verify(directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")] = Path("data/tfrecords")) -> None:
+def verify(
+    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")] = Path(
+        "data/tfrecords"
+    ),
+) -> None:
     """Check a dataset folder against its metadata.json: files, sizes, sha256, records, counts."""
     from dataops.verify import verify_dataset
 
@@ -164,12 +193,16 @@ def verify(directory: Annotated[Path, typer.Argument(help="Dataset folder (with 
             typer.echo(f"problem: {line}", err=True)
         raise typer.Exit(1)
     total = sum(r.metadata.num_examples.values())
-    typer.echo(f"ok: {directory} — {total} examples in {sum(len(s.shards) for s in r.metadata.splits)} shards match metadata.json")
+    typer.echo(
+        f"ok: {directory} — {total} examples in {sum(len(s.shards) for s in r.metadata.splits)} shards match metadata.json"
+    )
 
 
 @app.command()
 def info(
-    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")] = Path("data/tfrecords"),
+    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")] = Path(
+        "data/tfrecords"
+    ),
     report: Annotated[Path | None, typer.Option(help="Validation report to summarize too.")] = None,
 ) -> None:
     """Print a human summary of a dataset: features, splits, shards, validation verdict."""
@@ -180,7 +213,9 @@ def info(
 
 
 @app.command()
-def schema(out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None) -> None:
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
     """Print the JSON Schema of metadata.json (generated from the model)."""
     from dataops.fsutil import dumps_json
     from dataops.metadata import json_schema

@@ -19,33 +19,68 @@ class _Model(BaseModel):
 
 
 class DatasetParams(_Model):
-    name: str = Field("sample", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Dataset name; prefixes every shard file and the published git tags.")
-    on_error: OnError = Field("fail", description="Bad input rows: `fail` stops naming the file and row; `skip` drops the row and counts it by reason.")
+    name: str = Field(
+        "sample",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Dataset name; prefixes every shard file and the published git tags.",
+    )
+    on_error: OnError = Field(
+        "fail",
+        description="Bad input rows: `fail` stops naming the file and row; `skip` drops the row and counts it by reason.",
+    )
 
 
 class SampleParams(_Model):
     num_examples: int = Field(2000, ge=1, description="Rows in the generated sample source.")
     seed: int = Field(0, description="Seed of the generator; the same seed gives the same bytes.")
-    image_size: int = Field(32, ge=4, le=512, description="Side of the generated square PNG images, in pixels.")
-    num_classes: int = Field(4, ge=2, le=26, description="Number of image classes (one folder each).")
+    image_size: int = Field(
+        32, ge=4, le=512, description="Side of the generated square PNG images, in pixels."
+    )
+    num_classes: int = Field(
+        4, ge=2, le=26, description="Number of image classes (one folder each)."
+    )
 
 
 class SourceParams(_Model):
     name: str = Field(description="Name of the source, used in messages and the manifest.")
-    format: Literal["csv", "parquet", "jsonl", "npy", "npz", "hdf5", "image_folder"] = Field(description="File format of the source.")
+    format: Literal["csv", "parquet", "jsonl", "npy", "npz", "hdf5", "image_folder"] = Field(
+        description="File format of the source."
+    )
     path: str = Field(description="File or folder, relative to the project directory.")
-    key: str | None = Field(None, description="Key column of this source (default: `ingest.key`). For `npy`/`npz`/`hdf5` without such an array, the row index is the key; for `image_folder`, the file name without extension.")
-    columns: list[str] | None = Field(None, description="Keep only these columns (the key is always kept).")
-    image_columns: list[str] = Field(default_factory=list, description="Columns holding image file paths relative to the source file; ingest replaces each path with the file's bytes.")
-    label_column: str = Field("label", description="`image_folder` only: name of the column that receives the class folder name.")
-    image_column: str = Field("image", description="`image_folder` only: name of the column that receives the encoded image bytes.")
+    key: str | None = Field(
+        None,
+        description="Key column of this source (default: `ingest.key`). For `npy`/`npz`/`hdf5` without such an array, the row index is the key; for `image_folder`, the file name without extension.",
+    )
+    columns: list[str] | None = Field(
+        None, description="Keep only these columns (the key is always kept)."
+    )
+    image_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns holding image file paths relative to the source file; ingest replaces each path with the file's bytes.",
+    )
+    label_column: str = Field(
+        "label",
+        description="`image_folder` only: name of the column that receives the class folder name.",
+    )
+    image_column: str = Field(
+        "image",
+        description="`image_folder` only: name of the column that receives the encoded image bytes.",
+    )
 
 
 class IngestParams(_Model):
-    key: str = Field("id", description="Column the sources are joined on. Every row must appear in every source.")
-    sources: list[SourceParams] = Field(min_length=1, description="The sources; the first one sets the row order.")
+    key: str = Field(
+        "id", description="Column the sources are joined on. Every row must appear in every source."
+    )
+    sources: list[SourceParams] = Field(
+        min_length=1, description="The sources; the first one sets the row order."
+    )
     batch_rows: int = Field(4096, ge=1, description="Rows read per batch (bounds memory).")
-    partition_bytes: int = Field(256 << 20, ge=1 << 10, description="Join partition size: inputs larger than this are hash-partitioned on disk so memory stays bounded.")
+    partition_bytes: int = Field(
+        256 << 20,
+        ge=1 << 10,
+        description="Join partition size: inputs larger than this are hash-partitioned on disk so memory stays bounded.",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> IngestParams:
@@ -61,8 +96,14 @@ class NumericFeature(_Model):
     name: str
     column: str | None = Field(None, description="Input column (default: the feature name).")
     dtype: Literal["float32", "int64"] = "float32"
-    impute: Literal["none", "mean", "zero"] = Field("mean", description="Missing values: `mean` of train, `zero`, or `none` (a missing value is a bad row).")
-    standardize: bool = Field(False, description="Subtract the train mean and divide by the train standard deviation (float32 only).")
+    impute: Literal["none", "mean", "zero"] = Field(
+        "mean",
+        description="Missing values: `mean` of train, `zero`, or `none` (a missing value is a bad row).",
+    )
+    standardize: bool = Field(
+        False,
+        description="Subtract the train mean and divide by the train standard deviation (float32 only).",
+    )
 
 
 class TensorFeature(_Model):
@@ -77,7 +118,10 @@ class CategoricalFeature(_Model):
     kind: Literal["categorical"]
     name: str
     column: str | None = None
-    unknown: Literal["error", "oov"] = Field("oov", description="A value not seen in train (or missing): `oov` maps it to id = vocabulary size; `error` makes the row bad.")
+    unknown: Literal["error", "oov"] = Field(
+        "oov",
+        description="A value not seen in train (or missing): `oov` maps it to id = vocabulary size; `error` makes the row bad.",
+    )
 
 
 class TextFeature(_Model):
@@ -86,8 +130,13 @@ class TextFeature(_Model):
     column: str | None = None
     lowercase: bool = True
     normalize: Literal["NFC", "NFKC", "none"] = "NFKC"
-    tokenize: bool = Field(False, description="Also emit `<name>_ids`, a variable-length int64 list of token ids (0 pad, 1 out-of-vocabulary).")
-    max_vocab: int = Field(10000, ge=1, description="Most frequent train tokens kept in the vocabulary.")
+    tokenize: bool = Field(
+        False,
+        description="Also emit `<name>_ids`, a variable-length int64 list of token ids (0 pad, 1 out-of-vocabulary).",
+    )
+    max_vocab: int = Field(
+        10000, ge=1, description="Most frequent train tokens kept in the vocabulary."
+    )
 
 
 class SequenceFeature(_Model):
@@ -101,10 +150,20 @@ class ImageFeature(_Model):
     kind: Literal["image"]
     name: str
     column: str | None = None
-    size: list[int] | None = Field(None, min_length=2, max_length=2, description="Resize to [height, width] (bilinear); null keeps the size, which must then be the same for all images.")
+    size: list[int] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="Resize to [height, width] (bilinear); null keeps the size, which must then be the same for all images.",
+    )
     channels: Literal[1, 3] = 3
-    encoding: Literal["png", "raw"] = Field("png", description="`png` stores re-encoded PNG bytes; `raw` stores the uint8 pixels.")
-    dtype: Literal["uint8", "float32"] = Field("uint8", description="`float32` stores pixels as a float tensor, divided by 255 when `scale`.")
+    encoding: Literal["png", "raw"] = Field(
+        "png", description="`png` stores re-encoded PNG bytes; `raw` stores the uint8 pixels."
+    )
+    dtype: Literal["uint8", "float32"] = Field(
+        "uint8",
+        description="`float32` stores pixels as a float tensor, divided by 255 when `scale`.",
+    )
     scale: bool = True
 
 
@@ -115,14 +174,22 @@ class PassthroughFeature(_Model):
 
 
 Feature = Annotated[
-    NumericFeature | TensorFeature | CategoricalFeature | TextFeature | SequenceFeature | ImageFeature | PassthroughFeature,
+    NumericFeature
+    | TensorFeature
+    | CategoricalFeature
+    | TextFeature
+    | SequenceFeature
+    | ImageFeature
+    | PassthroughFeature,
     Field(discriminator="kind"),
 ]
 
 
 class SplitParams(_Model):
     seed: int = Field(0, description="Seed of the split hash.")
-    ratios: dict[str, float] = Field(description="Split name → fraction; they sum to 1. A row's split depends only on its key and the seed.")
+    ratios: dict[str, float] = Field(
+        description="Split name → fraction; they sum to 1. A row's split depends only on its key and the seed."
+    )
 
     @field_validator("ratios")
     @classmethod
@@ -145,7 +212,9 @@ class PreprocessParams(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> PreprocessParams:
-        names = [f.name for f in self.features] + [f"{f.name}_ids" for f in self.features if isinstance(f, TextFeature) and f.tokenize]
+        names = [f.name for f in self.features] + [
+            f"{f.name}_ids" for f in self.features if isinstance(f, TextFeature) and f.tokenize
+        ]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"feature names must be unique; repeated: {dup}")
@@ -153,7 +222,11 @@ class PreprocessParams(_Model):
 
 
 class SerializeParams(_Model):
-    target_shard_bytes: int = Field(128 << 20, ge=1 << 10, description="Shard count per split = ceil(split bytes / this), unless `num_shards` is set.")
+    target_shard_bytes: int = Field(
+        128 << 20,
+        ge=1 << 10,
+        description="Shard count per split = ceil(split bytes / this), unless `num_shards` is set.",
+    )
     num_shards: int | None = Field(None, ge=1, description="Fixed shard count per split.")
     compression: Literal["none", "gzip", "zlib"] = "none"
     compression_level: int = Field(6, ge=0, le=9)
@@ -173,8 +246,12 @@ class LabelRange(_Model):
 
 
 class ValidateParams(_Model):
-    min_examples: dict[str, int] = Field(default_factory=dict, description="Split → minimum number of examples.")
-    label_range: LabelRange | None = Field(None, description="Allowed inclusive range of an int64 label feature.")
+    min_examples: dict[str, int] = Field(
+        default_factory=dict, description="Split → minimum number of examples."
+    )
+    label_range: LabelRange | None = Field(
+        None, description="Allowed inclusive range of an int64 label feature."
+    )
     class_balance: ClassBalance | None = None
     allow_nan: bool = Field(False, description="Allow NaN or Inf in float features.")
     batch_size: int = Field(1024, ge=1, description="Records parsed per batch.")
@@ -199,7 +276,9 @@ class Params(_Model):
 def _format_error(err: ValidationError, path: Path) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+        loc = ".".join(
+            str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union"))
+        )
         loc = loc.replace("validate_", "validate")
         if e["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown key '{loc}'")

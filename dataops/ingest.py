@@ -23,7 +23,14 @@ import pyarrow.parquet as pq
 from dataops.config import IngestParams, OnError
 from dataops.errors import DatasetError
 from dataops.fsutil import atomic_dir, fingerprint, write_json
-from dataops.sources import RowErrors, Source, input_bytes, manifest_entry, read_source, resolve_source
+from dataops.sources import (
+    RowErrors,
+    Source,
+    input_bytes,
+    manifest_entry,
+    read_source,
+    resolve_source,
+)
 
 SNAPSHOT_FILE = "snapshot.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -44,7 +51,9 @@ class IngestResult:
 
 
 def _partition_of(keys: pa.Array, parts: int) -> np.ndarray:
-    return np.fromiter((zlib.crc32(k.encode()) % parts for k in keys.to_pylist()), dtype=np.int64, count=len(keys))
+    return np.fromiter(
+        (zlib.crc32(k.encode()) % parts for k in keys.to_pylist()), dtype=np.int64, count=len(keys)
+    )
 
 
 def _shapes_of(table: pa.Table) -> dict[str, list[int]]:
@@ -55,7 +64,9 @@ def _shapes_of(table: pa.Table) -> dict[str, list[int]]:
     return json.loads(raw) if raw else {}
 
 
-def run_ingest(params: IngestParams, root: str | Path, out: str | Path, on_error: OnError = "fail") -> IngestResult:
+def run_ingest(
+    params: IngestParams, root: str | Path, out: str | Path, on_error: OnError = "fail"
+) -> IngestResult:
     """Join the sources of `params` into `out/snapshot.parquet` plus `out/manifest.json`."""
     root = Path(root)
     sources = [resolve_source(s, root, params.key, i) for i, s in enumerate(params.sources)]
@@ -74,14 +85,24 @@ def run_ingest(params: IngestParams, root: str | Path, out: str | Path, on_error
                 for col in table.column_names[1:]:
                     prev = owners.setdefault(col, src.params.name)
                     if prev != src.params.name:
-                        raise DatasetError(f"column '{col}' appears in sources '{prev}' and '{src.params.name}'; select columns to avoid the clash")
+                        raise DatasetError(
+                            f"column '{col}' appears in sources '{prev}' and '{src.params.name}'; select columns to avoid the clash"
+                        )
                 shapes.update(_shapes_of(table))
                 table = table.replace_schema_metadata(None)
-                table = table.append_column(row_column(src.params.name), pa.array(rows, pa.string()))
+                table = table.append_column(
+                    row_column(src.params.name), pa.array(rows, pa.string())
+                )
                 if si == 0:
-                    table = table.append_column(_ORDER, pa.array(np.arange(order, order + table.num_rows, dtype=np.int64)))
+                    table = table.append_column(
+                        _ORDER, pa.array(np.arange(order, order + table.num_rows, dtype=np.int64))
+                    )
                     order += table.num_rows
-                pids = _partition_of(table.column("__key").combine_chunks(), parts) if parts > 1 else np.zeros(table.num_rows, dtype=np.int64)
+                pids = (
+                    _partition_of(table.column("__key").combine_chunks(), parts)
+                    if parts > 1
+                    else np.zeros(table.num_rows, dtype=np.int64)
+                )
                 for p in np.unique(pids):
                     piece = table.filter(pa.array(pids == p)) if parts > 1 else table
                     k = (si, int(p))
@@ -89,7 +110,9 @@ def run_ingest(params: IngestParams, root: str | Path, out: str | Path, on_error
                         memory.setdefault(k, []).append(piece)
                         continue
                     if k not in writers:
-                        writers[k] = pq.ParquetWriter(Path(scratch) / f"s{si}-p{int(p)}.parquet", piece.schema)
+                        writers[k] = pq.ParquetWriter(
+                            Path(scratch) / f"s{si}-p{int(p)}.parquet", piece.schema
+                        )
                     writers[k].write_table(piece)
         for w in writers.values():
             w.close()
@@ -107,14 +130,25 @@ def run_ingest(params: IngestParams, root: str | Path, out: str | Path, on_error
             joined = _join_partition([load(si, p) for si in range(len(sources))], sources, errors)
             if joined is None or joined.num_rows == 0:
                 continue
-            joined = joined.rename_columns([params.key if c == "__key" else c for c in joined.column_names])
+            joined = joined.rename_columns(
+                [params.key if c == "__key" else c for c in joined.column_names]
+            )
             if writer is None:
-                schema = joined.schema.with_metadata({b"dataops.shapes": _json(shapes), b"dataops.key": params.key.encode()})
-                writer = pq.ParquetWriter(tmp / SNAPSHOT_FILE, schema, compression="zstd", use_dictionary=False)
-            writer.write_table(joined.replace_schema_metadata(writer.schema.metadata), row_group_size=params.batch_rows)
+                schema = joined.schema.with_metadata(
+                    {b"dataops.shapes": _json(shapes), b"dataops.key": params.key.encode()}
+                )
+                writer = pq.ParquetWriter(
+                    tmp / SNAPSHOT_FILE, schema, compression="zstd", use_dictionary=False
+                )
+            writer.write_table(
+                joined.replace_schema_metadata(writer.schema.metadata),
+                row_group_size=params.batch_rows,
+            )
             num_rows += joined.num_rows
         if writer is None:
-            raise DatasetError("ingest produced no rows: every source is empty or every row was skipped")
+            raise DatasetError(
+                "ingest produced no rows: every source is empty or every row was skipped"
+            )
         writer.close()
         skipped = dict(sorted(errors.counts.items()))
         manifest = {
@@ -128,7 +162,12 @@ def run_ingest(params: IngestParams, root: str | Path, out: str | Path, on_error
             "fingerprint": fingerprint(inputs),
         }
         write_json(tmp / MANIFEST_FILE, manifest)
-    return IngestResult(out=Path(out), num_rows=num_rows, skipped=skipped, inputs_fingerprint=manifest["fingerprint"])
+    return IngestResult(
+        out=Path(out),
+        num_rows=num_rows,
+        skipped=skipped,
+        inputs_fingerprint=str(manifest["fingerprint"]),
+    )
 
 
 def _json(obj: Any) -> bytes:
@@ -137,7 +176,9 @@ def _json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True).encode()
 
 
-def _join_partition(tables: list[pa.Table | None], sources: list[Source], errors: RowErrors) -> pa.Table | None:
+def _join_partition(
+    tables: list[pa.Table | None], sources: list[Source], errors: RowErrors
+) -> pa.Table | None:
     primary = tables[0]
     if primary is None:
         for t, src in zip(tables[1:], sources[1:], strict=True):
@@ -149,16 +190,32 @@ def _join_partition(tables: list[pa.Table | None], sources: list[Source], errors
     prow_col = row_column(sources[0].params.name)
     for t, src in zip(tables[1:], sources[1:], strict=True):
         if t is None:
-            t = pa.table({"__key": pa.array([], pa.string()), row_column(src.params.name): pa.array([], pa.string())})
+            t = pa.table(
+                {
+                    "__key": pa.array([], pa.string()),
+                    row_column(src.params.name): pa.array([], pa.string()),
+                }
+            )
         _check_unique(t, src)
         have = pc.is_in(result.column("__key"), value_set=t.column("__key").combine_chunks())
         if not pc.all(have).as_py():
             missing = result.filter(pc.invert(have))
-            prow = primary.filter(pc.is_in(primary.column("__key"), value_set=missing.column("__key").combine_chunks()))
-            for key, row in zip(prow.column("__key").to_pylist(), prow.column(prow_col).to_pylist(), strict=True):
-                errors.bad(f"missing_in_{src.params.name}", f"source '{src.params.name}' ({src.label}) has no row for key {key!r} ({sources[0].label}: {row})")
+            prow = primary.filter(
+                pc.is_in(
+                    primary.column("__key"), value_set=missing.column("__key").combine_chunks()
+                )
+            )
+            for key, row in zip(
+                prow.column("__key").to_pylist(), prow.column(prow_col).to_pylist(), strict=True
+            ):
+                errors.bad(
+                    f"missing_in_{src.params.name}",
+                    f"source '{src.params.name}' ({src.label}) has no row for key {key!r} ({sources[0].label}: {row})",
+                )
             result = result.filter(have)
-        extra = pc.invert(pc.is_in(t.column("__key"), value_set=primary.column("__key").combine_chunks()))
+        extra = pc.invert(
+            pc.is_in(t.column("__key"), value_set=primary.column("__key").combine_chunks())
+        )
         if pc.any(extra).as_py():
             _unmatched(t.filter(extra), src, sources[0], errors)
         # A gather by key position (Acero's join does not carry list columns).
@@ -171,8 +228,15 @@ def _join_partition(tables: list[pa.Table | None], sources: list[Source], errors
 
 
 def _unmatched(t: pa.Table, src: Source, primary: Source, errors: RowErrors) -> None:
-    for key, row in zip(t.column("__key").to_pylist(), t.column(row_column(src.params.name)).to_pylist(), strict=True):
-        errors.bad(f"missing_in_{primary.params.name}", f"{src.label}: {row}: key {key!r} has no row in source '{primary.params.name}' ({primary.label})")
+    for key, row in zip(
+        t.column("__key").to_pylist(),
+        t.column(row_column(src.params.name)).to_pylist(),
+        strict=True,
+    ):
+        errors.bad(
+            f"missing_in_{primary.params.name}",
+            f"{src.label}: {row}: key {key!r} has no row in source '{primary.params.name}' ({primary.label})",
+        )
 
 
 def _check_unique(t: pa.Table, src: Source) -> None:

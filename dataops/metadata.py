@@ -34,11 +34,20 @@ class FeatureInfo(_Model):
     """One feature of every example."""
 
     name: str = Field(description="Key of the feature in each `tf.train.Example`.")
-    kind: FeatureKind = Field(description="`tensor`: fixed shape; `sequence`: variable-length 1-D list; `text`: UTF-8 string; `bytes`: raw bytes; `image`: an image of fixed shape.")
+    kind: FeatureKind = Field(
+        description="`tensor`: fixed shape; `sequence`: variable-length 1-D list; `text`: UTF-8 string; `bytes`: raw bytes; `image`: an image of fixed shape."
+    )
     dtype: DType = Field(description="Element type after decoding.")
-    shape: list[int | None] = Field(description="Shape of one example's value after decoding; `null` marks the variable dimension of a sequence. `[]` is a scalar.")
-    encoding: Literal["none", "utf-8", "png", "raw"] = Field(description="How the value is stored: `none` (int64_list/float_list), `utf-8` (bytes_list of text), `png` (encoded PNG), `raw` (uint8 pixels, row-major, in one bytes value).")
-    num_classes: int | None = Field(None, description="For categorical features: the vocabulary size (ids 0..num_classes-1; num_classes itself is the out-of-vocabulary id when allowed).")
+    shape: list[int | None] = Field(
+        description="Shape of one example's value after decoding; `null` marks the variable dimension of a sequence. `[]` is a scalar."
+    )
+    encoding: Literal["none", "utf-8", "png", "raw"] = Field(
+        description="How the value is stored: `none` (int64_list/float_list), `utf-8` (bytes_list of text), `png` (encoded PNG), `raw` (uint8 pixels, row-major, in one bytes value)."
+    )
+    num_classes: int | None = Field(
+        None,
+        description="For categorical features: the vocabulary size (ids 0..num_classes-1; num_classes itself is the out-of-vocabulary id when allowed).",
+    )
     vocabulary: list[str] | None = Field(None, description="For categorical features: id → value.")
     description: str = ""
 
@@ -77,21 +86,32 @@ class SplitInfo(_Model):
 class DatasetMetadata(_Model):
     """The whole `metadata.json`."""
 
-    format_version: Literal[1] = Field(FORMAT_VERSION, description="Version of this format.")
+    format_version: Literal[1] = Field(1, description="Version of this format.")
     name: str = Field(description="Dataset name.")
-    fingerprint: str = Field(description="sha256 of the input files' content hashes and the ingest, preprocess and serialize params.")
+    fingerprint: str = Field(
+        description="sha256 of the input files' content hashes and the ingest, preprocess and serialize params."
+    )
     compression: Compression = "none"
     features: list[FeatureInfo]
     splits: list[SplitInfo]
-    preprocessing: dict[str, Any] = Field(description="`params` (the ingest/preprocess/serialize sections used) and `state` (fitted statistics and vocabularies).")
-    inputs: dict[str, Any] = Field(description="Per source: format, path, and the sha256 of every input file.")
-    skipped: dict[str, int] = Field(default_factory=dict, description="Rows dropped under `on_error: skip`, by reason. Empty when nothing was dropped.")
+    preprocessing: dict[str, Any] = Field(
+        description="`params` (the ingest/preprocess/serialize sections used) and `state` (fitted statistics and vocabularies)."
+    )
+    inputs: dict[str, Any] = Field(
+        description="Per source: format, path, and the sha256 of every input file."
+    )
+    skipped: dict[str, int] = Field(
+        default_factory=dict,
+        description="Rows dropped under `on_error: skip`, by reason. Empty when nothing was dropped.",
+    )
 
     def split(self, name: str) -> SplitInfo:
         for s in self.splits:
             if s.name == name:
                 return s
-        raise DatasetError(f"dataset {self.name!r} has no split {name!r}; it has {[s.name for s in self.splits]}")
+        raise DatasetError(
+            f"dataset {self.name!r} has no split {name!r}; it has {[s.name for s in self.splits]}"
+        )
 
     def feature(self, name: str) -> FeatureInfo:
         for f in self.features:
@@ -124,7 +144,9 @@ def read_metadata(directory: str | Path) -> DatasetMetadata:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DatasetError(f"{path}: not found — is this a dataset directory (did you run `dvc pull`)?") from None
+        raise DatasetError(
+            f"{path}: not found — is this a dataset directory (did you run `dvc pull`)?"
+        ) from None
     except json.JSONDecodeError as err:
         raise DatasetError(f"{path}: not valid JSON: {err}") from None
     return parse_metadata(data, str(path))

@@ -35,7 +35,9 @@ class PipelinePaths:
         return self.root / "reports" / "validation.json"
 
 
-def run_pipeline(params: Params, root: str | Path, *, sample: bool = True, validate: bool = True) -> PipelinePaths:
+def run_pipeline(
+    params: Params, root: str | Path, *, sample: bool = True, validate: bool = True
+) -> PipelinePaths:
     """Run sample (optional) → ingest → preprocess → serialize → validate (optional) under `root`."""
     from dataops.ingest import run_ingest
     from dataops.preprocess import run_preprocess

@@ -95,7 +95,10 @@ def assign_splits(keys: list[str], ratios: dict[str, float], seed: int) -> np.nd
     bounds = np.cumsum(list(ratios.values()))
     bounds[-1] = 1.0
     u = np.fromiter(
-        (int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:8], "big") / 2.0**64 for k in keys),
+        (
+            int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:8], "big") / 2.0**64
+            for k in keys
+        ),
         dtype=np.float64,
         count=len(keys),
     )
@@ -118,7 +121,9 @@ def _column(ctx: _Ctx, f: Any) -> tuple[str, pa.ChunkedArray]:
     name = f.column or f.name
     if name not in ctx.table.column_names:
         have = [c for c in ctx.table.column_names if not c.startswith("__")]
-        raise ConfigError(f"params.yaml: key 'preprocess.features' ({f.name}): column '{name}' is not in the snapshot (columns: {have})")
+        raise ConfigError(
+            f"params.yaml: key 'preprocess.features' ({f.name}): column '{name}' is not in the snapshot (columns: {have})"
+        )
     return name, ctx.table.column(name)
 
 
@@ -140,19 +145,34 @@ def _numbers(ctx: _Ctx, f: NumericFeature) -> tuple[np.ndarray, np.ndarray]:
                 try:
                     out.append(None if v is None else (int(v) if f.dtype == "int64" else float(v)))
                 except ValueError:
-                    ctx.fail(i, name, "wrong_type", f"{v!r} is not {'an integer' if f.dtype == 'int64' else 'a number'}")
+                    ctx.fail(
+                        i,
+                        name,
+                        "wrong_type",
+                        f"{v!r} is not {'an integer' if f.dtype == 'int64' else 'a number'}",
+                    )
                     out.append(None)
             values = pa.array(out, target)
             missing |= values.is_null().to_numpy(zero_copy_only=False) & ~missing & ~ctx.bad.mask
-    elif pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type):
+    elif (
+        pa.types.is_integer(arr.type)
+        or pa.types.is_floating(arr.type)
+        or pa.types.is_boolean(arr.type)
+    ):
         if f.dtype == "int64" and pa.types.is_floating(arr.type):
             raise DatasetError(f"column '{name}' holds floats; feature '{f.name}' wants int64")
         values = pc.cast(arr, target)
     else:
-        raise DatasetError(f"column '{name}' has type {arr.type}; feature '{f.name}' ({f.kind}) needs numbers")
+        raise DatasetError(
+            f"column '{name}' has type {arr.type}; feature '{f.name}' ({f.kind}) needs numbers"
+        )
     np_values = values.to_numpy(zero_copy_only=False)
     if f.dtype == "int64":
-        np_values = np.nan_to_num(np_values.astype(np.float64), nan=0).astype(np.int64) if values.null_count else np_values.astype(np.int64)
+        np_values = (
+            np.nan_to_num(np_values.astype(np.float64), nan=0).astype(np.int64)
+            if values.null_count
+            else np_values.astype(np.int64)
+        )
     else:
         np_values = np_values.astype(np.float64)
         missing |= np.isnan(np_values)
@@ -161,8 +181,14 @@ def _numbers(ctx: _Ctx, f: NumericFeature) -> tuple[np.ndarray, np.ndarray]:
 
 def _strings(ctx: _Ctx, f: Any) -> tuple[str, list[str | None]]:
     name, col = _column(ctx, f)
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_integer(col.type)):
-        raise DatasetError(f"column '{name}' has type {col.type}; feature '{f.name}' ({f.kind}) needs strings")
+    if not (
+        pa.types.is_string(col.type)
+        or pa.types.is_large_string(col.type)
+        or pa.types.is_integer(col.type)
+    ):
+        raise DatasetError(
+            f"column '{name}' has type {col.type}; feature '{f.name}' ({f.kind}) needs strings"
+        )
     return name, [None if v is None else str(v) for v in col.to_pylist()]
 
 
@@ -193,9 +219,9 @@ def _fit_batch(ctx: _Ctx, features: list[Any], train: np.ndarray, fit: _Fit) -> 
         elif isinstance(f, TextFeature) and f.tokenize:
             _, vals = _strings(ctx, f)
             c = fit.values.setdefault(f.name, Counter())
-            for v, t in zip(vals, train, strict=True):
-                if t and v is not None:
-                    c.update(tokenize(normalize_text(v, f)))
+            for text, t in zip(vals, train, strict=True):
+                if t and text is not None:
+                    c.update(tokenize(normalize_text(text, f)))
 
 
 def _finish_fit(features: list[Any], fit: _Fit) -> dict[str, Any]:
@@ -204,7 +230,9 @@ def _finish_fit(features: list[Any], fit: _Fit) -> dict[str, Any]:
         if isinstance(f, NumericFeature) and f.dtype == "float32":
             n = fit.count.get(f.name, 0)
             if n == 0 and (f.impute == "mean" or f.standardize):
-                raise DatasetError(f"feature '{f.name}': no value in the train split to fit its mean")
+                raise DatasetError(
+                    f"feature '{f.name}': no value in the train split to fit its mean"
+                )
             mean = fit.total[f.name] / n if n else 0.0
             var = max(fit.total_sq[f.name] / n - mean * mean, 0.0) if n else 0.0
             std = math.sqrt(var)
@@ -212,12 +240,18 @@ def _finish_fit(features: list[Any], fit: _Fit) -> dict[str, Any]:
         elif isinstance(f, CategoricalFeature):
             vocab = sorted(fit.values.get(f.name, Counter()))
             if not vocab:
-                raise DatasetError(f"feature '{f.name}': no value in the train split to build its vocabulary")
+                raise DatasetError(
+                    f"feature '{f.name}': no value in the train split to build its vocabulary"
+                )
             state[f.name] = {"vocabulary": vocab}
         elif isinstance(f, TextFeature) and f.tokenize:
             counts = fit.values.get(f.name, Counter())
             ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: f.max_vocab]
-            state[f.name] = {"vocabulary": [t for t, _ in ranked], "pad_id": PAD_ID, "oov_id": OOV_ID}
+            state[f.name] = {
+                "vocabulary": [t for t, _ in ranked],
+                "pad_id": PAD_ID,
+                "oov_id": OOV_ID,
+            }
     return state
 
 
@@ -229,7 +263,9 @@ class _ImageShape:
     shape: list[int] | None = None
 
 
-def _transform(ctx: _Ctx, features: list[Any], state: dict[str, Any], image_shapes: dict[str, _ImageShape]) -> dict[str, pa.Array]:
+def _transform(
+    ctx: _Ctx, features: list[Any], state: dict[str, Any], image_shapes: dict[str, _ImageShape]
+) -> dict[str, pa.Array]:
     out: dict[str, pa.Array] = {}
     n = ctx.table.num_rows
     for f in features:
@@ -238,7 +274,12 @@ def _transform(ctx: _Ctx, features: list[Any], state: dict[str, Any], image_shap
             name = f.column or f.name
             if f.dtype == "int64":
                 for i in np.flatnonzero(missing & ~ctx.bad.mask):
-                    ctx.fail(int(i), name, "missing_value", "value is missing (int64 features are not imputed)")
+                    ctx.fail(
+                        int(i),
+                        name,
+                        "missing_value",
+                        "value is missing (int64 features are not imputed)",
+                    )
                 out[f.name] = pa.array(v, pa.int64())
                 continue
             st = state[f.name]
@@ -254,30 +295,36 @@ def _transform(ctx: _Ctx, features: list[Any], state: dict[str, Any], image_shap
             out[f.name] = _tensor(ctx, f)
         elif isinstance(f, CategoricalFeature):
             name, vals = _strings(ctx, f)
-            index = {v: i for i, v in enumerate(state[f.name]["vocabulary"])}
+            index = {v: k for k, v in enumerate(state[f.name]["vocabulary"])}
             oov = len(index)
             ids = np.empty(n, dtype=np.int64)
-            for i, v in enumerate(vals):
-                got = index.get(v) if v is not None else None
+            for row, val in enumerate(vals):
+                got = index.get(val) if val is not None else None
                 if got is None:
                     if f.unknown == "error":
-                        ctx.fail(i, name, "unknown_category", "value is missing" if v is None else f"value {v!r} is not in the train vocabulary")
+                        ctx.fail(
+                            row,
+                            name,
+                            "unknown_category",
+                            "value is missing"
+                            if val is None
+                            else f"value {val!r} is not in the train vocabulary",
+                        )
                     got = oov
-                ids[i] = got
+                ids[row] = got
             out[f.name] = pa.array(ids, pa.int64())
         elif isinstance(f, TextFeature):
             name, vals = _strings(ctx, f)
             texts = []
-            for i, v in enumerate(vals):
-                if v is None:
-                    ctx.fail(i, name, "missing_value", "text is missing")
-                    v = ""
-                texts.append(normalize_text(v, f))
+            for row, val in enumerate(vals):
+                if val is None:
+                    ctx.fail(row, name, "missing_value", "text is missing")
+                texts.append(normalize_text(val or "", f))
             out[f.name] = pa.array(texts, pa.string())
             if f.tokenize:
-                index = {t: i + 2 for i, t in enumerate(state[f.name]["vocabulary"])}
-                ids = [[index.get(t, OOV_ID) for t in tokenize(s)] for s in texts]
-                out[f"{f.name}_ids"] = pa.array(ids, pa.list_(pa.int64()))
+                tokens = {t: k + 2 for k, t in enumerate(state[f.name]["vocabulary"])}
+                token_ids = [[tokens.get(t, OOV_ID) for t in tokenize(s)] for s in texts]
+                out[f"{f.name}_ids"] = pa.array(token_ids, pa.list_(pa.int64()))
         elif isinstance(f, SequenceFeature):
             out[f.name] = _sequence(ctx, f)
         elif isinstance(f, ImageFeature):
@@ -294,11 +341,20 @@ def _tensor(ctx: _Ctx, f: TensorFeature) -> pa.Array:
     width = int(np.prod(f.shape)) if f.shape else 1
     np_dtype = np.float32 if f.dtype == "float32" else np.int64
     n = len(arr)
-    if pa.types.is_list(arr.type) or pa.types.is_fixed_size_list(arr.type) or pa.types.is_large_list(arr.type):
+    if (
+        pa.types.is_list(arr.type)
+        or pa.types.is_fixed_size_list(arr.type)
+        or pa.types.is_large_list(arr.type)
+    ):
         lengths = pc.list_value_length(arr).fill_null(-1).to_numpy(zero_copy_only=False)
         for i in np.flatnonzero(lengths != width):
             got = "missing" if lengths[i] < 0 else f"{lengths[i]} values"
-            ctx.fail(int(i), name, "wrong_shape", f"expected {width} values for shape {f.shape}, got {got}")
+            ctx.fail(
+                int(i),
+                name,
+                "wrong_shape",
+                f"expected {width} values for shape {f.shape}, got {got}",
+            )
         good = lengths == width
         flat = np.zeros((n, width), dtype=np_dtype)
         if good.any():
@@ -309,7 +365,9 @@ def _tensor(ctx: _Ctx, f: TensorFeature) -> pa.Array:
             ctx.fail(int(i), name, "missing_value", "value is missing")
         flat = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np_dtype).reshape(n, 1)
     else:
-        raise DatasetError(f"column '{name}' has type {arr.type}; feature '{f.name}' (tensor {f.shape}) needs lists of numbers")
+        raise DatasetError(
+            f"column '{name}' has type {arr.type}; feature '{f.name}' (tensor {f.shape}) needs lists of numbers"
+        )
     value_type = pa.float32() if f.dtype == "float32" else pa.int64()
     return pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1), value_type), width)
 
@@ -318,10 +376,22 @@ def _sequence(ctx: _Ctx, f: SequenceFeature) -> pa.Array:
     name, col = _column(ctx, f)
     arr = col.combine_chunks()
     value_type = pa.float32() if f.dtype == "float32" else pa.int64()
-    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type)):
-        raise DatasetError(f"column '{name}' has type {arr.type}; feature '{f.name}' (sequence) needs lists")
-    if not (pa.types.is_integer(arr.type.value_type) or pa.types.is_floating(arr.type.value_type) or pa.types.is_null(arr.type.value_type)):
-        raise DatasetError(f"column '{name}' holds lists of {arr.type.value_type}; feature '{f.name}' needs numbers")
+    if not (
+        pa.types.is_list(arr.type)
+        or pa.types.is_large_list(arr.type)
+        or pa.types.is_fixed_size_list(arr.type)
+    ):
+        raise DatasetError(
+            f"column '{name}' has type {arr.type}; feature '{f.name}' (sequence) needs lists"
+        )
+    if not (
+        pa.types.is_integer(arr.type.value_type)
+        or pa.types.is_floating(arr.type.value_type)
+        or pa.types.is_null(arr.type.value_type)
+    ):
+        raise DatasetError(
+            f"column '{name}' holds lists of {arr.type.value_type}; feature '{f.name}' needs numbers"
+        )
     if f.dtype == "int64" and pa.types.is_floating(arr.type.value_type):
         raise DatasetError(f"column '{name}' holds floats; feature '{f.name}' wants int64")
     for i in np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False)):
@@ -335,7 +405,9 @@ def _images(ctx: _Ctx, f: ImageFeature, seen: _ImageShape) -> pa.Array:
 
     name, col = _column(ctx, f)
     if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
-        raise DatasetError(f"column '{name}' has type {col.type}; feature '{f.name}' (image) needs encoded image bytes")
+        raise DatasetError(
+            f"column '{name}' has type {col.type}; feature '{f.name}' (image) needs encoded image bytes"
+        )
     mode = "RGB" if f.channels == 3 else "L"
     out: list[Any] = []
     for i, data in enumerate(col.to_pylist()):
@@ -357,7 +429,12 @@ def _images(ctx: _Ctx, f: ImageFeature, seen: _ImageShape) -> pa.Array:
         if seen.shape is None:
             seen.shape = shape
         elif seen.shape != shape:
-            ctx.fail(i, name, "wrong_shape", f"image is {shape[0]}x{shape[1]}, others are {seen.shape[0]}x{seen.shape[1]}; set `size` to resize")
+            ctx.fail(
+                i,
+                name,
+                "wrong_shape",
+                f"image is {shape[0]}x{shape[1]}, others are {seen.shape[0]}x{seen.shape[1]}; set `size` to resize",
+            )
             out.append(None)
             continue
         pixels = np.asarray(img, dtype=np.uint8).reshape(shape)
@@ -368,43 +445,103 @@ def _images(ctx: _Ctx, f: ImageFeature, seen: _ImageShape) -> pa.Array:
             out.append(pixels.tobytes())
         else:
             buf = io.BytesIO()
-            Image.fromarray(pixels.reshape(shape[:2]) if f.channels == 1 else pixels, mode).save(buf, format="PNG", compress_level=6)
+            Image.fromarray(pixels.reshape(shape[:2]) if f.channels == 1 else pixels, mode).save(
+                buf, format="PNG", compress_level=6
+            )
             out.append(buf.getvalue())
     if f.dtype == "float32":
         width = int(np.prod(seen.shape)) if seen.shape else 0
-        flat = np.stack([x if x is not None else np.zeros(width, np.float32) for x in out]) if out else np.zeros((0, width), np.float32)
+        flat = (
+            np.stack([x if x is not None else np.zeros(width, np.float32) for x in out])
+            if out
+            else np.zeros((0, width), np.float32)
+        )
         return pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1), pa.float32()), width)
     return pa.array([x if x is not None else b"" for x in out], pa.binary())
 
 
-def _feature_infos(features: list[Any], state: dict[str, Any], image_shapes: dict[str, _ImageShape]) -> list[FeatureInfo]:
+def _feature_infos(
+    features: list[Any], state: dict[str, Any], image_shapes: dict[str, _ImageShape]
+) -> list[FeatureInfo]:
     infos = []
     for f in features:
         if isinstance(f, NumericFeature):
-            infos.append(FeatureInfo(name=f.name, kind="tensor", dtype=f.dtype, shape=[], encoding="none"))
+            infos.append(
+                FeatureInfo(name=f.name, kind="tensor", dtype=f.dtype, shape=[], encoding="none")
+            )
         elif isinstance(f, TensorFeature):
-            infos.append(FeatureInfo(name=f.name, kind="tensor", dtype=f.dtype, shape=list(f.shape), encoding="none"))
+            infos.append(
+                FeatureInfo(
+                    name=f.name, kind="tensor", dtype=f.dtype, shape=list(f.shape), encoding="none"
+                )
+            )
         elif isinstance(f, CategoricalFeature):
             vocab = state[f.name]["vocabulary"]
-            infos.append(FeatureInfo(name=f.name, kind="tensor", dtype="int64", shape=[], encoding="none", num_classes=len(vocab), vocabulary=vocab))
+            infos.append(
+                FeatureInfo(
+                    name=f.name,
+                    kind="tensor",
+                    dtype="int64",
+                    shape=[],
+                    encoding="none",
+                    num_classes=len(vocab),
+                    vocabulary=vocab,
+                )
+            )
         elif isinstance(f, TextFeature):
-            infos.append(FeatureInfo(name=f.name, kind="text", dtype="string", shape=[], encoding="utf-8"))
+            infos.append(
+                FeatureInfo(name=f.name, kind="text", dtype="string", shape=[], encoding="utf-8")
+            )
             if f.tokenize:
-                infos.append(FeatureInfo(name=f"{f.name}_ids", kind="sequence", dtype="int64", shape=[None], encoding="none", description=f"token ids of '{f.name}' (0 pad, 1 out-of-vocabulary)"))
+                infos.append(
+                    FeatureInfo(
+                        name=f"{f.name}_ids",
+                        kind="sequence",
+                        dtype="int64",
+                        shape=[None],
+                        encoding="none",
+                        description=f"token ids of '{f.name}' (0 pad, 1 out-of-vocabulary)",
+                    )
+                )
         elif isinstance(f, SequenceFeature):
-            infos.append(FeatureInfo(name=f.name, kind="sequence", dtype=f.dtype, shape=[None], encoding="none"))
+            infos.append(
+                FeatureInfo(
+                    name=f.name, kind="sequence", dtype=f.dtype, shape=[None], encoding="none"
+                )
+            )
         elif isinstance(f, ImageFeature):
-            shape = image_shapes[f.name].shape if f.name in image_shapes and image_shapes[f.name].shape else [*(f.size or [0, 0]), f.channels]
+            seen = image_shapes.get(f.name)
+            shape: list[int] = (seen.shape if seen else None) or [*(f.size or [0, 0]), f.channels]
             if f.dtype == "float32":
-                infos.append(FeatureInfo(name=f.name, kind="tensor", dtype="float32", shape=list(shape), encoding="none"))
+                infos.append(
+                    FeatureInfo(
+                        name=f.name,
+                        kind="tensor",
+                        dtype="float32",
+                        shape=list(shape),
+                        encoding="none",
+                    )
+                )
             else:
-                infos.append(FeatureInfo(name=f.name, kind="image", dtype="uint8", shape=list(shape), encoding=f.encoding))
+                infos.append(
+                    FeatureInfo(
+                        name=f.name,
+                        kind="image",
+                        dtype="uint8",
+                        shape=list(shape),
+                        encoding=f.encoding,
+                    )
+                )
         elif isinstance(f, PassthroughFeature):
-            infos.append(FeatureInfo(name=f.name, kind="text", dtype="string", shape=[], encoding="utf-8"))
+            infos.append(
+                FeatureInfo(name=f.name, kind="text", dtype="string", shape=[], encoding="utf-8")
+            )
     return infos
 
 
-def run_preprocess(params: PreprocessParams, snapshot: str | Path, out: str | Path, on_error: OnError = "fail") -> PreprocessResult:
+def run_preprocess(
+    params: PreprocessParams, snapshot: str | Path, out: str | Path, on_error: OnError = "fail"
+) -> PreprocessResult:
     """Transform `snapshot/snapshot.parquet` into `out/<split>.parquet` and `out/state.json`."""
     snapshot = Path(snapshot)
     manifest = read_manifest(snapshot)
@@ -431,7 +568,10 @@ def run_preprocess(params: PreprocessParams, snapshot: str | Path, out: str | Pa
         _transform_parse_only(probe, features)
         if on_error == "fail" and probe.bad.mask.any():
             i = int(np.flatnonzero(probe.bad.mask)[0])
-            raise DatasetError(probe.bad.reasons[i][1] + " (set dataset.on_error: skip to drop such rows and count them)")
+            raise DatasetError(
+                probe.bad.reasons[i][1]
+                + " (set dataset.on_error: skip to drop such rows and count them)"
+            )
         _fit_batch(ctx, features, (split == train_index) & ~probe.bad.mask, fit)
     state = _finish_fit(features, fit)
 
@@ -448,7 +588,10 @@ def run_preprocess(params: PreprocessParams, snapshot: str | Path, out: str | Pa
             if ctx.bad.mask.any():
                 first = int(np.flatnonzero(ctx.bad.mask)[0])
                 if on_error == "fail":
-                    raise DatasetError(ctx.bad.reasons[first][1] + " (set dataset.on_error: skip to drop such rows and count them)")
+                    raise DatasetError(
+                        ctx.bad.reasons[first][1]
+                        + " (set dataset.on_error: skip to drop such rows and count them)"
+                    )
                 for reason, _ in ctx.bad.reasons.values():
                     skipped[reason] = skipped.get(reason, 0) + 1
             result = pa.table(cols)
@@ -461,26 +604,38 @@ def run_preprocess(params: PreprocessParams, snapshot: str | Path, out: str | Pa
                     continue
                 part = result.filter(pa.array(sel)).cast(schema)
                 if name not in writers:
-                    writers[name] = pq.ParquetWriter(tmp / f"{name}.parquet", schema, compression="zstd", use_dictionary=False)
+                    writers[name] = pq.ParquetWriter(
+                        tmp / f"{name}.parquet", schema, compression="zstd", use_dictionary=False
+                    )
                 writers[name].write_table(part, row_group_size=params.batch_rows)
                 counts[name] += part.num_rows
         for name in split_names:
             if name not in writers:
                 if schema is None:
                     raise DatasetError("preprocess produced no rows")
-                writers[name] = pq.ParquetWriter(tmp / f"{name}.parquet", schema, compression="zstd", use_dictionary=False)
+                writers[name] = pq.ParquetWriter(
+                    tmp / f"{name}.parquet", schema, compression="zstd", use_dictionary=False
+                )
             writers[name].close()
         infos = _feature_infos(features, state, image_shapes)
-        write_json(tmp / STATE_FILE, {
-            "features": [i.model_dump(mode="json") for i in infos],
-            "state": state,
-            "splits": [{"name": n, "num_examples": c} for n, c in counts.items()],
-            "skipped": dict(sorted(skipped.items())),
-            "inputs_fingerprint": manifest["fingerprint"],
-            "inputs": manifest["sources"],
-            "params": {"ingest": manifest["params"], "preprocess": params.model_dump(mode="json")},
-        })
-    return PreprocessResult(out=Path(out), num_examples=counts, skipped=dict(sorted(skipped.items())))
+        write_json(
+            tmp / STATE_FILE,
+            {
+                "features": [i.model_dump(mode="json") for i in infos],
+                "state": state,
+                "splits": [{"name": n, "num_examples": c} for n, c in counts.items()],
+                "skipped": dict(sorted(skipped.items())),
+                "inputs_fingerprint": manifest["fingerprint"],
+                "inputs": manifest["sources"],
+                "params": {
+                    "ingest": manifest["params"],
+                    "preprocess": params.model_dump(mode="json"),
+                },
+            },
+        )
+    return PreprocessResult(
+        out=Path(out), num_examples=counts, skipped=dict(sorted(skipped.items()))
+    )
 
 
 def _transform_parse_only(ctx: _Ctx, features: list[Any]) -> None:
@@ -491,7 +646,17 @@ def _transform_parse_only(ctx: _Ctx, features: list[Any]) -> None:
             if f.dtype == "int64" or f.impute == "none":
                 name = f.column or f.name
                 for i in np.flatnonzero(missing & ~ctx.bad.mask):
-                    ctx.fail(int(i), name, "missing_value", "value is missing" + (" (int64 features are not imputed)" if f.dtype == "int64" else " and impute is 'none'"))
+                    ctx.fail(
+                        int(i),
+                        name,
+                        "missing_value",
+                        "value is missing"
+                        + (
+                            " (int64 features are not imputed)"
+                            if f.dtype == "int64"
+                            else " and impute is 'none'"
+                        ),
+                    )
         elif isinstance(f, TensorFeature):
             _tensor(ctx, f)
         elif isinstance(f, SequenceFeature):

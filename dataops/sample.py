@@ -75,21 +75,30 @@ def generate_sample(out: str | Path, params: SampleParams) -> SampleResult:
                 key = i + 1
                 cls = int(rng.integers(0, params.num_classes))
                 img = _draw(cls, params.image_size, rng)
-                Image.fromarray(img, "RGB").save(tmp / "images" / classes[cls] / f"{key}.png", format="PNG", compress_level=6)
+                Image.fromarray(img, "RGB").save(
+                    tmp / "images" / classes[cls] / f"{key}.png", format="PNG", compress_level=6
+                )
                 weight = round(float(rng.normal(50 + 10 * cls, 8)), 3)
                 height = round(float(rng.gamma(2.0, 3.0)), 3)
                 missing = rng.random(2) < 0.05
-                writer.writerow([
-                    key,
-                    "" if missing[0] else repr(weight),
-                    "" if missing[1] else repr(height),
-                    int(rng.poisson(3 + cls)),
-                    COLORS[int(rng.integers(0, len(COLORS)))],
-                ])
+                writer.writerow(
+                    [
+                        key,
+                        "" if missing[0] else repr(weight),
+                        "" if missing[1] else repr(height),
+                        int(rng.poisson(3 + cls)),
+                        COLORS[int(rng.integers(0, len(COLORS)))],
+                    ]
+                )
                 n_words = int(rng.integers(3, 12))
                 words = [WORDS[int(j)] for j in rng.integers(0, len(WORDS), size=n_words)]
                 caption = " ".join(words).capitalize() + "."
                 seq_len = int(rng.integers(0, 16))
                 tokens = [int(t) for t in rng.integers(0, 1000, size=seq_len)]
-                fc.write(json.dumps({"id": key, "caption": caption, "clicks": tokens}, ensure_ascii=False) + "\n")
+                fc.write(
+                    json.dumps(
+                        {"id": key, "caption": caption, "clicks": tokens}, ensure_ascii=False
+                    )
+                    + "\n"
+                )
     return SampleResult(out=out, num_examples=params.num_examples, classes=classes)

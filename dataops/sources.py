@@ -33,7 +33,9 @@ class RowErrors:
 
     def bad(self, reason: str, message: str) -> None:
         if self.policy == "fail":
-            raise DatasetError(message + " (set dataset.on_error: skip to drop such rows and count them)")
+            raise DatasetError(
+                message + " (set dataset.on_error: skip to drop such rows and count them)"
+            )
         self.counts[reason] = self.counts.get(reason, 0) + 1
 
 
@@ -54,9 +56,13 @@ class Source:
 def resolve_source(params: SourceParams, root: Path, default_key: str, index: int) -> Source:
     path = root / params.path
     if not path.exists():
-        raise ConfigError(f"params.yaml: key 'ingest.sources.{index}.path': {params.path} does not exist")
+        raise ConfigError(
+            f"params.yaml: key 'ingest.sources.{index}.path': {params.path} does not exist"
+        )
     if params.format == "image_folder" and not path.is_dir():
-        raise ConfigError(f"params.yaml: key 'ingest.sources.{index}.path': {params.path} is not a folder (format image_folder)")
+        raise ConfigError(
+            f"params.yaml: key 'ingest.sources.{index}.path': {params.path} is not a folder (format image_folder)"
+        )
     return Source(params=params, path=path, key=params.key or default_key, label=params.path)
 
 
@@ -67,7 +73,13 @@ def manifest_entry(src: Source, root: Path) -> dict[str, Any]:
     for p in src.files():
         files[p.relative_to(root).as_posix()] = sha256_file(p)
         total += p.stat().st_size
-    return {"format": src.params.format, "path": src.params.path, "num_files": len(files), "num_bytes": total, "files": files}
+    return {
+        "format": src.params.format,
+        "path": src.params.path,
+        "num_files": len(files),
+        "num_bytes": total,
+        "files": files,
+    }
 
 
 def input_bytes(src: Source) -> int:
@@ -84,19 +96,25 @@ def _image_files(root: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def _key_array(values: Any, src: Source, rows: list[str], errors: RowErrors) -> tuple[pa.Array, np.ndarray]:
+def _key_array(
+    values: Any, src: Source, rows: list[str], errors: RowErrors
+) -> tuple[pa.Array, np.ndarray]:
     """Keys as strings, and a mask of rows whose key is usable."""
     arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if pa.types.is_floating(arr.type):
-        raise DatasetError(f"{src.label}: key column '{src.key}' holds floats; keys must be integers or strings")
+        raise DatasetError(
+            f"{src.label}: key column '{src.key}' holds floats; keys must be integers or strings"
+        )
     if pa.types.is_integer(arr.type):
         arr = arr.cast(pa.string())
     elif pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
     elif not pa.types.is_string(arr.type):
-        raise DatasetError(f"{src.label}: key column '{src.key}' has type {arr.type}; keys must be integers or strings")
+        raise DatasetError(
+            f"{src.label}: key column '{src.key}' has type {arr.type}; keys must be integers or strings"
+        )
     ok = np.ones(len(arr), dtype=bool)
     if arr.null_count:
         for i in np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False)):
@@ -110,23 +128,31 @@ def _select(table: pa.Table, src: Source) -> pa.Table:
         return table
     missing = [c for c in src.params.columns if c not in table.column_names]
     if missing:
-        raise ConfigError(f"params.yaml: source '{src.params.name}': columns {missing} not in {src.label} (it has {table.column_names})")
+        raise ConfigError(
+            f"params.yaml: source '{src.params.name}': columns {missing} not in {src.label} (it has {table.column_names})"
+        )
     keep = [src.key] + [c for c in src.params.columns if c != src.key]
     return table.select(keep)
 
 
-def _finish(table: pa.Table, src: Source, rows: list[str], errors: RowErrors, key_values: Any = None) -> tuple[pa.Table, list[str]]:
+def _finish(
+    table: pa.Table, src: Source, rows: list[str], errors: RowErrors, key_values: Any = None
+) -> tuple[pa.Table, list[str]]:
     """Normalize the key column to strings, load image path columns, drop bad rows."""
     if key_values is None:
         if src.key not in table.column_names:
-            raise ConfigError(f"params.yaml: source '{src.params.name}': key column '{src.key}' not in {src.label} (it has {table.column_names})")
+            raise ConfigError(
+                f"params.yaml: source '{src.params.name}': key column '{src.key}' not in {src.label} (it has {table.column_names})"
+            )
         key_values = table.column(src.key)
         table = table.drop_columns([src.key])
     table = _select_nokey(table, src)
     keys, ok = _key_array(key_values, src, rows, errors)
     for col in src.params.image_columns:
         if col not in table.column_names:
-            raise ConfigError(f"params.yaml: source '{src.params.name}': image column '{col}' not in {src.label}")
+            raise ConfigError(
+                f"params.yaml: source '{src.params.name}': image column '{col}' not in {src.label}"
+            )
         paths = table.column(col).to_pylist()
         data: list[bytes | None] = []
         for i, rel in enumerate(paths):
@@ -137,7 +163,10 @@ def _finish(table: pa.Table, src: Source, rows: list[str], errors: RowErrors, ke
             try:
                 data.append(p.read_bytes())
             except OSError as err:
-                errors.bad("unreadable_image", f"{src.label}: {rows[i]}: image file {rel!r} cannot be read: {err.strerror}")
+                errors.bad(
+                    "unreadable_image",
+                    f"{src.label}: {rows[i]}: image file {rel!r} cannot be read: {err.strerror}",
+                )
                 ok[i] = False
                 data.append(None)
         table = table.set_column(table.column_names.index(col), col, pa.array(data, pa.binary()))
@@ -154,7 +183,9 @@ def _select_nokey(table: pa.Table, src: Source) -> pa.Table:
     wanted = [c for c in src.params.columns if c != src.key]
     missing = [c for c in wanted if c not in table.column_names]
     if missing:
-        raise ConfigError(f"params.yaml: source '{src.params.name}': columns {missing} not in {src.label} (it has {table.column_names})")
+        raise ConfigError(
+            f"params.yaml: source '{src.params.name}': columns {missing} not in {src.label} (it has {table.column_names})"
+        )
     return table.select(wanted)
 
 
@@ -173,7 +204,9 @@ def _shape_meta(arrays: dict[str, np.ndarray]) -> dict[str, list[int]]:
     return {k: list(v.shape[1:]) for k, v in arrays.items() if v.ndim > 1}
 
 
-def read_source(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tuple[pa.Table, list[str]]]:
+def read_source(
+    src: Source, batch_rows: int, errors: RowErrors
+) -> Iterator[tuple[pa.Table, list[str]]]:
     """Stream `(table, row labels)` batches; each table's first column is `__key` (string)."""
     fmt = src.params.format
     if fmt == "csv":
@@ -197,17 +230,22 @@ def read_source(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tup
             chunk = files[s : s + batch_rows]
             keys = [p.stem for _, p in chunk]
             rows = [p.relative_to(src.path).as_posix() for _, p in chunk]
-            table = pa.table({
-                src.params.image_column: pa.array([p.read_bytes() for _, p in chunk], pa.binary()),
-                src.params.label_column: pa.array([c for c, _ in chunk], pa.string()),
-            })
+            table = pa.table(
+                {
+                    src.params.image_column: pa.array(
+                        [p.read_bytes() for _, p in chunk], pa.binary()
+                    ),
+                    src.params.label_column: pa.array([c for c, _ in chunk], pa.string()),
+                }
+            )
             yield _finish(table, src, rows, errors, key_values=pa.array(keys, pa.string()))
     else:  # pragma: no cover - the config model forbids it
         raise ConfigError(f"unknown source format {fmt!r}")
 
 
-def _read_csv(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tuple[pa.Table, list[str]]]:
-    import pyarrow.csv as pcsv
+def _read_csv(
+    src: Source, batch_rows: int, errors: RowErrors
+) -> Iterator[tuple[pa.Table, list[str]]]:
 
     with open(src.path, newline="", encoding="utf-8") as f:
         header = next(csv.reader(f), None)
@@ -234,14 +272,23 @@ def _read_csv(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tuple
         raise DatasetError(f"{src.label}: cannot parse CSV: {err}") from None
 
 
-def _csv_batches(src: Source, header: list[str], batch_rows: int, errors: RowErrors, on_invalid: Any, bad_rows: list[int]) -> Iterator[tuple[pa.Table, list[str]]]:
+def _csv_batches(
+    src: Source,
+    header: list[str],
+    batch_rows: int,
+    errors: RowErrors,
+    on_invalid: Any,
+    bad_rows: list[int],
+) -> Iterator[tuple[pa.Table, list[str]]]:
     import pyarrow.csv as pcsv
 
     reader = pcsv.open_csv(
         src.path,
         read_options=pcsv.ReadOptions(use_threads=False, block_size=1 << 22),
         parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types={c: pa.string() for c in header}, strings_can_be_null=True
+        ),
     )
     line = 2  # 1-based line number of the first data row (after the header)
     pending: list[pa.RecordBatch] = []
@@ -262,7 +309,7 @@ def _csv_batches(src: Source, header: list[str], batch_rows: int, errors: RowErr
 
 
 def _csv_lines(line: int, n: int, bad: list[int]) -> tuple[list[str], int]:
-    rows = []
+    rows: list[str] = []
     skip = set(bad)
     while len(rows) < n:
         if line not in skip:
@@ -271,7 +318,9 @@ def _csv_lines(line: int, n: int, bad: list[int]) -> tuple[list[str], int]:
     return rows, line
 
 
-def _read_jsonl(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tuple[pa.Table, list[str]]]:
+def _read_jsonl(
+    src: Source, batch_rows: int, errors: RowErrors
+) -> Iterator[tuple[pa.Table, list[str]]]:
     schema: pa.Schema | None = None
     records: list[dict[str, Any]] = []
     rows: list[str] = []
@@ -319,7 +368,9 @@ def _read_jsonl(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tup
         yield flush()
 
 
-def _read_arrays(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tuple[pa.Table, list[str]]]:
+def _read_arrays(
+    src: Source, batch_rows: int, errors: RowErrors
+) -> Iterator[tuple[pa.Table, list[str]]]:
     fmt = src.params.format
     handle: Any = None
     if fmt == "npy":
@@ -327,12 +378,17 @@ def _read_arrays(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tu
     elif fmt == "npz":
         handle = np.load(src.path, allow_pickle=False)
         names = src.params.columns or list(handle.files)
-        arrays = {n: handle[n] for n in dict.fromkeys(names + ([src.key] if src.key in handle.files else []))}
+        arrays = {
+            n: handle[n]
+            for n in dict.fromkeys(names + ([src.key] if src.key in handle.files else []))
+        }
     else:
         import h5py
 
         handle = h5py.File(src.path, "r")
-        names = src.params.columns or sorted(k for k, v in handle.items() if isinstance(v, h5py.Dataset))
+        names = src.params.columns or sorted(
+            k for k, v in handle.items() if isinstance(v, h5py.Dataset)
+        )
         if src.key in handle and src.key not in names:
             names.append(src.key)
         arrays = {n: handle[n] for n in names}
@@ -346,13 +402,19 @@ def _read_arrays(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[tu
             e = min(total, s + batch_rows)
             cols = {n: _fixed_column(np.asarray(a[s:e])) for n, a in arrays.items()}
             rows = [f"index {i}" for i in range(s, e)]
-            keys = pa.array(np.asarray(key_arr[s:e])) if key_arr is not None else pa.array([str(i) for i in range(s, e)], pa.string())
+            keys = (
+                pa.array(np.asarray(key_arr[s:e]))
+                if key_arr is not None
+                else pa.array([str(i) for i in range(s, e)], pa.string())
+            )
             if key_arr is not None and keys.type == pa.binary():
                 keys = keys.cast(pa.string())
             table = pa.table(cols)
             meta = _shape_meta({n: a[:1] if hasattr(a, "shape") else a for n, a in arrays.items()})
             if meta:
-                table = table.replace_schema_metadata({b"dataops.shapes": json.dumps(meta).encode()})
+                table = table.replace_schema_metadata(
+                    {b"dataops.shapes": json.dumps(meta).encode()}
+                )
             yield _finish(table, src, rows, errors, key_values=keys)
     finally:
         if handle is not None:

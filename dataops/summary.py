@@ -31,14 +31,20 @@ def render_info(directory: str | Path, report: str | Path | None = None) -> str:
         lines.append(f"  {f.name:<16} {f.kind:<9} {f.dtype:<8} {shape:<14} {f.encoding}{extra}")
     lines.append("splits:")
     for s in meta.splits:
-        lines.append(f"  {s.name:<12} {s.num_examples:>9} examples  {len(s.shards):>3} shards  {_size(s.num_bytes):>10}")
+        lines.append(
+            f"  {s.name:<12} {s.num_examples:>9} examples  {len(s.shards):>3} shards  {_size(s.num_bytes):>10}"
+        )
     total = sum(s.num_examples for s in meta.splits)
-    lines.append(f"  {'total':<12} {total:>9} examples  {sum(len(s.shards) for s in meta.splits):>3} shards  {_size(sum(s.num_bytes for s in meta.splits)):>10}")
+    lines.append(
+        f"  {'total':<12} {total:>9} examples  {sum(len(s.shards) for s in meta.splits):>3} shards  {_size(sum(s.num_bytes for s in meta.splits)):>10}"
+    )
     if meta.skipped:
         lines.append("skipped rows: " + ", ".join(f"{k}={v}" for k, v in meta.skipped.items()))
     if report is not None and Path(report).exists():
         rep = json.loads(Path(report).read_text(encoding="utf-8"))
-        verdict = "PASSED" if rep.get("ok") else f"FAILED ({len(rep.get('violations', []))} violations)"
+        verdict = (
+            "PASSED" if rep.get("ok") else f"FAILED ({len(rep.get('violations', []))} violations)"
+        )
         lines.append(f"validation  {verdict}  ({report})")
         lines += [f"  - {v}" for v in rep.get("violations", [])]
     return "\n".join(lines)

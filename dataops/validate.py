@@ -41,7 +41,14 @@ def _configure_tf() -> Any:
     return tf
 
 
-def _scan_shard(tf: Any, path: Path, meta: DatasetMetadata, spec: dict[str, Any], batch: int, stats: dict[str, Any]) -> int:
+def _scan_shard(
+    tf: Any,
+    path: Path,
+    meta: DatasetMetadata,
+    spec: dict[str, Any],
+    batch: int,
+    stats: dict[str, Any],
+) -> int:
     """Parse every record of one shard; update per-feature statistics; return the record count."""
     ds = tf.data.TFRecordDataset(str(path), compression_type=compression_type(meta)).batch(batch)
     count = 0
@@ -68,7 +75,9 @@ def _scan_shard(tf: Any, path: Path, meta: DatasetMetadata, spec: dict[str, Any]
     return count
 
 
-def run_validate(params: ValidateParams, dataset: str | Path, report: str | Path | None = None) -> ValidateResult:
+def run_validate(
+    params: ValidateParams, dataset: str | Path, report: str | Path | None = None
+) -> ValidateResult:
     """Validate the dataset at `dataset`; write the report; return the violations."""
     dataset = Path(dataset)
     checked = verify_dataset(dataset, check_records=False)
@@ -85,7 +94,11 @@ def run_validate(params: ValidateParams, dataset: str | Path, report: str | Path
                 continue
             try:
                 n = _scan_shard(tf, path, meta, spec, params.batch_size, stats)
-            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
+            except (
+                tf.errors.DataLossError,
+                tf.errors.InvalidArgumentError,
+                tf.errors.OutOfRangeError,
+            ) as err:
                 msg = err.message.splitlines()[0] if getattr(err, "message", None) else str(err)
                 violations.append(f"{path}: unreadable: {msg}")
                 continue
@@ -103,7 +116,11 @@ def run_validate(params: ValidateParams, dataset: str | Path, report: str | Path
         "skipped": meta.skipped,
         "violations": violations,
         "class_counts": {
-            split: {name: {str(k): v for k, v in sorted(s.get("counts", {}).items())} for name, s in st.items() if "counts" in s}
+            split: {
+                name: {str(k): v for k, v in sorted(s.get("counts", {}).items())}
+                for name, s in st.items()
+                if "counts" in s
+            }
             for split, st in split_stats.items()
         },
     }
@@ -112,19 +129,27 @@ def run_validate(params: ValidateParams, dataset: str | Path, report: str | Path
     return ValidateResult(report=out, violations=violations)
 
 
-def _expectations(params: ValidateParams, meta: DatasetMetadata, stats: dict[str, dict[str, Any]]) -> list[str]:
+def _expectations(
+    params: ValidateParams, meta: DatasetMetadata, stats: dict[str, dict[str, Any]]
+) -> list[str]:
     out: list[str] = []
     counts = meta.num_examples
     for split, minimum in params.min_examples.items():
         if split not in counts:
-            out.append(f"validate.min_examples: split '{split}' does not exist (splits: {sorted(counts)})")
+            out.append(
+                f"validate.min_examples: split '{split}' does not exist (splits: {sorted(counts)})"
+            )
         elif counts[split] < minimum:
-            out.append(f"split '{split}': {counts[split]} examples, validate.min_examples wants at least {minimum}")
+            out.append(
+                f"split '{split}': {counts[split]} examples, validate.min_examples wants at least {minimum}"
+            )
     if not params.allow_nan:
         for split, st in stats.items():
             for name, s in st.items():
                 if s.get("non_finite"):
-                    out.append(f"split '{split}': feature '{name}' has {s['non_finite']} NaN or Inf values (validate.allow_nan is false)")
+                    out.append(
+                        f"split '{split}': feature '{name}' has {s['non_finite']} NaN or Inf values (validate.allow_nan is false)"
+                    )
     if params.label_range is not None:
         lr = params.label_range
         meta.feature(lr.feature)
@@ -134,16 +159,20 @@ def _expectations(params: ValidateParams, meta: DatasetMetadata, stats: dict[str
                 out.append(f"validate.label_range: feature '{lr.feature}' is not an int64 scalar")
                 break
             if s["min"] is not None and (s["min"] < lr.min or s["max"] > lr.max):
-                out.append(f"split '{split}': feature '{lr.feature}' spans [{s['min']}, {s['max']}], outside the allowed [{lr.min}, {lr.max}]")
+                out.append(
+                    f"split '{split}': feature '{lr.feature}' spans [{s['min']}, {s['max']}], outside the allowed [{lr.min}, {lr.max}]"
+                )
     if params.class_balance is not None:
         cb = params.class_balance
         for split, st in stats.items():
             s = st.get(cb.feature)
-            total = sum(s["counts"].values()) if s else 0
-            if not total:
+            if not s or not sum(s["counts"].values()):
                 continue
+            total = sum(s["counts"].values())
             for cls, n in sorted(s["counts"].items()):
                 frac = n / total
                 if frac < cb.min_fraction or frac > cb.max_fraction:
-                    out.append(f"split '{split}': class {cls} of '{cb.feature}' is {frac:.3f} of examples, outside [{cb.min_fraction}, {cb.max_fraction}]")
+                    out.append(
+                        f"split '{split}': class {cls} of '{cb.feature}' is {frac:.3f} of examples, outside [{cb.min_fraction}, {cb.max_fraction}]"
+                    )
     return out

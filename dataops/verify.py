@@ -43,7 +43,9 @@ def verify_dataset(directory: str | Path, check_records: bool = True) -> VerifyR
     for split in meta.splits:
         total = sum(s.num_examples for s in split.shards)
         if total != split.num_examples:
-            problems.append(f"split '{split.name}': metadata says {split.num_examples} examples, its shards list {total}")
+            problems.append(
+                f"split '{split.name}': metadata says {split.num_examples} examples, its shards list {total}"
+            )
         for shard in split.shards:
             expected.add(shard.file)
             path = directory / shard.file
@@ -63,7 +65,9 @@ def verify_dataset(directory: str | Path, check_records: bool = True) -> VerifyR
                     problems.append(str(err) if str(path) in str(err) else f"{path}: {err}")
                     continue
                 if count != shard.num_examples:
-                    problems.append(f"{path}: holds {count} examples, metadata says {shard.num_examples}")
+                    problems.append(
+                        f"{path}: holds {count} examples, metadata says {shard.num_examples}"
+                    )
     for path in sorted(directory.glob(f"{meta.name}-*.tfrecord-*")):
         if path.name not in expected:
             problems.append(f"{path}: shard not listed in metadata.json")

@@ -30,7 +30,11 @@ def small_params(num_examples: int = 240, **overrides):
 
     data = repo_params(sample={"num_examples": num_examples}, **overrides)
     data["validate"]["min_examples"] = {"train": 10, "validation": 1, "test": 1}
-    data["validate"]["class_balance"] = {"feature": "label", "min_fraction": 0.01, "max_fraction": 0.7}
+    data["validate"]["class_balance"] = {
+        "feature": "label",
+        "min_fraction": 0.01,
+        "max_fraction": 0.7,
+    }
     return parse_params(data)
 
 
@@ -52,7 +56,20 @@ def small_tfrecords(small_dataset: Path) -> Path:
     return small_dataset / "data" / "tfrecords"
 
 
-def run_cli(*args: str, cwd: Path | None = None, check: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, check: bool = False, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run `dataops ARGS` as a user would; returns the completed process (text mode)."""
-    full_env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
-    return subprocess.run([str(VENV_BIN / "dataops"), *args], cwd=cwd, capture_output=True, text=True, check=check, env=full_env)
+    full_env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [str(VENV_BIN / "dataops"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=check,
+        env=full_env,
+    )

@@ -24,7 +24,9 @@ def arrow_type(f: FeatureInfo) -> pa.DataType:
     return pa.list_(value, int(np.prod(f.shape)))
 
 
-def write_preprocessed(directory: Path, features: list[FeatureInfo], splits: dict[str, list[dict[str, Any]]]) -> Path:
+def write_preprocessed(
+    directory: Path, features: list[FeatureInfo], splits: dict[str, list[dict[str, Any]]]
+) -> Path:
     """Write `<split>.parquet` and `state.json` as preprocess would; values are plain Python."""
     directory.mkdir(parents=True, exist_ok=True)
     schema = pa.schema([(f.name, arrow_type(f)) for f in features])
@@ -37,13 +39,16 @@ def write_preprocessed(directory: Path, features: list[FeatureInfo], splits: dic
                 vals = flat if f.shape else [v[0] for v in flat]
             cols[f.name] = pa.array(vals, arrow_type(f))
         pq.write_table(pa.table(cols, schema=schema), directory / f"{name}.parquet")
-    write_json(directory / "state.json", {
-        "features": [f.model_dump(mode="json") for f in features],
-        "state": {},
-        "splits": [{"name": n, "num_examples": len(r)} for n, r in splits.items()],
-        "skipped": {},
-        "inputs_fingerprint": "0" * 64,
-        "inputs": {},
-        "params": {"ingest": {}, "preprocess": {}},
-    })
+    write_json(
+        directory / "state.json",
+        {
+            "features": [f.model_dump(mode="json") for f in features],
+            "state": {},
+            "splits": [{"name": n, "num_examples": len(r)} for n, r in splits.items()],
+            "skipped": {},
+            "inputs_fingerprint": "0" * 64,
+            "inputs": {},
+            "params": {"ingest": {}, "preprocess": {}},
+        },
+    )
     return directory

@@ -19,12 +19,19 @@ def test_help_lists_every_command():
 
 def test_cli_entry_does_not_import_tensorflow_or_pyarrow():
     code = "import sys, dataops.cli; bad = [m for m in ('tensorflow', 'pyarrow', 'dvc') if m in sys.modules]; print(bad)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_info_summarizes(small_dataset):
-    r = run_cli("info", str(small_dataset / "data" / "tfrecords"), "--report", str(small_dataset / "reports" / "validation.json"))
+    r = run_cli(
+        "info",
+        str(small_dataset / "data" / "tfrecords"),
+        "--report",
+        str(small_dataset / "reports" / "validation.json"),
+    )
     assert r.returncode == 0, r.stderr
     assert "dataset     sample" in r.stdout
     assert "validation  PASSED" in r.stdout

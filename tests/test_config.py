@@ -24,10 +24,19 @@ def test_committed_params_are_valid():
         (lambda d: d["serialize"].update(shard_size=5), "unknown key 'serialize.shard_size'"),
         (lambda d: d.update(extra_section={}), "unknown key 'extra_section'"),
         (lambda d: d["serialize"].update(num_shards="many"), "key 'serialize.num_shards'"),
-        (lambda d: d["preprocess"]["split"].update(ratios={"train": 0.7, "test": 0.2}), "split ratios must sum to 1, they sum to 0.9"),
+        (
+            lambda d: d["preprocess"]["split"].update(ratios={"train": 0.7, "test": 0.2}),
+            "split ratios must sum to 1, they sum to 0.9",
+        ),
         (lambda d: d["dataset"].update(on_error="ignore"), "key 'dataset.on_error'"),
-        (lambda d: d["preprocess"]["features"].append({"name": "x", "kind": "complex"}), "key 'preprocess.features.9'"),
-        (lambda d: d["preprocess"]["features"].append({"name": "label", "kind": "categorical"}), "feature names must be unique; repeated: ['label']"),
+        (
+            lambda d: d["preprocess"]["features"].append({"name": "x", "kind": "complex"}),
+            "key 'preprocess.features.9'",
+        ),
+        (
+            lambda d: d["preprocess"]["features"].append({"name": "label", "kind": "categorical"}),
+            "feature names must be unique; repeated: ['label']",
+        ),
         (lambda d: d.pop("ingest"), "missing key 'ingest'"),
     ],
 )

@@ -18,7 +18,11 @@ pytestmark = pytest.mark.slow
 
 
 def sh(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
     r = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
     if r.returncode:
         raise AssertionError(f"{' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
@@ -27,7 +31,9 @@ def sh(*args: str, cwd: Path) -> str:
 
 def make_project(dest: Path, num_examples: int | None = 150) -> Path:
     """A git repository holding the committed project files (as a fresh clone would)."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
     for rel in filter(None, files):
         src = REPO / rel
         if src.is_file():
@@ -37,7 +43,11 @@ def make_project(dest: Path, num_examples: int | None = 150) -> Path:
         params = yaml.safe_load((dest / "params.yaml").read_text())
         params["sample"]["num_examples"] = num_examples
         params["validate"]["min_examples"] = {"train": 10, "validation": 1, "test": 1}
-        params["validate"]["class_balance"] = {"feature": "label", "min_fraction": 0.01, "max_fraction": 0.7}
+        params["validate"]["class_balance"] = {
+            "feature": "label",
+            "min_fraction": 0.01,
+            "max_fraction": 0.7,
+        }
         (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "init", "-q", cwd=dest)
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A", cwd=dest)
@@ -51,7 +61,9 @@ def shard_hashes(root: Path) -> dict[str, str]:
 
 
 def ran(output: str) -> list[str]:
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+    return [
+        line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
+    ]
 
 
 def test_repro_noop_rebuild_targeted_rerun_push_pull(tmp_path):
@@ -91,5 +103,10 @@ def test_committed_dvc_lock_is_what_the_pipeline_reproduces(tmp_path):
     """`make demo` on a fresh machine must leave the committed dvc.lock unchanged."""
     proj = make_project(tmp_path / "proj", num_examples=None)
     sh("dvc", "repro", cwd=proj)
-    assert (proj / "dvc.lock").read_text() == (REPO / "dvc.lock").read_text(), "dvc.lock drifted: run `make demo` and commit dvc.lock"
-    assert sh("git", "status", "--porcelain", "dvc.lock", "reports/validation.json", cwd=proj).strip() == ""
+    assert (proj / "dvc.lock").read_text() == (REPO / "dvc.lock").read_text(), (
+        "dvc.lock drifted: run `make demo` and commit dvc.lock"
+    )
+    assert (
+        sh("git", "status", "--porcelain", "dvc.lock", "reports/validation.json", cwd=proj).strip()
+        == ""
+    )

@@ -22,16 +22,36 @@ SHARD = "golden-train.tfrecord-00000-of-00001"
 GOLDEN_SHA256 = "81e2ebe4d6d889245719fdbaa990e81cdbff616a219d260c5baa34f64df1d1f3"
 
 FEATURES = [
-    FeatureInfo(name="label", kind="tensor", dtype="int64", shape=[], encoding="none", num_classes=3, vocabulary=["a", "b", "c"]),
+    FeatureInfo(
+        name="label",
+        kind="tensor",
+        dtype="int64",
+        shape=[],
+        encoding="none",
+        num_classes=3,
+        vocabulary=["a", "b", "c"],
+    ),
     FeatureInfo(name="vec", kind="tensor", dtype="float32", shape=[2, 2], encoding="none"),
     FeatureInfo(name="ids", kind="sequence", dtype="int64", shape=[None], encoding="none"),
     FeatureInfo(name="text", kind="text", dtype="string", shape=[], encoding="utf-8"),
     FeatureInfo(name="raw", kind="bytes", dtype="string", shape=[], encoding="none"),
 ]
 ROWS = [
-    {"label": 0, "vec": [[1.0, -2.5], [3.25, 0.0]], "ids": [1, 300, -7], "text": "héllo", "raw": b"\x00\xff"},
+    {
+        "label": 0,
+        "vec": [[1.0, -2.5], [3.25, 0.0]],
+        "ids": [1, 300, -7],
+        "text": "héllo",
+        "raw": b"\x00\xff",
+    },
     {"label": 2, "vec": [[float("inf"), 1e-30], [-0.0, 7.0]], "ids": [], "text": "", "raw": b""},
-    {"label": 1, "vec": [[0.5, 0.5], [0.5, 0.5]], "ids": [2**63 - 1, -(2**63)], "text": "日本語 text", "raw": b"abc"},
+    {
+        "label": 1,
+        "vec": [[0.5, 0.5], [0.5, 0.5]],
+        "ids": [2**63 - 1, -(2**63)],
+        "text": "日本語 text",
+        "raw": b"abc",
+    },
 ]
 
 

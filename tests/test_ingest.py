@@ -38,10 +38,19 @@ def make_sources(root: Path) -> dict:
         rows.append(f"{i},{i * 1.5 if i != 3 else ''},pics/p{i}.png")
         (raw / "folder" / ("cat" if i % 2 else "dog") / f"{i}.png").write_bytes(_png(100 + i))
     (raw / "table.csv").write_text("\n".join(rows) + "\n")
-    pq.write_table(pa.table({"id": list(range(N)), "vec": [[float(i), i + 0.5, -i] for i in range(N)]}), raw / "table.parquet")
+    pq.write_table(
+        pa.table({"id": list(range(N)), "vec": [[float(i), i + 0.5, -i] for i in range(N)]}),
+        raw / "table.parquet",
+    )
     with open(raw / "lines.jsonl", "w", encoding="utf-8") as f:
         for i in reversed(range(N)):  # another order than the primary
-            f.write(json.dumps({"id": i, "text": f"Héllo  Wörld {i}", "seq": list(range(i % 4))}, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": i, "text": f"Héllo  Wörld {i}", "seq": list(range(i % 4))},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     np.save(raw / "arr.npy", np.arange(N * 4, dtype=np.float32).reshape(N, 2, 2))
     np.savez(raw / "arrs.npz", id=np.arange(N), counts=np.arange(N, dtype=np.int64) * 7)
     with h5py.File(raw / "data.h5", "w") as h:
@@ -76,7 +85,10 @@ def test_every_format_joins_on_the_key(tmp_path):
     assert t.column("counts").to_pylist()[11] == 77
     assert t.column("h5val").to_pylist()[-1] == 1.0
     assert t.column("label").to_pylist()[:2] == ["dog", "cat"]
-    assert t.column("image").to_pylist()[0] == (tmp_path / "raw" / "folder" / "dog" / "0.png").read_bytes()
+    assert (
+        t.column("image").to_pylist()[0]
+        == (tmp_path / "raw" / "folder" / "dog" / "0.png").read_bytes()
+    )
     manifest = read_manifest(tmp_path / "snap")
     assert manifest["shapes"] == {"arr": [2, 2]}
     assert manifest["columns"]["vec"] == "pq"
@@ -88,7 +100,9 @@ def test_every_format_joins_on_the_key(tmp_path):
 def test_partitioned_join_gives_the_same_rows(tmp_path):
     spec = make_sources(tmp_path)
     run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "one")
-    run_ingest(IngestParams.model_validate({**spec, "partition_bytes": 1024}), tmp_path, tmp_path / "many")
+    run_ingest(
+        IngestParams.model_validate({**spec, "partition_bytes": 1024}), tmp_path, tmp_path / "many"
+    )
     one = pq.read_table(tmp_path / "one" / "snapshot.parquet").sort_by("id")
     many = pq.read_table(tmp_path / "many" / "snapshot.parquet").sort_by("id")
     assert one.equals(many)
@@ -106,13 +120,20 @@ def test_output_is_deterministic(tmp_path):
 def _two_sources(tmp_path: Path, csv_rows: list[str], jsonl: list[dict]) -> IngestParams:
     (tmp_path / "a.csv").write_text("\n".join(["id,x", *csv_rows]) + "\n")
     (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in jsonl))
-    return IngestParams.model_validate({
-        "sources": [{"name": "a", "format": "csv", "path": "a.csv"}, {"name": "b", "format": "jsonl", "path": "b.jsonl"}],
-    })
+    return IngestParams.model_validate(
+        {
+            "sources": [
+                {"name": "a", "format": "csv", "path": "a.csv"},
+                {"name": "b", "format": "jsonl", "path": "b.jsonl"},
+            ],
+        }
+    )
 
 
 def test_missing_key_fails_naming_source_and_row(tmp_path):
-    params = _two_sources(tmp_path, ["1,a", "2,b", "3,c"], [{"id": 1, "t": "x"}, {"id": 3, "t": "z"}])
+    params = _two_sources(
+        tmp_path, ["1,a", "2,b", "3,c"], [{"id": 1, "t": "x"}, {"id": 3, "t": "z"}]
+    )
     with pytest.raises(DatasetError) as err:
         run_ingest(params, tmp_path, tmp_path / "out")
     assert "source 'b' (b.jsonl) has no row for key '2' (a.csv: line 3)" in str(err.value)
@@ -121,7 +142,11 @@ def test_missing_key_fails_naming_source_and_row(tmp_path):
 
 
 def test_missing_key_skipped_and_counted(tmp_path):
-    params = _two_sources(tmp_path, ["1,a", "2,b", "3,c"], [{"id": 1, "t": "x"}, {"id": 3, "t": "z"}, {"id": 9, "t": "?"}])
+    params = _two_sources(
+        tmp_path,
+        ["1,a", "2,b", "3,c"],
+        [{"id": 1, "t": "x"}, {"id": 3, "t": "z"}, {"id": 9, "t": "?"}],
+    )
     result = run_ingest(params, tmp_path, tmp_path / "out", on_error="skip")
     assert result.num_rows == 2
     assert result.skipped == {"missing_in_a": 1, "missing_in_b": 1}
@@ -136,17 +161,27 @@ def test_malformed_csv_row_and_bad_json_line(tmp_path):
     assert result.skipped == {"malformed_row": 1, "missing_in_a": 1}
     (tmp_path / "b.jsonl").write_text('{"id": 1}\n{"id": 2\n{"id": 3}\n')
     with pytest.raises(DatasetError, match=r"b.jsonl: line 2: not a JSON object"):
-        run_ingest(IngestParams.model_validate({"sources": [{"name": "b", "format": "jsonl", "path": "b.jsonl"}]}), tmp_path, tmp_path / "out")
+        run_ingest(
+            IngestParams.model_validate(
+                {"sources": [{"name": "b", "format": "jsonl", "path": "b.jsonl"}]}
+            ),
+            tmp_path,
+            tmp_path / "out",
+        )
 
 
 def test_duplicate_keys_are_an_error(tmp_path):
     params = _two_sources(tmp_path, ["1,a", "1,b"], [{"id": 1}])
-    with pytest.raises(DatasetError, match=r"a.csv: key column 'id' has duplicate values, e.g. \['1'\]"):
+    with pytest.raises(
+        DatasetError, match=r"a.csv: key column 'id' has duplicate values, e.g. \['1'\]"
+    ):
         run_ingest(params, tmp_path, tmp_path / "out")
 
 
 def test_missing_image_file_names_the_row(tmp_path):
     (tmp_path / "a.csv").write_text("id,pic\n1,nope.png\n")
-    params = IngestParams.model_validate({"sources": [{"name": "a", "format": "csv", "path": "a.csv", "image_columns": ["pic"]}]})
+    params = IngestParams.model_validate(
+        {"sources": [{"name": "a", "format": "csv", "path": "a.csv", "image_columns": ["pic"]}]}
+    )
     with pytest.raises(DatasetError, match=r"a.csv: line 2: image file 'nope.png' cannot be read"):
         run_ingest(params, tmp_path, tmp_path / "out")

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from dataops.config import parse_params
+from dataops.config import TextFeature, parse_params
 from dataops.errors import DatasetError
 from dataops.ingest import run_ingest
 from dataops.preprocess import assign_splits, normalize_text, read_state, run_preprocess, tokenize
-from dataops.config import TextFeature
 from tests.conftest import repo_params
 
 
@@ -41,7 +36,13 @@ def test_small_dataset_state_is_fitted_on_train_only(small_dataset):
     train = pq.read_table(pre / "train.parquet")
     snap = pq.read_table(small_dataset / "data" / "snapshot" / "snapshot.parquet")
     ids = set(train.column("id").to_pylist())
-    raw = [float(w) for i, w in zip(snap.column("id").to_pylist(), snap.column("weight").to_pylist(), strict=True) if i in ids and w is not None]
+    raw = [
+        float(w)
+        for i, w in zip(
+            snap.column("id").to_pylist(), snap.column("weight").to_pylist(), strict=True
+        )
+        if i in ids and w is not None
+    ]
     st = state["state"]["weight"]
     assert st["count"] == len(raw)
     assert st["mean"] == pytest.approx(np.mean(raw), rel=1e-12)
@@ -53,7 +54,9 @@ def test_small_dataset_state_is_fitted_on_train_only(small_dataset):
     assert sum(s["num_examples"] for s in state["splits"]) == snap.num_rows
     vocab = state["state"]["caption"]["vocabulary"]
     first = train.slice(0, 1).to_pylist()[0]
-    assert first["caption_ids"] == [vocab.index(t) + 2 if t in vocab else 1 for t in tokenize(first["caption"])]
+    assert first["caption_ids"] == [
+        vocab.index(t) + 2 if t in vocab else 1 for t in tokenize(first["caption"])
+    ]
 
 
 def _project(tmp_path, n=60, **overrides):
@@ -99,7 +102,10 @@ def test_wrong_type_value_names_file_and_line(tmp_path):
     lines[5] = ",".join(cells)
     csv.write_text("\n".join(lines) + "\n")
     run_ingest(params.ingest, tmp_path, tmp_path / "snap")
-    with pytest.raises(DatasetError, match=r"data/raw/attributes.csv: line 6 \(id='5'\): column 'weight': 'heavy' is not a number"):
+    with pytest.raises(
+        DatasetError,
+        match=r"data/raw/attributes.csv: line 6 \(id='5'\): column 'weight': 'heavy' is not a number",
+    ):
         run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre")
 
 
@@ -109,4 +115,6 @@ def test_preprocess_is_deterministic(small_dataset, tmp_path):
     params = small_params()
     run_preprocess(params.preprocess, small_dataset / "data" / "snapshot", tmp_path / "again")
     for name in ("train.parquet", "validation.parquet", "test.parquet", "state.json"):
-        assert (tmp_path / "again" / name).read_bytes() == (small_dataset / "data" / "preprocessed" / name).read_bytes()
+        assert (tmp_path / "again" / name).read_bytes() == (
+            small_dataset / "data" / "preprocessed" / name
+        ).read_bytes()

@@ -20,7 +20,9 @@ from tests.helpers import write_preprocessed
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 FLOAT32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
-NAMES = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+NAMES = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12
+)
 
 
 @st.composite
@@ -31,13 +33,33 @@ def feature_infos(draw):
         kind = draw(st.sampled_from(["tensor", "sequence", "text", "bytes"]))
         if kind == "tensor":
             shape = draw(st.lists(st.integers(1, 3), max_size=3))
-            out.append(FeatureInfo(name=name, kind="tensor", dtype=draw(st.sampled_from(["float32", "int64"])), shape=shape, encoding="none"))
+            out.append(
+                FeatureInfo(
+                    name=name,
+                    kind="tensor",
+                    dtype=draw(st.sampled_from(["float32", "int64"])),
+                    shape=shape,
+                    encoding="none",
+                )
+            )
         elif kind == "sequence":
-            out.append(FeatureInfo(name=name, kind="sequence", dtype=draw(st.sampled_from(["float32", "int64"])), shape=[None], encoding="none"))
+            out.append(
+                FeatureInfo(
+                    name=name,
+                    kind="sequence",
+                    dtype=draw(st.sampled_from(["float32", "int64"])),
+                    shape=[None],
+                    encoding="none",
+                )
+            )
         elif kind == "text":
-            out.append(FeatureInfo(name=name, kind="text", dtype="string", shape=[], encoding="utf-8"))
+            out.append(
+                FeatureInfo(name=name, kind="text", dtype="string", shape=[], encoding="utf-8")
+            )
         else:
-            out.append(FeatureInfo(name=name, kind="bytes", dtype="string", shape=[], encoding="none"))
+            out.append(
+                FeatureInfo(name=name, kind="bytes", dtype="string", shape=[], encoding="none")
+            )
     return out
 
 
@@ -48,14 +70,20 @@ def value_for(f: FeatureInfo):
     if f.kind == "sequence":
         return st.lists(FLOAT32 if f.dtype == "float32" else INT64, max_size=8)
     if f.kind == "text":
-        return st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+        return st.text(
+            alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20
+        )
     return st.binary(max_size=20)
 
 
 @st.composite
 def datasets(draw):
     features = draw(feature_infos())
-    rows = draw(st.lists(st.fixed_dictionaries({f.name: value_for(f) for f in features}), min_size=1, max_size=6))
+    rows = draw(
+        st.lists(
+            st.fixed_dictionaries({f.name: value_for(f) for f in features}), min_size=1, max_size=6
+        )
+    )
     return features, rows
 
 
@@ -63,7 +91,9 @@ def _same(a, b, dtype):
     a = np.asarray(a, dtype=np.float32 if dtype == "float32" else np.int64).reshape(-1)
     b = np.asarray(b).reshape(-1)
     if dtype == "float32":
-        return a.view(np.uint32).tolist() == b.astype(np.float32).view(np.uint32).tolist()  # NaN payloads too
+        return (
+            a.view(np.uint32).tolist() == b.astype(np.float32).view(np.uint32).tolist()
+        )  # NaN payloads too
     return a.tolist() == b.tolist()
 
 
@@ -74,10 +104,14 @@ def test_any_record_round_trips(data, compression):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_preprocessed(tmp / "pre", features, {"train": rows})
-        run_serialize(SerializeParams(compression=compression, batch_rows=4), "rt", tmp / "pre", tmp / "ds")
+        run_serialize(
+            SerializeParams(compression=compression, batch_rows=4), "rt", tmp / "pre", tmp / "ds"
+        )
         meta = read_metadata(tmp / "ds")
         files = [str(tmp / "ds" / s.file) for s in meta.split("train").shards]
-        raw = next(iter(tf.data.TFRecordDataset(files, compression_type=compression_type(meta)).batch(100)))
+        raw = next(
+            iter(tf.data.TFRecordDataset(files, compression_type=compression_type(meta)).batch(100))
+        )
         parsed = tf.io.parse_example(raw, parse_spec(meta))
     for f in features:
         got = parsed[f.name]

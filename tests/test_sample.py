@@ -10,7 +10,11 @@ from dataops.sample import generate_sample
 
 
 def _tree(root):
-    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_sample_is_deterministic_and_complete(tmp_path):

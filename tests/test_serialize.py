@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from dataops.config import SerializeParams
-from dataops.metadata import json_schema, read_metadata, SCHEMA_PATH
+from dataops.metadata import SCHEMA_PATH, json_schema, read_metadata
 from dataops.serialize import run_serialize
 from dataops.spec import compression_type, decode_batch, parse_spec
 from dataops.verify import verify_dataset
@@ -57,7 +57,9 @@ def test_compressed_shards_read_back(small_dataset, tmp_path, compression):
     run_serialize(params, "sample", small_dataset / "data" / "preprocessed", tmp_path / "ds")
     meta, got = _read_all(tmp_path / "ds", "train")
     assert meta.compression == compression
-    assert [s.file for s in meta.split("train").shards] == [f"sample-train.tfrecord-0000{i}-of-00003" for i in range(3)]
+    assert [s.file for s in meta.split("train").shards] == [
+        f"sample-train.tfrecord-0000{i}-of-00003" for i in range(3)
+    ]
     counts = [s.num_examples for s in meta.split("train").shards]
     assert sum(counts) == meta.split("train").num_examples and max(counts) - min(counts) <= 1
     _, plain = _read_all(small_dataset / "data" / "tfrecords", "train")
@@ -75,7 +77,12 @@ def test_serialize_is_deterministic_and_batch_size_free(small_dataset, tmp_path)
 
 
 def test_target_shard_size_sets_the_shard_count(small_dataset, tmp_path):
-    run_serialize(SerializeParams(target_shard_bytes=100_000), "sample", small_dataset / "data" / "preprocessed", tmp_path / "a")
+    run_serialize(
+        SerializeParams(target_shard_bytes=100_000),
+        "sample",
+        small_dataset / "data" / "preprocessed",
+        tmp_path / "a",
+    )
     meta = read_metadata(tmp_path / "a")
     train = meta.split("train")
     assert len(train.shards) == -(-train.num_bytes // 100_000)  # exact: the estimate saw every row
@@ -84,13 +91,18 @@ def test_target_shard_size_sets_the_shard_count(small_dataset, tmp_path):
 
 def test_committed_schema_matches_the_model():
     committed = json.loads(SCHEMA_PATH.read_text())
-    assert committed == json_schema(), "regenerate with: dataops schema --out dataops/schemas/metadata.schema.json"
+    assert committed == json_schema(), (
+        "regenerate with: dataops schema --out dataops/schemas/metadata.schema.json"
+    )
 
 
 def test_metadata_validates_against_the_schema(small_tfrecords):
     import jsonschema
 
-    jsonschema.validate(json.loads((small_tfrecords / "metadata.json").read_text()), json.loads(SCHEMA_PATH.read_text()))
+    jsonschema.validate(
+        json.loads((small_tfrecords / "metadata.json").read_text()),
+        json.loads(SCHEMA_PATH.read_text()),
+    )
 
 
 def test_failed_serialize_leaves_no_dataset(small_dataset, tmp_path):
