@@ -182,34 +182,38 @@ def encode_batch(columns: list[Column]) -> EncodedBatch:
         raise ValueError("an Example needs at least one feature")
     n = columns[0].num_rows
     cols = sorted(columns, key=lambda c: c.name.encode())
+    # Every per-row header depends only on a length, so it is built once per distinct length
+    # (a handful per batch) and rows point into that small table.
     buffers: list[np.ndarray] = []
     seg_src: list[np.ndarray] = []
     seg_len: list[np.ndarray] = []
-    base = 0
     features_len = np.zeros(n, dtype=np.int64)
-    entry_parts = []
+    payloads = []
     for col in cols:
         if col.num_rows != n:
             raise ValueError(f"feature {col.name!r} has {col.num_rows} rows, expected {n}")
         buf, pstart, plen = _payload(col)
-        hdr, hlen, entry = _entry_headers(col, plen)
-        entry_parts.append((buf, pstart, plen, hdr, hlen))
-        features_len += entry
-    # Frame header + Example tag + varint(len(Features)).
-    ex_len = 1 + varint_len(features_len) + features_len
-    head = np.zeros((n, _FRAME_HEADER + 1 + 10), dtype=np.uint8)
-    head[:, :8] = ex_len.astype("<u8").view(np.uint8).reshape(n, 8)
-    head[:, 8:12] = _mask(_crc_of_rows(head[:, :8])).view(np.uint8).reshape(n, 4)
+        lens, inv = _distinct(plen)
+        hdr, hlen, entry = _entry_headers(col, lens)
+        payloads.append((buf, pstart, plen, hdr, hlen[inv], inv))
+        features_len += entry[inv]
+    # Frame header + Example tag + varint(len(Features)), one row per distinct length.
+    flens, finv = _distinct(features_len)
+    m = len(flens)
+    ex_len_u = 1 + varint_len(flens) + flens
+    head = np.zeros((m, _FRAME_HEADER + 1 + 10), dtype=np.uint8)
+    head[:, :8] = ex_len_u.astype("<u8").view(np.uint8).reshape(m, 8)
+    head[:, 8:12] = _mask(_crc_of_rows(head[:, :8])).view(np.uint8).reshape(m, 4)
     head[:, 12] = _LEN_FIELD_1
-    head_len = _put_varints(head, np.full(n, 13, dtype=np.int64), features_len)
-    width = head.shape[1]
+    head_len = _put_varints(head, np.full(m, 13, dtype=np.int64), flens)
+    base = 0
     buffers.append(head.reshape(-1))
-    seg_src.append(np.arange(n, dtype=np.int64) * width + base)
-    seg_len.append(head_len)
+    seg_src.append(finv * head.shape[1])
+    seg_len.append(head_len[finv])
     base += head.size
-    for buf, pstart, plen, hdr, hlen in entry_parts:
+    for buf, pstart, plen, hdr, hlen, inv in payloads:
         buffers.append(hdr.reshape(-1))
-        seg_src.append(np.arange(n, dtype=np.int64) * hdr.shape[1] + base)
+        seg_src.append(inv * hdr.shape[1] + base)
         seg_len.append(hlen)
         base += hdr.size
         buffers.append(buf)
@@ -226,20 +230,65 @@ def encode_batch(columns: list[Column]) -> EncodedBatch:
     out_start = np.zeros(len(ln) + 1, dtype=np.int64)
     np.cumsum(ln, out=out_start[1:])
     total = int(out_start[-1])
-    idx = np.repeat(s - out_start[:-1], ln)
-    idx += np.arange(total, dtype=np.int64)
-    data = src[idx]
-    rec_len = _FRAME_HEADER + ex_len + _FRAME_FOOTER
+    if total >= _GATHER_MIN_SEGMENT * len(ln):
+        data = _copy_segments(src, s, out_start, ln, total)
+    else:
+        data = _gather_segments(src, s, out_start, ln, total)
+    rec_len = _FRAME_HEADER + ex_len_u[finv] + _FRAME_FOOTER
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(rec_len, out=starts[1:])
     view = memoryview(data)
-    crc = _crc32c.crc32c
-    ex_starts = (starts[:-1] + _FRAME_HEADER).tolist()
-    ex_ends = (starts[1:] - _FRAME_FOOTER).tolist()
-    crcs = np.fromiter((crc(view[a:b]) for a, b in zip(ex_starts, ex_ends, strict=True)), dtype=np.uint32, count=n)
-    foot = (starts[1:] - _FRAME_FOOTER)[:, None] + np.arange(_FRAME_FOOTER)
+    ex_ends = starts[1:] - _FRAME_FOOTER
+    slices = map(slice, (starts[:-1] + _FRAME_HEADER).tolist(), ex_ends.tolist())
+    crcs = np.fromiter(map(_crc32c.crc32c, map(view.__getitem__, slices)), dtype=np.uint32, count=n)
+    foot = ex_ends[:, None] + np.arange(_FRAME_FOOTER)
     data[foot] = _mask(crcs).view(np.uint8).reshape(n, _FRAME_FOOTER)
     return EncodedBatch(data=data, starts=starts)
+
+
+# Segments at least this long on average are copied one by one (memcpy); shorter ones are
+# assembled by one vectorized byte gather, whose cost is per byte.
+_GATHER_MIN_SEGMENT = 96
+
+
+def _distinct(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, index of each element's value), cheap when all are equal."""
+    if len(v) == 0:
+        return v[:0], np.zeros(0, dtype=np.int64)
+    lo = v.min()
+    if lo == v.max():
+        return v[:1].copy(), np.zeros(len(v), dtype=np.int64)
+    u, inv = np.unique(v, return_inverse=True)
+    return u, inv.astype(np.int64, copy=False).reshape(-1)
+
+
+def _gather_segments(src: np.ndarray, s: np.ndarray, out_start: np.ndarray, ln: np.ndarray, total: int) -> np.ndarray:
+    """Concatenate `src[s[j]:s[j] + ln[j]]` over all j with one byte gather.
+
+    The gather index is built as a running sum: ones everywhere, and at the first output byte
+    of each segment the jump from the previous segment's last source byte.
+    """
+    if total == 0:
+        return np.zeros(0, dtype=np.uint8)
+    keep = ln > 0
+    s, ln, pos = s[keep], ln[keep], out_start[:-1][keep]
+    jumps = np.empty(len(s), dtype=np.int64)
+    jumps[0] = s[0]
+    np.subtract(s[1:], s[:-1] + ln[:-1] - 1, out=jumps[1:])
+    idx = np.ones(total, dtype=np.int64)
+    idx[pos] = jumps
+    np.cumsum(idx, out=idx)
+    return src[idx]
+
+
+def _copy_segments(src: np.ndarray, s: np.ndarray, out_start: np.ndarray, ln: np.ndarray, total: int) -> np.ndarray:
+    """Concatenate `src[s[j]:s[j] + ln[j]]` over all j, one memcpy per segment."""
+    data = np.empty(total, dtype=np.uint8)
+    dv, sv = memoryview(data), memoryview(src)
+    for o, a, k in zip(out_start[:-1].tolist(), s.tolist(), ln.tolist(), strict=True):
+        if k:
+            dv[o : o + k] = sv[a : a + k]
+    return data
 
 
 def _entry_headers(col: Column, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

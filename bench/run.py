@@ -1,0 +1,803 @@
+"""`make bench`: dataops against the common TensorFlow/DVC/Airflow baselines, as side-by-side ratios.
+
+The machine is shared and noisy, so every figure is a ratio of two things timed in the same
+run, in alternating repetitions (the median is kept), never an absolute time compared across
+runs. The data is generated here at two sizes, N and 8N. Writes `results.json` (every figure,
+ratio, target and the versions), `results.md` (a table) and `ratios.png` (a chart).
+
+    python bench/run.py            # full run (a few minutes)
+    python bench/run.py --quick    # small sizes, one repetition: under two minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+SCHEMA_VERSION = 1
+READ_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Rows per record kind (N; the memory section also uses 8N) and repetitions."""
+
+    small: int
+    image: int
+    reps: int
+    dvc_examples: int
+    dvc_reps: int
+    small_batch_rows: int = 8192
+    image_batch_rows: int = 1024
+
+
+FULL = Sizes(small=65536, image=8192, reps=5, dvc_examples=2000, dvc_reps=3)
+QUICK = Sizes(small=8192, image=1024, reps=1, dvc_examples=300, dvc_reps=1)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target on one figure of `results.json`."""
+
+    name: str
+    label: str
+    op: str  # ">=" or "<="
+    threshold: float
+    unit: str  # "x" (ratio) or "s"
+
+
+TARGETS = [
+    Target("serialize_small_vs_loop", "serialize, small records, vs per-example loop", ">=", 8.0, "x"),
+    Target("serialize_image_vs_loop", "serialize, image records, vs per-example loop", ">=", 1.0, "x"),
+    Target("read_small_vs_parse_single", "read, small records, vs per-record parse pipeline", ">=", 15.0, "x"),
+    Target("read_image_vs_raw", "read, image records, vs raw pass over the shards", ">=", 0.5, "x"),
+    Target("gzip_write_vs_none", "GZIP write vs uncompressed write (small records)", ">=", 0.5, "x"),
+    Target("rss_serialize_8n_vs_n", "peak RSS of serialize, 8N vs N", "<=", 1.2, "x"),
+    Target("rss_load_8n_vs_n", "peak RSS of a full load pass, 8N vs N", "<=", 1.2, "x"),
+    Target("dvc_repro_noop_s", "`dvc repro`, nothing changed", "<=", 2.0, "s"),
+    Target("dvc_push_vs_one_file", "`dvc push` of the dataset vs the same bytes as one file", "<=", 1.5, "x"),
+    Target("dvc_pull_vs_one_file", "`dvc pull` of the dataset vs the same bytes as one file", "<=", 1.5, "x"),
+    Target("dag_import_s", "DAG file import (`dags/dataset_pipeline.py`)", "<=", 0.3, "s"),
+]
+
+
+class NotAvailable(Exception):
+    """A compared component does not exist yet (the figure is reported as not available)."""
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def _feature(name: str, kind: str, dtype: str, shape: list[int | None], encoding: str = "none") -> dict[str, Any]:
+    return {"name": name, "kind": kind, "dtype": dtype, "shape": shape, "encoding": encoding, "num_classes": None, "vocabulary": None, "description": ""}
+
+
+def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0) -> Path:
+    """A preprocessed directory (`train.parquet` + `state.json`) as the preprocess stage writes it.
+
+    small: two int64 scalars, a float32 vector of 32, a short string, a variable-length int64
+    list (about 250 bytes per Example). image: a float32 32x32x3 image (pixel/255) and an int64
+    label (about 12 KB).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataops.fsutil import write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    if kind == "small":
+        lens = rng.integers(0, 16, n)
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lens, out=offsets[1:])
+        words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+        table = pa.table({
+            "id": pa.array(np.arange(n, dtype=np.int64)),
+            "label": pa.array(rng.integers(0, 10, n)),
+            "vec": pa.FixedSizeListArray.from_arrays(pa.array(rng.standard_normal(n * 32).astype(np.float32)), 32),
+            "name": pa.array([f"{words[i % 8]}-{i:07d}" for i in range(n)], pa.string()),
+            "tokens": pa.ListArray.from_arrays(pa.array(offsets), pa.array(rng.integers(0, 30000, int(lens.sum())), pa.int64())),
+        })
+        features = [
+            _feature("id", "tensor", "int64", []),
+            _feature("label", "tensor", "int64", []),
+            _feature("vec", "tensor", "float32", [32]),
+            _feature("name", "text", "string", [], "utf-8"),
+            _feature("tokens", "sequence", "int64", [None]),
+        ]
+        row_group = 4096
+    elif kind == "image":
+        pixels = rng.integers(0, 256, n * 3072, dtype=np.uint8).astype(np.float32) / np.float32(255)
+        table = pa.table({
+            "image": pa.FixedSizeListArray.from_arrays(pa.array(pixels), 3072),
+            "label": pa.array(rng.integers(0, 10, n)),
+        })
+        features = [_feature("image", "tensor", "float32", [32, 32, 3]), _feature("label", "tensor", "int64", [])]
+        row_group = 1024
+    else:
+        raise ValueError(f"unknown record kind {kind!r}")
+    pq.write_table(table, out / "train.parquet", compression="zstd", use_dictionary=False, row_group_size=row_group)
+    write_json(out / "state.json", {
+        "features": features,
+        "state": {},
+        "splits": [{"name": "train", "num_examples": n}],
+        "skipped": {},
+        "inputs_fingerprint": f"bench-{kind}-{n}-{seed}",
+        "inputs": {},
+        "params": {"ingest": {}, "preprocess": {}},
+    })
+    return out
+
+
+# --- timing helpers ------------------------------------------------------------------------
+
+
+def alternate(fns: dict[str, Callable[[], Any]], reps: int, warmup: bool = True) -> dict[str, list[float]]:
+    """Run each function once untimed (imports, caches), then `reps` times alternating their
+    order; return the wall times."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
+    if warmup:
+        for name in names:
+            fns[name]()
+    for r in range(reps):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+# --- serialize -----------------------------------------------------------------------------
+
+
+def dataops_serialize(pre: Path, out: Path, batch_rows: int, compression: str = "none") -> Any:
+    from dataops.config import SerializeParams
+    from dataops.serialize import run_serialize
+
+    return run_serialize(SerializeParams(batch_rows=batch_rows, compression=compression), "bench", pre, out)
+
+
+def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str = "none") -> int:
+    """The common habit: one `tf.train.Example` per row from Python values, one write each."""
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    features = json.loads((pre / "state.json").read_text())["features"]
+    options = tf.io.TFRecordOptions(compression_type="GZIP") if compression == "gzip" else None
+    count = 0
+    Feature, Int64List, FloatList, BytesList = tf.train.Feature, tf.train.Int64List, tf.train.FloatList, tf.train.BytesList
+    with tf.io.TFRecordWriter(str(out_file), options) as writer:
+        for batch in pq.ParquetFile(pre / "train.parquet").iter_batches(batch_size=batch_rows, use_threads=False):
+            cols = []
+            for f in features:
+                arr = batch.column(f["name"])
+                if f["kind"] == "tensor" and f["shape"]:
+                    width = 1
+                    for d in f["shape"]:
+                        width *= d
+                    cols.append(arr.flatten().to_numpy().reshape(-1, width))
+                else:
+                    cols.append(arr.to_pylist())
+            for i in range(batch.num_rows):
+                feature = {}
+                for f, col in zip(features, cols, strict=True):
+                    v = col[i]
+                    if f["dtype"] == "string":
+                        feature[f["name"]] = Feature(bytes_list=BytesList(value=[v.encode()]))
+                    elif f["dtype"] == "float32":
+                        feature[f["name"]] = Feature(float_list=FloatList(value=v.tolist() if f["shape"] else [v]))
+                    else:
+                        vals = v.tolist() if f["kind"] == "tensor" and f["shape"] else (v if isinstance(v, list) else [v])
+                        feature[f["name"]] = Feature(int64_list=Int64List(value=vals))
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+                count += 1
+    return count
+
+
+def bench_serialize(kind: str, pre: Path, work: Path, n: int, sizes: Sizes) -> dict[str, Any]:
+    batch_rows = sizes.small_batch_rows if kind == "small" else sizes.image_batch_rows
+    out_d, out_l = work / f"ser-{kind}-dataops", work / f"ser-{kind}-loop"
+    out_l.mkdir(parents=True, exist_ok=True)
+    loop_file = out_l / "loop.tfrecord"
+    counts: dict[str, int] = {}
+
+    def run_dataops() -> None:
+        counts["dataops"] = sum(dataops_serialize(pre, out_d, batch_rows).metadata.num_examples.values())
+
+    def run_loop() -> None:
+        counts["loop"] = loop_serialize(pre, loop_file, batch_rows)
+
+    times = alternate({"dataops": run_dataops, "loop": run_loop}, sizes.reps)
+    if counts["dataops"] != n or counts["loop"] != n:
+        raise RuntimeError(f"serialize {kind}: wrote {counts} examples, expected {n} each")
+    bytes_d = sum(p.stat().st_size for p in out_d.glob("*.tfrecord-*"))
+    return {
+        "rows": n,
+        "batch_rows": batch_rows,
+        "bytes_per_record": round(bytes_d / n, 1),
+        "dataops_s": times["dataops"],
+        "loop_s": times["loop"],
+        "dataops_records_per_s": round(n / med(times["dataops"])),
+        "loop_records_per_s": round(n / med(times["loop"])),
+        "ratio": round(med(times["loop"]) / med(times["dataops"]), 3),
+        "dataset": str(out_d),
+    }
+
+
+# --- read ----------------------------------------------------------------------------------
+
+
+def shard_files(dataset: Path) -> list[str]:
+    return sorted(str(p) for p in dataset.glob("*.tfrecord-*"))
+
+
+def _count(ds: Any) -> int:
+    n = 0
+    for batch in ds:
+        first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0] if isinstance(batch, tuple) else batch
+        n += int(first.shape[0])
+    return n
+
+
+def single_spec(features: list[dict[str, Any]]) -> dict[str, Any]:
+    """The hand-written feature description of the common per-record pipeline."""
+    import tensorflow as tf
+
+    spec = {}
+    for f in features:
+        if f["dtype"] == "string" or f["encoding"] != "none":
+            spec[f["name"]] = tf.io.FixedLenFeature([], tf.string)
+        elif f["kind"] == "sequence":
+            spec[f["name"]] = tf.io.VarLenFeature(tf.float32 if f["dtype"] == "float32" else tf.int64)
+        else:
+            spec[f["name"]] = tf.io.FixedLenFeature(f["shape"], tf.float32 if f["dtype"] == "float32" else tf.int64)
+    return spec
+
+
+def read_parse_single(dataset: Path, compression: str = "") -> int:
+    import tensorflow as tf
+
+    spec = single_spec(json.loads((dataset / "metadata.json").read_text())["features"])
+    ds = tf.data.TFRecordDataset(shard_files(dataset), compression_type=compression)
+    ds = ds.map(lambda r: tf.io.parse_single_example(r, spec)).batch(READ_BATCH)
+    return _count(ds)
+
+
+def read_raw(dataset: Path, compression: str = "") -> int:
+    import tensorflow as tf
+
+    return _count(tf.data.TFRecordDataset(shard_files(dataset), compression_type=compression).batch(READ_BATCH))
+
+
+def load_fn() -> Callable[..., Any]:
+    """`dataops.load`, or NotAvailable while it does not exist."""
+    try:
+        from dataops.load import load
+    except ImportError as err:
+        raise NotAvailable(f"dataops.load is not importable ({err})") from None
+    return load
+
+
+def read_load(dataset: Path) -> int:
+    return _count(load_fn()(str(dataset), split="train", batch_size=READ_BATCH))
+
+
+def bench_read(kind: str, dataset: Path, n: int, sizes: Sizes) -> dict[str, Any]:
+    fns: dict[str, Callable[[], Any]] = {"parse_single": lambda: read_parse_single(dataset), "raw": lambda: read_raw(dataset)}
+    status = "ok"
+    try:
+        load_fn()
+        fns["load"] = lambda: read_load(dataset)
+    except NotAvailable as err:
+        status = f"not available: {err}"
+    for name, fn in fns.items():  # warm-up (graph tracing, page cache) and a count check
+        got = fn()
+        if got != n:
+            raise RuntimeError(f"read {kind} via {name}: {got} records, expected {n}")
+    times = alternate(fns, sizes.reps, warmup=False)
+    out: dict[str, Any] = {"rows": n, "batch_size": READ_BATCH, "status": status}
+    for name, ts in times.items():
+        out[f"{name}_s"] = ts
+        out[f"{name}_records_per_s"] = round(n / med(ts))
+    if "load" in times:
+        out["load_vs_parse_single"] = round(med(times["parse_single"]) / med(times["load"]), 3)
+        out["load_vs_raw"] = round(med(times["raw"]) / med(times["load"]), 3)
+    else:
+        out["load_vs_parse_single"] = out["load_vs_raw"] = None
+    return out
+
+
+# --- compression ---------------------------------------------------------------------------
+
+
+def bench_gzip(kind: str, pre: Path, work: Path, n: int, sizes: Sizes) -> dict[str, Any]:
+    import tensorflow as tf
+
+    batch_rows = sizes.small_batch_rows if kind == "small" else sizes.image_batch_rows
+    d_none, d_gzip = work / f"gz-{kind}-none", work / f"gz-{kind}-gzip"
+    tf_dir = work / f"gz-{kind}-tf"
+    tf_dir.mkdir(parents=True, exist_ok=True)
+    write = alternate({
+        "none": lambda: dataops_serialize(pre, d_none, batch_rows, "none"),
+        "gzip": lambda: dataops_serialize(pre, d_gzip, batch_rows, "gzip"),
+    }, sizes.reps)
+    # TensorFlow's own GZIP writer, relative to its uncompressed writer (for reference).
+    tf_write = alternate({
+        "none": lambda: _tf_copy(shard_files(d_none), tf_dir / "none.tfrecord", None),
+        "gzip": lambda: _tf_copy(shard_files(d_none), tf_dir / "gzip.tfrecord", tf.io.TFRecordOptions(compression_type="GZIP")),
+    }, sizes.reps)
+    fns: dict[str, Callable[[], Any]] = {"raw_none": lambda: read_raw(d_none), "raw_gzip": lambda: read_raw(d_gzip, "GZIP")}
+    try:
+        load_fn()
+        fns["load_none"] = lambda: read_load(d_none)
+        fns["load_gzip"] = lambda: read_load(d_gzip)
+        status = "ok"
+    except NotAvailable as err:
+        status = f"load not available: {err}"
+    read = alternate(fns, sizes.reps)
+    size_none = sum(os.path.getsize(p) for p in shard_files(d_none))
+    size_gzip = sum(os.path.getsize(p) for p in shard_files(d_gzip))
+    out: dict[str, Any] = {
+        "rows": n,
+        "status": status,
+        "compression_level": 6,
+        "bytes_none": size_none,
+        "bytes_gzip": size_gzip,
+        "write_none_s": write["none"],
+        "write_gzip_s": write["gzip"],
+        "write_ratio": round(med(write["none"]) / med(write["gzip"]), 3),
+        "tf_writer_gzip_ratio": round(med(tf_write["none"]) / med(tf_write["gzip"]), 3),
+        "read_raw_ratio": round(med(read["raw_none"]) / med(read["raw_gzip"]), 3),
+        "read_load_ratio": round(med(read["load_none"]) / med(read["load_gzip"]), 3) if "load_gzip" in read else None,
+    }
+    out.update(_deflate_speeds(d_none, med(write["none"])))
+    return out
+
+
+def _tf_copy(files: list[str], out: Path, options: Any) -> None:
+    import tensorflow as tf
+
+    from dataops.codec import iter_records
+
+    with tf.io.TFRecordWriter(str(out), options) as w:
+        for f in files:
+            for rec in iter_records(f, check_crc=False):
+                w.write(rec)
+
+
+def _deflate_speeds(dataset: Path, write_none_s: float) -> dict[str, Any]:
+    """Deflate speed of candidate compressors on the shard bytes, as a fraction of the
+    uncompressed serialize speed (what the GZIP write ratio could be with each)."""
+    import zlib
+
+    data = b"".join(Path(p).read_bytes() for p in shard_files(dataset))
+    out: dict[str, Any] = {}
+    cands: dict[str, Callable[[bytes], bytes]] = {"zlib6": lambda b: zlib.compress(b, 6), "zlib1": lambda b: zlib.compress(b, 1)}
+    try:
+        from isal import isal_zlib
+
+        cands["isal1"] = lambda b: isal_zlib.compress(b, 1)
+    except ImportError:
+        pass
+    for name, fn in cands.items():
+        t = time.perf_counter()
+        c = fn(data)
+        dt = time.perf_counter() - t
+        out[f"deflate_{name}_mb_per_s"] = round(len(data) / dt / 1e6, 1)
+        out[f"deflate_{name}_size_ratio"] = round(len(c) / len(data), 3)
+        # serialize(none) + compressing its output with this deflate, vs serialize(none)
+        out[f"deflate_{name}_projected_write_ratio"] = round(write_none_s / (write_none_s + dt), 3)
+    return out
+
+
+# --- memory (subprocesses) -----------------------------------------------------------------
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """Child process: run one operation and print its peak RSS (ru_maxrss, KiB) as JSON."""
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if args.worker == "serialize":
+        dataops_serialize(Path(args.pre), Path(args.out), args.batch_rows)
+        n = -1
+    elif args.worker == "load":
+        import tensorflow  # noqa: F401  (counted in the baseline, like the imports of serialize)
+
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        n = read_load(Path(args.dataset))
+    else:
+        raise SystemExit(f"unknown worker {args.worker}")
+    print(json.dumps({"peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "rss_after_imports_kib": base, "records": n}))
+
+
+def _run_worker(*argv: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--worker", *argv], capture_output=True, text=True, env=_env())
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {argv[0]} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(pre_n: Path, pre_8n: Path, work: Path, sizes: Sizes) -> dict[str, Any]:
+    out: dict[str, Any] = {"batch_rows": sizes.image_batch_rows, "kind": "image"}
+    sets = {}
+    for label, pre in (("n", pre_n), ("8n", pre_8n)):
+        ds = work / f"mem-{label}"
+        out[f"serialize_{label}"] = _run_worker("serialize", "--pre", str(pre), "--out", str(ds), "--batch-rows", str(sizes.image_batch_rows))
+        sets[label] = ds
+    out["serialize_ratio"] = round(out["serialize_8n"]["peak_rss_kib"] / out["serialize_n"]["peak_rss_kib"], 3)
+    try:
+        load_fn()
+    except NotAvailable as err:
+        out["load_status"] = f"not available: {err}"
+        out["load_ratio"] = None
+        return out
+    for label, ds in sets.items():
+        out[f"load_{label}"] = _run_worker("load", "--dataset", str(ds))
+    out["load_status"] = "ok"
+    out["load_ratio"] = round(out["load_8n"]["peak_rss_kib"] / out["load_n"]["peak_rss_kib"], 3)
+    return out
+
+
+# --- DVC -----------------------------------------------------------------------------------
+
+
+def _env(**extra: str) -> dict[str, str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def _sh(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env or _env())
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(args)}` in {cwd} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    return dt
+
+
+def bench_dvc(work: Path, sizes: Sizes) -> dict[str, Any]:
+    """A temp git+DVC repo from the committed project files, small sample data, a temp remote."""
+    import yaml
+
+    repo, remote = work / "dvc-repo", work / "dvc-remote"
+    repo.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(repo)], input=archive, check=True)
+    for p in ("data", ".dvcstore", "reports/runs"):
+        shutil.rmtree(repo / p, ignore_errors=True)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["sample"]["num_examples"] = sizes.dvc_examples
+    small = max(1, sizes.dvc_examples // 40)
+    params["validate"]["min_examples"] = {"train": small * 8, "validation": small, "test": small}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc = [str(Path(sys.executable).parent / "dvc")]
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    _sh([*git, "init", "-q"], repo)
+    _sh([*dvc, "remote", "add", "--local", "-d", "-f", "bench", str(remote)], repo)
+    _sh([*git, "add", "-A"], repo)
+    _sh([*git, "commit", "-q", "-m", "bench"], repo)
+    first = _sh([*dvc, "repro"], repo)
+    noop = [_sh([*dvc, "repro"], repo) for _ in range(max(2, sizes.dvc_reps))]
+    changed = []
+    for r in range(sizes.dvc_reps):
+        params["validate"]["class_balance"]["max_fraction"] = 0.6 + 0.01 * (r + 1)
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        changed.append(_sh([*dvc, "repro"], repo))
+    # The serialized dataset vs the same bytes as one file.
+    files = sorted(p for p in (repo / "data" / "tfrecords").iterdir() if p.is_file())
+    with open(repo / "onefile.bin", "wb") as one:
+        for p in files:
+            one.write(p.read_bytes())
+    _sh([*dvc, "add", "onefile.bin"], repo)
+    targets = {"dataset": "serialize", "one_file": "onefile.bin"}
+    push: dict[str, list[float]] = {k: [] for k in targets}
+    pull: dict[str, list[float]] = {k: [] for k in targets}
+    for r in range(sizes.dvc_reps):
+        order = list(targets) if r % 2 == 0 else list(targets)[::-1]
+        for name in order:
+            shutil.rmtree(remote, ignore_errors=True)
+            push[name].append(_sh([*dvc, "push", targets[name]], repo))
+        for name in order:
+            shutil.rmtree(remote, ignore_errors=True)
+            _sh([*dvc, "push", targets[name]], repo)
+            shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
+            victim = repo / ("data/tfrecords" if name == "dataset" else "onefile.bin")
+            shutil.rmtree(victim) if victim.is_dir() else victim.unlink()
+            pull[name].append(_sh([*dvc, "pull", targets[name]], repo))
+    return {
+        "examples": sizes.dvc_examples,
+        "dataset_files": len(files),
+        "dataset_bytes": sum(p.stat().st_size for p in files),
+        "first_repro_s": round(first, 3),
+        "repro_noop_s": noop,
+        "repro_noop_median_s": round(med(noop), 3),
+        "repro_validate_changed_s": changed,
+        "repro_validate_changed_median_s": round(med(changed), 3),
+        "push_dataset_s": push["dataset"],
+        "push_one_file_s": push["one_file"],
+        "pull_dataset_s": pull["dataset"],
+        "pull_one_file_s": pull["one_file"],
+        "push_ratio": round(med(push["dataset"]) / med(push["one_file"]), 3),
+        "pull_ratio": round(med(pull["dataset"]) / med(pull["one_file"]), 3),
+    }
+
+
+# --- Airflow -------------------------------------------------------------------------------
+
+_DAG_IMPORT = """
+import importlib.util, json, sys, time
+t0 = time.perf_counter()
+import airflow.sdk  # already loaded in Airflow's DAG processor
+t1 = time.perf_counter()
+spec = importlib.util.spec_from_file_location("dataset_pipeline_bench", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+t2 = time.perf_counter()
+heavy = sorted(m for m in ("tensorflow", "pyarrow", "dvc.repo") if m in sys.modules)
+print(json.dumps({"airflow_sdk_import_s": t1 - t0, "dag_file_s": t2 - t1, "heavy_modules_loaded": heavy}))
+"""
+
+
+def bench_airflow(work: Path, sizes: Sizes) -> dict[str, Any]:
+    dag = ROOT / "dags" / "dataset_pipeline.py"
+    if not dag.exists():
+        return {"status": f"not available: {dag} does not exist"}
+    home = work / "airflow-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = _env(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", DATAOPS_PROJECT_DIR=str(ROOT))
+    runs = []
+    for _ in range(max(2, sizes.reps)):
+        proc = subprocess.run([sys.executable, "-c", _DAG_IMPORT, str(dag)], capture_output=True, text=True, env=env, cwd=ROOT)
+        if proc.returncode != 0:
+            return {"status": f"import failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}"}
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return {
+        "status": "ok",
+        "dag_file_s": [r["dag_file_s"] for r in runs],
+        "dag_file_median_s": round(med([r["dag_file_s"] for r in runs]), 4),
+        "airflow_sdk_import_median_s": round(med([r["airflow_sdk_import_s"] for r in runs]), 3),
+        "heavy_modules_loaded": runs[-1]["heavy_modules_loaded"],
+    }
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for pkg in ("tensorflow", "tensorflow-cpu", "protobuf", "dvc", "apache-airflow", "pyarrow", "numpy", "crc32c", "isal"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    out["python"] = platform.python_version()
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu_count": os.cpu_count(), "cpu_model": model, "platform": platform.platform(), "load_average_start": list(os.getloadavg())}
+
+
+def evaluate(ratios: dict[str, float | None], notes: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for t in TARGETS:
+        v = ratios.get(t.name)
+        ok = None if v is None else (v >= t.threshold if t.op == ">=" else v <= t.threshold)
+        rows.append({**asdict(t), "measured": v, "pass": ok, "note": notes.get(t.name, "")})
+    return rows
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "not available"
+    return f"{v:.2f} s" if unit == "s" else f"{v:.2f}×"
+
+
+def write_markdown(path: Path, res: dict[str, Any]) -> None:
+    m = res["machine"]
+    lines = [
+        f"Measured {'(quick mode) ' if res['quick'] else ''}on {m['cpu_count']} cores ({m['cpu_model']}), "
+        f"load average {m['load_average_start'][0]:.2f} at start, {m['load_average_end'][0]:.2f} at end; "
+        f"TensorFlow {res['versions'].get('tensorflow') or res['versions'].get('tensorflow-cpu')}, protobuf {res['versions']['protobuf']}, "
+        f"DVC {res['versions']['dvc']}, Airflow {res['versions']['apache-airflow']}.",
+        "",
+        "| figure | measured | target | pass |",
+        "|---|---|---|---|",
+    ]
+    for row in res["targets"]:
+        unit = row["unit"]
+        target = f"{row['op'].replace('>=', '≥').replace('<=', '≤')} {row['threshold']:g}{' s' if unit == 's' else '×'}"
+        verdict = "—" if row["pass"] is None else ("yes" if row["pass"] else "**no**")
+        note = f" ({row['note']})" if row["note"] else ""
+        lines.append(f"| {row['label']}{note} | {_fmt(row['measured'], unit)} | {target} | {verdict} |")
+    f = res["figures"]
+    lines += ["", "| throughput (records/s, median) | dataops | baseline |", "|---|---|---|"]
+    for kind, s in f.get("serialize", {}).items():
+        lines.append(f"| serialize {kind} ({s['bytes_per_record']:.0f} B/record, {s['rows']} rows) | {s['dataops_records_per_s']:,} | {s['loop_records_per_s']:,} (per-example loop) |")
+    for kind, r in f.get("read", {}).items():
+        load = f"{r['load_records_per_s']:,}" if "load_records_per_s" in r else "not available"
+        lines.append(f"| read {kind} | {load} | {r['parse_single_records_per_s']:,} (parse_single_example), {r['raw_records_per_s']:,} (raw pass) |")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_chart(path: Path, res: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = res["targets"]
+    labels, scores, colors, texts = [], [], [], []
+    for row in rows:
+        v = row["measured"]
+        labels.append(row["label"].replace("`", ""))
+        if v is None:
+            scores.append(0.0)
+            colors.append("#bbbbbb")
+            texts.append("not available")
+            continue
+        # margin: >= 1 means the target is met, whichever direction it points
+        score = v / row["threshold"] if row["op"] == ">=" else (row["threshold"] / v if v > 0 else 10.0)
+        scores.append(score)
+        colors.append("#2a9d8f" if row["pass"] else "#e76f51")
+        texts.append(f"{_fmt(v, row['unit'])} (target {row['op']} {row['threshold']:g}{' s' if row['unit'] == 's' else '×'})")
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.2))
+    y = list(range(len(rows)))[::-1]
+    ax.barh(y, scores, color=colors)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("measured relative to target (≥ 1 meets it; log scale)")
+    for yi, s, t in zip(y, scores, texts, strict=True):
+        ax.text(max(s, 0.02) * 1.05, yi, t, va="center", fontsize=7)
+    ax.set_xlim(0.02, max(max(scores) * 6, 10))
+    ax.set_title(f"dataops benchmark{' (quick)' if res['quick'] else ''}: {res['machine']['cpu_count']} cores", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, one repetition (under two minutes)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json, results.md and ratios.png go")
+    ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir, removed at the end)")
+    ap.add_argument("--skip", action="append", default=[], choices=["serialize", "read", "gzip", "memory", "dvc", "airflow"], help="leave a section out (debugging)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--pre", help=argparse.SUPPRESS)
+    ap.add_argument("--dataset", help=argparse.SUPPRESS)
+    ap.add_argument("--batch-rows", type=int, default=8192, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        _worker(args)
+        return 0
+    sizes = QUICK if args.quick else FULL
+    t_start = time.perf_counter()
+    res: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "quick": args.quick, "sizes": asdict(sizes), "machine": machine(), "versions": versions(), "figures": {}}
+    work = args.work or Path(tempfile.mkdtemp(prefix="dataops-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    figs = res["figures"]
+
+    def log(msg: str) -> None:
+        print(f"[bench {time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        log(f"generating data in {work}")
+        pre = {kind: make_preprocessed(kind, getattr(sizes, kind), work / f"pre-{kind}") for kind in ("small", "image")}
+        import tensorflow  # noqa: F401  (import once, outside every timed region)
+
+        if "serialize" not in args.skip:
+            figs["serialize"] = {}
+            for kind in ("small", "image"):
+                log(f"serialize {kind}")
+                figs["serialize"][kind] = bench_serialize(kind, pre[kind], work, getattr(sizes, kind), sizes)
+        if "read" not in args.skip and "serialize" in figs:
+            figs["read"] = {}
+            for kind in ("small", "image"):
+                log(f"read {kind}")
+                figs["read"][kind] = bench_read(kind, Path(figs["serialize"][kind]["dataset"]), getattr(sizes, kind), sizes)
+        if "gzip" not in args.skip:
+            log("gzip")
+            figs["gzip"] = {"small": bench_gzip("small", pre["small"], work, sizes.small, sizes)}
+        if "memory" not in args.skip:
+            log("memory")
+            pre8 = make_preprocessed("image", 8 * sizes.image, work / "pre-image-8n")
+            figs["memory"] = bench_memory(pre["image"], pre8, work, sizes)
+        if "dvc" not in args.skip:
+            log("dvc")
+            figs["dvc"] = bench_dvc(work, sizes)
+        if "airflow" not in args.skip:
+            log("airflow")
+            figs["airflow"] = bench_airflow(work, sizes)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    for section in figs.values():  # scratch paths mean nothing after the run
+        for v in section.values() if isinstance(section, dict) else []:
+            if isinstance(v, dict):
+                v.pop("dataset", None)
+    ratios, notes = collect_ratios(figs)
+    res["ratios"] = ratios
+    res["targets"] = evaluate(ratios, notes)
+    res["all_pass"] = all(r["pass"] for r in res["targets"])
+    res["machine"]["load_average_end"] = list(os.getloadavg())
+    res["duration_s"] = round(time.perf_counter() - t_start, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(res, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_markdown(args.out / "results.md", res)
+    write_chart(args.out / "ratios.png", res)
+    log(f"wrote {args.out / 'results.json'}, results.md, ratios.png")
+    print((args.out / "results.md").read_text())
+    return 0
+
+
+def collect_ratios(figs: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, str]]:
+    """The figures the targets are about, keyed like `TARGETS`; notes say why one is missing."""
+    r: dict[str, float | None] = {t.name: None for t in TARGETS}
+    notes: dict[str, str] = {}
+    ser, read, gz, mem, dvc, af = (figs.get(k) for k in ("serialize", "read", "gzip", "memory", "dvc", "airflow"))
+    if ser:
+        r["serialize_small_vs_loop"] = ser["small"]["ratio"]
+        r["serialize_image_vs_loop"] = ser["image"]["ratio"]
+    if read:
+        r["read_small_vs_parse_single"] = read["small"]["load_vs_parse_single"]
+        r["read_image_vs_raw"] = read["image"]["load_vs_raw"]
+        for k in ("read_small_vs_parse_single", "read_image_vs_raw"):
+            if r[k] is None:
+                notes[k] = read["small"]["status"]
+    if gz:
+        r["gzip_write_vs_none"] = gz["small"]["write_ratio"]
+    if mem:
+        r["rss_serialize_8n_vs_n"] = mem["serialize_ratio"]
+        r["rss_load_8n_vs_n"] = mem["load_ratio"]
+        if mem["load_ratio"] is None:
+            notes["rss_load_8n_vs_n"] = mem["load_status"]
+    if dvc:
+        r["dvc_repro_noop_s"] = dvc["repro_noop_median_s"]
+        r["dvc_push_vs_one_file"] = dvc["push_ratio"]
+        r["dvc_pull_vs_one_file"] = dvc["pull_ratio"]
+    if af:
+        if af["status"] == "ok":
+            r["dag_import_s"] = af["dag_file_median_s"]
+        else:
+            notes["dag_import_s"] = af["status"]
+    return r, notes
+
+
+if __name__ == "__main__":
+    sys.exit(main())
