@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 # The interpreter that bootstraps uv: resolved before .venv/bin joins PATH.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-UV := $(PYTHON) -m uv
+UV := PYTHON=$(PYTHON) bash scripts/uv.sh
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -17,10 +17,9 @@ help:
 	@echo "make bench  - run the benchmark suite (bench/results.json, bench/results.md, bench/ratios.png)"
 	@echo "make airflow - start Airflow standalone (SQLite) with this project's dags/ and plugins/"
 
-# uv is bootstrapped with pip when missing; .venv comes from the committed uv.lock.
+# uv is bootstrapped with pip when missing (scripts/uv.sh); .venv comes from the committed uv.lock.
 setup: .venv/.synced
 .venv/.synced: pyproject.toml uv.lock
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
 	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
