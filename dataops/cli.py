@@ -227,6 +227,19 @@ def schema(
         out.write_text(text, encoding="utf-8")
 
 
+@app.command()
+def export(
+    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="snapshot, parquet or hdf5.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (snapshot, parquet) or file (hdf5).")],
+) -> None:
+    """Export a dataset as a tf.data snapshot, Parquet files or one HDF5 file, with its metadata."""
+    from dataops.export import run_export
+
+    r = _run("export", lambda: run_export(directory, format, out))
+    _log("export.done", out=str(r.out), format=r.format, examples=r.num_examples)
+
+
 def main() -> None:
     try:
         app()
