@@ -11,6 +11,8 @@ import gzip
 import hashlib
 import math
 import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -109,7 +111,42 @@ class _ShardWriter:
         return self.path.stat().st_size, self._hash.hexdigest()
 
 
+class _Pipe:
+    """Compression, hashing and file writes on one background thread, in submission order.
+
+    They release the GIL, so they overlap with the encoding of the next batch; the bytes are
+    the same as when done inline. At most `depth` batches wait, so memory stays bounded.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataops-serialize")
+        self._pending: deque[Future[Any]] = deque()
+        self._depth = depth
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        fut = self._pool.submit(fn, *args)
+        self._pending.append(fut)
+        return fut
+
+    def close(self) -> None:
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _write_split(pf: pq.ParquetFile, name: str, split: str, features: list[FeatureInfo], params: SerializeParams, out: Path) -> SplitInfo:
+    pipe = _Pipe()
+    try:
+        return _write_split_with(pipe, pf, name, split, features, params, out)
+    finally:
+        pipe.close()
+
+
+def _write_split_with(pipe: _Pipe, pf: pq.ParquetFile, name: str, split: str, features: list[FeatureInfo], params: SerializeParams, out: Path) -> SplitInfo:
     total = pf.metadata.num_rows
     batches = pf.iter_batches(batch_size=params.batch_rows, use_threads=False)
     first = next(batches, None)
@@ -129,7 +166,7 @@ def _write_split(pf: pq.ParquetFile, name: str, split: str, features: list[Featu
     row = 0  # global index of the next row to write
 
     def close_current() -> None:
-        size, digest = writer.close()
+        size, digest = pipe.submit(writer.close).result()
         shards.append(ShardInfo(file=writer.path.name, num_examples=bounds[shard + 1] - bounds[shard], num_bytes=size, sha256=digest))
 
     def feed(batch_enc: Any) -> None:
@@ -140,7 +177,7 @@ def _write_split(pf: pq.ParquetFile, name: str, split: str, features: list[Featu
         while i < n:
             take = min(n - i, bounds[shard + 1] - row)
             if take > 0:
-                writer.add(view[starts[i] : starts[i + take]])
+                pipe.submit(writer.add, view[starts[i] : starts[i + take]])
                 i += take
                 row += take
             if row == bounds[shard + 1] and shard + 1 < k:
