@@ -158,6 +158,7 @@ def apply_overrides(workspace: str | Path, overrides: dict[tuple[str, ...], Any]
     rt = YAML()
     rt.preserve_quotes = True
     rt.width = 4096
+    rt.indent(mapping=2, sequence=4, offset=2)
     rt.representer.add_representer(
         type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
     )
@@ -168,14 +169,8 @@ def apply_overrides(workspace: str | Path, overrides: dict[tuple[str, ...], Any]
         for k in keypath[:-1]:
             node = node[k]
         old = node.get(keypath[-1])
-        if old != value or type(old) is not type(value):
-            if (
-                isinstance(old, float)
-                and isinstance(value, int)
-                and not isinstance(value, bool)
-                and float(value) == old
-            ):
-                continue
+        same = old == value and isinstance(old, bool) == isinstance(value, bool)
+        if not same:
             node[keypath[-1]] = value
             changes.append(f"{'.'.join(keypath)}: {old!r} -> {value!r}")
     if not changes:

@@ -93,7 +93,7 @@ def run_dvc(
                 time.sleep(poll_s)
                 continue
             raise RepoLocked(f"{cwd}: DVC repository lock still held after {lock_wait_s:g}s")
-        errors = [ln for ln in last if ln.startswith("ERROR")] or last[-5:]
+        errors = [ln for ln in last[-10:] if ln.strip()]
         raise StageFailed(
             f"`dvc {' '.join(args)}` failed with exit code {code} in {cwd}:\n" + "\n".join(errors)
         )

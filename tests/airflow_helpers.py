@@ -88,8 +88,7 @@ def airflow_env(home: Path, workspace: Path, **extra: str) -> dict[str, str]:
         AIRFLOW__CORE__PLUGINS_FOLDER=str(workspace / "plugins"),
         AIRFLOW__CORE__UNIT_TEST_MODE="False",
         DATAOPS_PROJECT_DIR=str(workspace),
-        DATAOPS_SCHEDULE="none",
-        **extra,
+        **{"DATAOPS_SCHEDULE": "none", **extra},
     )
 
 
