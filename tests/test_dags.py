@@ -37,7 +37,7 @@ _INSPECT = textwrap.dedent(
         "dag_ids": sorted(bag.dags),
         "parse_s": parse_s,
         "plugin_s": plugin_s,
-        "heavy": sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in %r}),
+        "heavy": sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in HEAVY_MODULES}),
         "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks} if dag else {},
         "params": {k: dag.params.get_param(k).dump() for k in dag.params} if dag else {},
         "max_active_runs": dag.max_active_runs if dag else None,
@@ -50,8 +50,7 @@ _INSPECT = textwrap.dedent(
     }
     print("RESULT " + json.dumps(out, default=str))
     """
-    % (HEAVY,)
-)
+).replace("HEAVY_MODULES", repr(HEAVY))
 
 
 def inspect(workspace: Path, tmp: Path, **env: str) -> dict:

@@ -112,7 +112,7 @@ def test_publish_commits_tags_and_bumps_versions(ws):
     assert r1.published and r1.tag == "toy-v1.0"
     assert (
         git(ws, "log", "-1", "--format=%s")
-        == f"Publish toy v1.0: train=100 examples, fingerprint " + f"{100:064x}"[:12]
+        == "Publish toy v1.0: train=100 examples, fingerprint " + f"{100:064x}"[:12]
     )
     assert sorted(git(ws, "show", "--name-only", "--format=", "HEAD").split()) == [
         "dvc.lock",
