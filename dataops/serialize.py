@@ -208,7 +208,9 @@ def run_serialize(params: SerializeParams, name: str, preprocessed: str | Path, 
             path = preprocessed / f"{split}.parquet"
             if not path.exists():
                 raise DatasetError(f"{path}: not found — run the preprocess stage first")
-            infos.append(_write_split(pq.ParquetFile(path), name, split, features, params, tmp))
+            # pre_buffer=False: with it, Arrow keeps every row group it has read buffered
+            # until the file is closed, so memory would grow with the split's size.
+            infos.append(_write_split(pq.ParquetFile(path, pre_buffer=False), name, split, features, params, tmp))
         ser = params.model_dump(mode="json")
         meta = DatasetMetadata(
             format_version=FORMAT_VERSION,
