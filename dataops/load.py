@@ -569,6 +569,9 @@ class Loader:
                 loaded = d if loaded is None else loaded.concatenate(d)
                 base[name] = total
                 total += self.metadata.split(name).num_examples
+            if loaded is None:  # an empty selection: any split gives the element structure
+                first = self.metadata.splits[0].name
+                loaded = tf.data.Dataset.load(str(self.source.directory / first)).take(0)
             keys = tf.constant(list(base) or [""])
             vals = tf.constant(list(base.values()) or [0], tf.int64)
             everything = loaded
