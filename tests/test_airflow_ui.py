@@ -1,0 +1,220 @@
+"""End to end as a user: `make airflow`'s script, a run triggered through the REST API, the Datasets page in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from airflow_helpers import REPO, free_port, git, make_clone, tool_env
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+CHROME_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _http(
+    method: str, url: str, token: str | None = None, body: dict | None = None
+) -> tuple[int, dict | str]:
+    req = urllib.request.Request(
+        url, method=method, data=json.dumps(body).encode() if body is not None else None
+    )
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            text = resp.read().decode()
+            status = resp.status
+    except urllib.error.HTTPError as err:
+        text, status = err.read().decode(), err.code
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
+
+
+def _wait(what: str, fn, timeout: float, every: float = 2.0, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(every)
+    tail = log.read_text()[-4000:] if log and log.exists() else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory):
+    """`scripts/airflow-standalone.sh` of a temporary clone, on a free port; stopped (whole process group) at the end."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            f"{CHROMIUM} not installed (Debian package `chromium`; `make browser` installs it)"
+        )
+    root = tmp_path_factory.mktemp("ui")
+    clone = make_clone(root / "proj", num_examples=120)
+    port = free_port()
+    home = root / "airflow-home"
+    out_path = root / "standalone.out"
+    env = tool_env(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW_PORT=str(port),
+        DATAOPS_PROJECT_DIR=str(clone),
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+    )
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(
+            ["bash", str(clone / "scripts" / "airflow-standalone.sh")],
+            cwd=clone,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        login = _wait(
+            "the URL and login",
+            lambda: (
+                re.search(r"Login:\s+admin / (\S+)", out_path.read_text())
+                or proc.poll() is not None
+            ),
+            240,
+            log=home / "standalone.log",
+        )
+        assert proc.poll() is None, out_path.read_text()
+        text = out_path.read_text()
+        assert f"Airflow UI:  http://localhost:{port}" in text
+        yield {
+            "url": f"http://localhost:{port}",
+            "password": login.group(1),
+            "clone": clone,
+            "home": home,
+        }
+    finally:
+        pgid = proc.pid
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+
+        def gone() -> bool:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        deadline = time.monotonic() + 30
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(1)
+        if not gone():
+            os.killpg(pgid, signal.SIGKILL)
+            time.sleep(1)
+        assert gone(), "processes of the Airflow process group survived SIGTERM and SIGKILL"
+
+
+def test_trigger_through_rest_api_and_see_the_version_on_the_datasets_page(airflow):
+    url, clone = airflow["url"], airflow["clone"]
+    status, body = _http(
+        "POST", f"{url}/auth/token", body={"username": "admin", "password": airflow["password"]}
+    )
+    assert status in (200, 201), body
+    token = body["access_token"]
+
+    # the plugin's endpoints need a logged-in user
+    assert _http("GET", f"{url}/dataops/api/versions")[0] == 401
+    assert _http("GET", f"{url}/dataops/datasets")[0] == 401
+
+    _wait(
+        "the DAG to be parsed",
+        lambda: _http("GET", f"{url}/api/v2/dags/dataset_pipeline", token)[0] == 200,
+        180,
+        log=airflow["home"] / "standalone.log",
+    )
+    status, details = _http("GET", f"{url}/api/v2/dags/dataset_pipeline/details", token)
+    assert status == 200 and details["max_active_runs"] == 1
+    assert (
+        details["params"]["sample__num_examples"]["value"] == 120
+    )  # the trigger form's default: params.yaml
+
+    status, run = _http(
+        "POST",
+        f"{url}/api/v2/dags/dataset_pipeline/dagRuns",
+        token,
+        {"logical_date": None, "conf": {"sample__num_examples": 130}},
+    )
+    assert status == 200, run
+    run_id = run["dag_run_id"]
+
+    def finished():
+        s, r = _http("GET", f"{url}/api/v2/dags/dataset_pipeline/dagRuns/{run_id}", token)
+        return r if s == 200 and r["state"] in ("success", "failed") else None
+
+    final = _wait(
+        f"run {run_id} to finish", finished, 600, every=5, log=airflow["home"] / "standalone.log"
+    )
+    _, tis = _http(
+        "GET", f"{url}/api/v2/dags/dataset_pipeline/dagRuns/{run_id}/taskInstances", token
+    )
+    states = {t["task_id"]: t["state"] for t in tis["task_instances"]}
+    assert final["state"] == "success", states
+    assert set(states.values()) == {"success"}, states
+    assert git(clone, "tag", "--points-at", "HEAD") == "sample-v1.0"
+    assert "num_examples: 130" in git(clone, "show", "sample-v1.0:params.yaml")
+
+    status, versions = _http("GET", f"{url}/dataops/api/versions", token)
+    assert status == 200 and [v["tag"] for v in versions["versions"]] == ["sample-v1.0"]
+    assert sum(versions["versions"][0]["num_examples"].values()) == 130
+
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "datasets-page.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/")
+            page.wait_for_url("**/auth/login**", timeout=60_000)
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", airflow["password"])
+            page.click("button[type=submit]")
+            page.wait_for_load_state("networkidle", timeout=60_000)
+            page.get_by_role(
+                "link", name="Datasets"
+            ).first.click()  # the plugin's entry in the navigation
+            frame = page.frame_locator("iframe").first
+            row = frame.locator('tr.version[data-tag="sample-v1.0"]')
+            row.wait_for(timeout=60_000)
+            assert "passed" in row.inner_text()
+            assert git(clone, "rev-parse", "HEAD")[:12] in row.inner_text()
+            frame.locator("text=Splits and shards").wait_for(timeout=30_000)
+            assert "sample-train.tfrecord-00000-of-00001" in frame.locator("#detail").inner_text()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("DATAOPS_UPDATE_DOCS_SCREENSHOT") == "1":
+        shutil.copy(shot, REPO / "docs" / "datasets-page.png")
