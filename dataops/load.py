@@ -324,6 +324,7 @@ class Loader:
         self.batch_size = int(batch_size)
         self.drop_remainder = bool(drop_remainder)
         self.shuffle = bool(shuffle)
+        self._seed_drawn = seed is None and bool(shuffle)
         if seed is None:
             seed = int.from_bytes(secrets.token_bytes(4), "little") if shuffle else 0
         self.seed = int(seed)
@@ -430,6 +431,7 @@ class Loader:
         """The state after `num_batches` batches from `start` (default: the beginning) — e.g. from a Keras step count."""
         begin = self.initial_state() if start is None else parse_state(start)
         if start is not None:
+            self._adopt_seed(begin)
             check_compatible(begin, self.initial_state())
         return self.advance(self.normalize_state(begin), num_batches)
 
@@ -690,6 +692,12 @@ class Loader:
             return lambda batch: finish({f.name: batch[f.name] for f in feats})
         return lambda raw: finish(tf.io.parse_example(raw, spec))
 
+    def _adopt_seed(self, state: LoaderState) -> None:
+        """A loader built with seed=None takes the seed of the state it restores."""
+        if self._seed_drawn:
+            self.seed = state.seed
+            self._seed_drawn = False
+
     def dataset(self, state: LoaderState | dict[str, Any] | str | None = None) -> Any:
         """The `tf.data.Dataset` of batches, from the beginning or from `state`."""
         tf = _tf()
@@ -697,6 +705,7 @@ class Loader:
             st = self.initial_state()
         else:
             st = parse_state(state)
+            self._adopt_seed(st)
             check_compatible(st, self.initial_state())
         st = self.normalize_state(st)
         stop = _BIG if self.repeat is None else self.repeat
@@ -720,6 +729,7 @@ class Loader:
         st = None
         if state is not None:
             st = parse_state(state)
+            self._adopt_seed(st)
             check_compatible(st, self.initial_state())
         return make_iterator(self, st)
 

@@ -162,6 +162,7 @@ def _iterator_class() -> type:
         def restore(self, state: LoaderState | dict[str, Any] | str) -> None:
             """Continue from `state` (saved by `state()` on an equal loader)."""
             parsed = parse_state(state)
+            self._loader._adopt_seed(parsed)
             check_compatible(parsed, self._loader.initial_state())
             self._start(parsed)
 

@@ -157,3 +157,16 @@ def test_restore_against_another_fingerprint_fails(sharded, small_tfrecords, tmp
         match=rf"fingerprint {single.fingerprint} .*this dataset has fingerprint {ld.fingerprint}",
     ):
         tf.train.Checkpoint(data=target).read(path)
+
+
+def test_drawn_seed_is_recorded_and_adopted_on_restore(sharded):
+    opts = dict(batch_size=8, shuffle=True, shuffle_buffer=20, features=["id"])
+    ld = Loader(sharded, SPLIT, **opts)  # seed=None: a random seed, recorded in the state
+    full = stream(ld.dataset())
+    it = ld.iterator()
+    before = stream(it, 3)
+    again = Loader(sharded, SPLIT, **opts)  # draws another seed, but takes the state's on restore
+    assert again.seed != ld.seed
+    assert before + stream(again.iterator(it.state().to_json())) == full
+    with pytest.raises(DatasetError, match=r"saved with seed="):
+        Loader(sharded, SPLIT, seed=ld.seed + 1, **opts).iterator(it.state())
