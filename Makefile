@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup demo test lint bench bench-quick airflow browser clean
+.PHONY: help setup demo test lint bench bench-quick airflow browser compose-tool clean
 
 help:
 	@echo "make demo   - set up .venv, run the whole pipeline (dvc repro), push to the local remote, summarize"
@@ -54,6 +54,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 		echo "chromium not installed: the browser test will be skipped"
+
+# Debian's docker-compose (1.29) validates docker-compose.yml without a Docker engine (tests/test_compose.py).
+compose-tool:
+	@command -v docker-compose >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null) ; } || \
+		echo "docker-compose not installed: the compose file test will be skipped"
 
 clean:
 	rm -rf data reports/runs .dvcstore
