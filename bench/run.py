@@ -66,16 +66,40 @@ class Target:
 
 
 TARGETS = [
-    Target("serialize_small_vs_loop", "serialize, small records, vs per-example loop", ">=", 8.0, "x"),
-    Target("serialize_image_vs_loop", "serialize, image records, vs per-example loop", ">=", 1.0, "x"),
-    Target("read_small_vs_parse_single", "read, small records, vs per-record parse pipeline", ">=", 15.0, "x"),
+    Target(
+        "serialize_small_vs_loop", "serialize, small records, vs per-example loop", ">=", 8.0, "x"
+    ),
+    Target(
+        "serialize_image_vs_loop", "serialize, image records, vs per-example loop", ">=", 1.0, "x"
+    ),
+    Target(
+        "read_small_vs_parse_single",
+        "read, small records, vs per-record parse pipeline",
+        ">=",
+        15.0,
+        "x",
+    ),
     Target("read_image_vs_raw", "read, image records, vs raw pass over the shards", ">=", 0.5, "x"),
-    Target("gzip_write_vs_none", "GZIP write vs uncompressed write (small records)", ">=", 0.5, "x"),
+    Target(
+        "gzip_write_vs_none", "GZIP write vs uncompressed write (small records)", ">=", 0.5, "x"
+    ),
     Target("rss_serialize_8n_vs_n", "peak RSS of serialize, 8N vs N", "<=", 1.2, "x"),
     Target("rss_load_8n_vs_n", "peak RSS of a full load pass, 8N vs N", "<=", 1.2, "x"),
     Target("dvc_repro_noop_s", "`dvc repro`, nothing changed", "<=", 2.0, "s"),
-    Target("dvc_push_vs_one_file", "`dvc push` of the dataset vs the same bytes as one file", "<=", 1.5, "x"),
-    Target("dvc_pull_vs_one_file", "`dvc pull` of the dataset vs the same bytes as one file", "<=", 1.5, "x"),
+    Target(
+        "dvc_push_vs_one_file",
+        "`dvc push` of the dataset vs the same bytes as one file",
+        "<=",
+        1.5,
+        "x",
+    ),
+    Target(
+        "dvc_pull_vs_one_file",
+        "`dvc pull` of the dataset vs the same bytes as one file",
+        "<=",
+        1.5,
+        "x",
+    ),
     Target("dag_import_s", "DAG file import (`dags/dataset_pipeline.py`)", "<=", 0.3, "s"),
 ]
 
@@ -87,8 +111,19 @@ class NotAvailable(Exception):
 # --- data ----------------------------------------------------------------------------------
 
 
-def _feature(name: str, kind: str, dtype: str, shape: list[int | None], encoding: str = "none") -> dict[str, Any]:
-    return {"name": name, "kind": kind, "dtype": dtype, "shape": shape, "encoding": encoding, "num_classes": None, "vocabulary": None, "description": ""}
+def _feature(
+    name: str, kind: str, dtype: str, shape: list[int | None], encoding: str = "none"
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "dtype": dtype,
+        "shape": shape,
+        "encoding": encoding,
+        "num_classes": None,
+        "vocabulary": None,
+        "description": "",
+    }
 
 
 def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0, row_group: int = 4096) -> Path:
@@ -111,13 +146,19 @@ def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0, row_group: in
         offsets = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(lens, out=offsets[1:])
         words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
-        table = pa.table({
-            "id": pa.array(np.arange(n, dtype=np.int64)),
-            "label": pa.array(rng.integers(0, 10, n)),
-            "vec": pa.FixedSizeListArray.from_arrays(pa.array(rng.standard_normal(n * 32).astype(np.float32)), 32),
-            "name": pa.array([f"{words[i % 8]}-{i:07d}" for i in range(n)], pa.string()),
-            "tokens": pa.ListArray.from_arrays(pa.array(offsets), pa.array(rng.integers(0, 30000, int(lens.sum())), pa.int64())),
-        })
+        table = pa.table(
+            {
+                "id": pa.array(np.arange(n, dtype=np.int64)),
+                "label": pa.array(rng.integers(0, 10, n)),
+                "vec": pa.FixedSizeListArray.from_arrays(
+                    pa.array(rng.standard_normal(n * 32).astype(np.float32)), 32
+                ),
+                "name": pa.array([f"{words[i % 8]}-{i:07d}" for i in range(n)], pa.string()),
+                "tokens": pa.ListArray.from_arrays(
+                    pa.array(offsets), pa.array(rng.integers(0, 30000, int(lens.sum())), pa.int64())
+                ),
+            }
+        )
         features = [
             _feature("id", "tensor", "int64", []),
             _feature("label", "tensor", "int64", []),
@@ -127,30 +168,46 @@ def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0, row_group: in
         ]
     elif kind == "image":
         pixels = rng.integers(0, 256, n * 3072, dtype=np.uint8).astype(np.float32) / np.float32(255)
-        table = pa.table({
-            "image": pa.FixedSizeListArray.from_arrays(pa.array(pixels), 3072),
-            "label": pa.array(rng.integers(0, 10, n)),
-        })
-        features = [_feature("image", "tensor", "float32", [32, 32, 3]), _feature("label", "tensor", "int64", [])]
+        table = pa.table(
+            {
+                "image": pa.FixedSizeListArray.from_arrays(pa.array(pixels), 3072),
+                "label": pa.array(rng.integers(0, 10, n)),
+            }
+        )
+        features = [
+            _feature("image", "tensor", "float32", [32, 32, 3]),
+            _feature("label", "tensor", "int64", []),
+        ]
     else:
         raise ValueError(f"unknown record kind {kind!r}")
-    pq.write_table(table, out / "train.parquet", compression="zstd", use_dictionary=False, row_group_size=row_group)
-    write_json(out / "state.json", {
-        "features": features,
-        "state": {},
-        "splits": [{"name": "train", "num_examples": n}],
-        "skipped": {},
-        "inputs_fingerprint": f"bench-{kind}-{n}-{seed}",
-        "inputs": {},
-        "params": {"ingest": {}, "preprocess": {}},
-    })
+    pq.write_table(
+        table,
+        out / "train.parquet",
+        compression="zstd",
+        use_dictionary=False,
+        row_group_size=row_group,
+    )
+    write_json(
+        out / "state.json",
+        {
+            "features": features,
+            "state": {},
+            "splits": [{"name": "train", "num_examples": n}],
+            "skipped": {},
+            "inputs_fingerprint": f"bench-{kind}-{n}-{seed}",
+            "inputs": {},
+            "params": {"ingest": {}, "preprocess": {}},
+        },
+    )
     return out
 
 
 # --- timing helpers ------------------------------------------------------------------------
 
 
-def alternate(fns: dict[str, Callable[[], Any]], reps: int, warmup: bool = True) -> dict[str, list[float]]:
+def alternate(
+    fns: dict[str, Callable[[], Any]], reps: int, warmup: bool = True
+) -> dict[str, list[float]]:
     """Run each function once untimed (imports, caches), then `reps` times alternating their
     order; return the wall times."""
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -177,7 +234,9 @@ def dataops_serialize(pre: Path, out: Path, batch_rows: int, compression: str = 
     from dataops.config import SerializeParams
     from dataops.serialize import run_serialize
 
-    return run_serialize(SerializeParams(batch_rows=batch_rows, compression=compression), "bench", pre, out)
+    return run_serialize(
+        SerializeParams(batch_rows=batch_rows, compression=compression), "bench", pre, out
+    )
 
 
 def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str = "none") -> int:
@@ -188,9 +247,16 @@ def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str 
     features = json.loads((pre / "state.json").read_text())["features"]
     options = tf.io.TFRecordOptions(compression_type="GZIP") if compression == "gzip" else None
     count = 0
-    Feature, Int64List, FloatList, BytesList = tf.train.Feature, tf.train.Int64List, tf.train.FloatList, tf.train.BytesList
+    Feature, Int64List, FloatList, BytesList = (
+        tf.train.Feature,
+        tf.train.Int64List,
+        tf.train.FloatList,
+        tf.train.BytesList,
+    )
     with tf.io.TFRecordWriter(str(out_file), options) as writer:
-        for batch in pq.ParquetFile(pre / "train.parquet").iter_batches(batch_size=batch_rows, use_threads=False):
+        for batch in pq.ParquetFile(pre / "train.parquet").iter_batches(
+            batch_size=batch_rows, use_threads=False
+        ):
             cols = []
             for f in features:
                 arr = batch.column(f["name"])
@@ -208,11 +274,21 @@ def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str 
                     if f["dtype"] == "string":
                         feature[f["name"]] = Feature(bytes_list=BytesList(value=[v.encode()]))
                     elif f["dtype"] == "float32":
-                        feature[f["name"]] = Feature(float_list=FloatList(value=v.tolist() if f["shape"] else [v]))
+                        feature[f["name"]] = Feature(
+                            float_list=FloatList(value=v.tolist() if f["shape"] else [v])
+                        )
                     else:
-                        vals = v.tolist() if f["kind"] == "tensor" and f["shape"] else (v if isinstance(v, list) else [v])
+                        vals = (
+                            v.tolist()
+                            if f["kind"] == "tensor" and f["shape"]
+                            else (v if isinstance(v, list) else [v])
+                        )
                         feature[f["name"]] = Feature(int64_list=Int64List(value=vals))
-                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+                writer.write(
+                    tf.train.Example(
+                        features=tf.train.Features(feature=feature)
+                    ).SerializeToString()
+                )
                 count += 1
     return count
 
@@ -225,7 +301,9 @@ def bench_serialize(kind: str, pre: Path, work: Path, n: int, sizes: Sizes) -> d
     counts: dict[str, int] = {}
 
     def run_dataops() -> None:
-        counts["dataops"] = sum(dataops_serialize(pre, out_d, batch_rows).metadata.num_examples.values())
+        counts["dataops"] = sum(
+            dataops_serialize(pre, out_d, batch_rows).metadata.num_examples.values()
+        )
 
     def run_loop() -> None:
         counts["loop"] = loop_serialize(pre, loop_file, batch_rows)
@@ -257,7 +335,13 @@ def shard_files(dataset: Path) -> list[str]:
 def _count(ds: Any) -> int:
     n = 0
     for batch in ds:
-        first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0] if isinstance(batch, tuple) else batch
+        first = (
+            next(iter(batch.values()))
+            if isinstance(batch, dict)
+            else batch[0]
+            if isinstance(batch, tuple)
+            else batch
+        )
         n += int(first.shape[0])
     return n
 
@@ -271,9 +355,13 @@ def single_spec(features: list[dict[str, Any]]) -> dict[str, Any]:
         if f["dtype"] == "string" or f["encoding"] != "none":
             spec[f["name"]] = tf.io.FixedLenFeature([], tf.string)
         elif f["kind"] == "sequence":
-            spec[f["name"]] = tf.io.VarLenFeature(tf.float32 if f["dtype"] == "float32" else tf.int64)
+            spec[f["name"]] = tf.io.VarLenFeature(
+                tf.float32 if f["dtype"] == "float32" else tf.int64
+            )
         else:
-            spec[f["name"]] = tf.io.FixedLenFeature(f["shape"], tf.float32 if f["dtype"] == "float32" else tf.int64)
+            spec[f["name"]] = tf.io.FixedLenFeature(
+                f["shape"], tf.float32 if f["dtype"] == "float32" else tf.int64
+            )
     return spec
 
 
@@ -289,7 +377,25 @@ def read_parse_single(dataset: Path, compression: str = "") -> int:
 def read_raw(dataset: Path, compression: str = "") -> int:
     import tensorflow as tf
 
-    return _count(tf.data.TFRecordDataset(shard_files(dataset), compression_type=compression).batch(READ_BATCH))
+    return _count(
+        tf.data.TFRecordDataset(shard_files(dataset), compression_type=compression).batch(
+            READ_BATCH
+        )
+    )
+
+
+def read_batch_parse(dataset: Path, compression: str = "") -> int:
+    """For reference: batch first, then one `tf.io.parse_example` per batch (spec from metadata)."""
+    import tensorflow as tf
+
+    from dataops.metadata import read_metadata
+    from dataops.spec import parse_spec
+
+    spec = parse_spec(read_metadata(dataset))
+    ds = tf.data.TFRecordDataset(shard_files(dataset), compression_type=compression).batch(
+        READ_BATCH
+    )
+    return _count(ds.map(lambda b: tf.io.parse_example(b, spec)).prefetch(1))
 
 
 def load_fn() -> Callable[..., Any]:
@@ -306,7 +412,11 @@ def read_load(dataset: Path) -> int:
 
 
 def bench_read(kind: str, dataset: Path, n: int, sizes: Sizes) -> dict[str, Any]:
-    fns: dict[str, Callable[[], Any]] = {"parse_single": lambda: read_parse_single(dataset), "raw": lambda: read_raw(dataset)}
+    fns: dict[str, Callable[[], Any]] = {
+        "parse_single": lambda: read_parse_single(dataset),
+        "raw": lambda: read_raw(dataset),
+        "batch_parse": lambda: read_batch_parse(dataset),
+    }
     status = "ok"
     try:
         load_fn()
@@ -322,6 +432,10 @@ def bench_read(kind: str, dataset: Path, n: int, sizes: Sizes) -> dict[str, Any]
     for name, ts in times.items():
         out[f"{name}_s"] = ts
         out[f"{name}_records_per_s"] = round(n / med(ts))
+    out["batch_parse_vs_parse_single"] = round(
+        med(times["parse_single"]) / med(times["batch_parse"]), 3
+    )
+    out["batch_parse_vs_raw"] = round(med(times["raw"]) / med(times["batch_parse"]), 3)
     if "load" in times:
         out["load_vs_parse_single"] = round(med(times["parse_single"]) / med(times["load"]), 3)
         out["load_vs_raw"] = round(med(times["raw"]) / med(times["load"]), 3)
@@ -340,16 +454,29 @@ def bench_gzip(kind: str, pre: Path, work: Path, n: int, sizes: Sizes) -> dict[s
     d_none, d_gzip = work / f"gz-{kind}-none", work / f"gz-{kind}-gzip"
     tf_dir = work / f"gz-{kind}-tf"
     tf_dir.mkdir(parents=True, exist_ok=True)
-    write = alternate({
-        "none": lambda: dataops_serialize(pre, d_none, batch_rows, "none"),
-        "gzip": lambda: dataops_serialize(pre, d_gzip, batch_rows, "gzip"),
-    }, sizes.reps)
+    write = alternate(
+        {
+            "none": lambda: dataops_serialize(pre, d_none, batch_rows, "none"),
+            "gzip": lambda: dataops_serialize(pre, d_gzip, batch_rows, "gzip"),
+        },
+        sizes.reps,
+    )
     # TensorFlow's own GZIP writer, relative to its uncompressed writer (for reference).
-    tf_write = alternate({
-        "none": lambda: _tf_copy(shard_files(d_none), tf_dir / "none.tfrecord", None),
-        "gzip": lambda: _tf_copy(shard_files(d_none), tf_dir / "gzip.tfrecord", tf.io.TFRecordOptions(compression_type="GZIP")),
-    }, sizes.reps)
-    fns: dict[str, Callable[[], Any]] = {"raw_none": lambda: read_raw(d_none), "raw_gzip": lambda: read_raw(d_gzip, "GZIP")}
+    tf_write = alternate(
+        {
+            "none": lambda: _tf_copy(shard_files(d_none), tf_dir / "none.tfrecord", None),
+            "gzip": lambda: _tf_copy(
+                shard_files(d_none),
+                tf_dir / "gzip.tfrecord",
+                tf.io.TFRecordOptions(compression_type="GZIP"),
+            ),
+        },
+        sizes.reps,
+    )
+    fns: dict[str, Callable[[], Any]] = {
+        "raw_none": lambda: read_raw(d_none),
+        "raw_gzip": lambda: read_raw(d_gzip, "GZIP"),
+    }
     try:
         load_fn()
         fns["load_none"] = lambda: read_load(d_none)
@@ -371,7 +498,9 @@ def bench_gzip(kind: str, pre: Path, work: Path, n: int, sizes: Sizes) -> dict[s
         "write_ratio": round(med(write["none"]) / med(write["gzip"]), 3),
         "tf_writer_gzip_ratio": round(med(tf_write["none"]) / med(tf_write["gzip"]), 3),
         "read_raw_ratio": round(med(read["raw_none"]) / med(read["raw_gzip"]), 3),
-        "read_load_ratio": round(med(read["load_none"]) / med(read["load_gzip"]), 3) if "load_gzip" in read else None,
+        "read_load_ratio": round(med(read["load_none"]) / med(read["load_gzip"]), 3)
+        if "load_gzip" in read
+        else None,
     }
     out.update(_deflate_speeds(d_none, med(write["none"])))
     return out
@@ -395,7 +524,10 @@ def _deflate_speeds(dataset: Path, write_none_s: float) -> dict[str, Any]:
 
     data = b"".join(Path(p).read_bytes() for p in shard_files(dataset))
     out: dict[str, Any] = {}
-    cands: dict[str, Callable[[bytes], bytes]] = {"zlib6": lambda b: zlib.compress(b, 6), "zlib1": lambda b: zlib.compress(b, 1)}
+    cands: dict[str, Callable[[bytes], bytes]] = {
+        "zlib6": lambda b: zlib.compress(b, 6),
+        "zlib1": lambda b: zlib.compress(b, 1),
+    }
     try:
         from isal import isal_zlib
 
@@ -461,32 +593,54 @@ def _worker(args: argparse.Namespace) -> None:
             n = read_load(Path(job["dataset"]))
         else:
             raise SystemExit(f"unknown worker {args.worker}")
-        out.append({"peak_rss_kib": _peak_rss_kib(), "rss_before_kib": before, "records": n, "peak_reset": reset})
+        out.append(
+            {
+                "peak_rss_kib": _peak_rss_kib(),
+                "rss_before_kib": before,
+                "records": n,
+                "peak_reset": reset,
+            }
+        )
     print(json.dumps(out))
 
 
 def _run_worker(kind: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def run(js: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, __file__, "--worker", kind, "--jobs", json.dumps(js)], capture_output=True, text=True, env=_env())
+        return subprocess.run(
+            [sys.executable, __file__, "--worker", kind, "--jobs", json.dumps(js)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+        )
 
     proc = run(jobs)
     if proc.returncode != 0 and "cannot reset the peak RSS" in proc.stderr:
         return [r for job in jobs for r in _run_worker(kind, [job])]
     if proc.returncode != 0:
-        raise RuntimeError(f"{kind} worker failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        raise RuntimeError(
+            f"{kind} worker failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def bench_memory(pre_n: Path, pre_8n: Path, work: Path, sizes: Sizes) -> dict[str, Any]:
     """Peak RSS of serialize and of a full `dataops.load` pass, image records at N and 8N."""
-    out: dict[str, Any] = {"batch_rows": sizes.image_batch_rows, "kind": "image", "rows_n": sizes.image, "rows_8n": 8 * sizes.image}
+    out: dict[str, Any] = {
+        "batch_rows": sizes.image_batch_rows,
+        "kind": "image",
+        "rows_n": sizes.image,
+        "rows_8n": 8 * sizes.image,
+    }
     sets = {"n": work / "mem-n", "8n": work / "mem-8n"}
     # One fresh process per size (no TensorFlow import, so cheap): nothing retained by a
     # previous run counts. The load pass shares one process (one TensorFlow import) and
     # resets the peak between sizes; the 8N pass runs second, so what the N pass retained
     # counts against it.
     ser = [
-        _run_worker("serialize", [{"pre": str(pre), "out": str(sets[label]), "batch_rows": sizes.image_batch_rows}])[0]
+        _run_worker(
+            "serialize",
+            [{"pre": str(pre), "out": str(sets[label]), "batch_rows": sizes.image_batch_rows}],
+        )[0]
         for label, pre in (("n", pre_n), ("8n", pre_8n))
     ]
     out["serialize_n"], out["serialize_8n"] = ser
@@ -509,7 +663,13 @@ def bench_memory(pre_n: Path, pre_8n: Path, work: Path, sizes: Sizes) -> dict[st
 
 def _env(**extra: str) -> dict[str, str]:
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+    return {
+        **os.environ,
+        "PATH": path,
+        "DVC_NO_ANALYTICS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **extra,
+    }
 
 
 def _sh(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -517,7 +677,9 @@ def _sh(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env or _env())
     dt = time.perf_counter() - t
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(args)}` in {cwd} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}")
+        raise RuntimeError(
+            f"`{' '.join(args)}` in {cwd} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}"
+        )
     return dt
 
 
@@ -527,7 +689,9 @@ def bench_dvc(work: Path, sizes: Sizes) -> dict[str, Any]:
 
     repo, remote = work / "dvc-repo", work / "dvc-remote"
     repo.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "HEAD"], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(repo)], input=archive, check=True)
     for p in ("data", ".dvcstore", "reports/runs"):
         shutil.rmtree(repo / p, ignore_errors=True)
@@ -535,7 +699,11 @@ def bench_dvc(work: Path, sizes: Sizes) -> dict[str, Any]:
     params["sample"]["num_examples"] = sizes.dvc_examples
     small = max(1, sizes.dvc_examples // 40)
     params["validate"]["min_examples"] = {"train": small * 8, "validation": small, "test": small}
-    params["validate"]["class_balance"] = {"feature": "label", "min_fraction": 0.01, "max_fraction": 0.7}
+    params["validate"]["class_balance"] = {
+        "feature": "label",
+        "min_fraction": 0.01,
+        "max_fraction": 0.7,
+    }
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc = [str(Path(sys.executable).parent / "dvc")]
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
@@ -563,7 +731,19 @@ def bench_dvc(work: Path, sizes: Sizes) -> dict[str, Any]:
     def fresh_remote() -> None:
         # A new, empty remote directory each time: DVC keeps an index of what a remote holds,
         # so emptying the same directory behind its back would make it skip the upload.
-        _sh([*dvc, "remote", "add", "--local", "-d", "-f", "bench", str(remote / f"r{next(trial)}")], repo)
+        _sh(
+            [
+                *dvc,
+                "remote",
+                "add",
+                "--local",
+                "-d",
+                "-f",
+                "bench",
+                str(remote / f"r{next(trial)}"),
+            ],
+            repo,
+        )
 
     for r in range(sizes.dvc_reps):
         order = list(targets) if r % 2 == 0 else list(targets)[::-1]
@@ -622,12 +802,22 @@ def bench_airflow(work: Path, sizes: Sizes) -> dict[str, Any]:
         return {"status": f"not available: {dag} does not exist"}
     home = work / "airflow-home"
     home.mkdir(parents=True, exist_ok=True)
-    env = _env(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", DATAOPS_PROJECT_DIR=str(ROOT))
+    env = _env(
+        AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", DATAOPS_PROJECT_DIR=str(ROOT)
+    )
     runs = []
     for _ in range(sizes.reps):
-        proc = subprocess.run([sys.executable, "-c", _DAG_IMPORT, str(dag)], capture_output=True, text=True, env=env, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-c", _DAG_IMPORT, str(dag)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
         if proc.returncode != 0:
-            return {"status": f"import failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}"}
+            return {
+                "status": f"import failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}"
+            }
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return {
         "status": "ok",
@@ -645,7 +835,17 @@ def versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {}
-    for pkg in ("tensorflow", "tensorflow-cpu", "protobuf", "dvc", "apache-airflow", "pyarrow", "numpy", "crc32c", "isal"):
+    for pkg in (
+        "tensorflow",
+        "tensorflow-cpu",
+        "protobuf",
+        "dvc",
+        "apache-airflow",
+        "pyarrow",
+        "numpy",
+        "crc32c",
+        "isal",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -663,7 +863,12 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu_count": os.cpu_count(), "cpu_model": model, "platform": platform.platform(), "load_average_start": list(os.getloadavg())}
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "load_average_start": list(os.getloadavg()),
+    }
 
 
 def evaluate(ratios: dict[str, float | None], notes: dict[str, str]) -> list[dict[str, Any]]:
@@ -697,14 +902,21 @@ def write_markdown(path: Path, res: dict[str, Any]) -> None:
         target = f"{row['op'].replace('>=', '≥').replace('<=', '≤')} {row['threshold']:g}{' s' if unit == 's' else '×'}"
         verdict = "—" if row["pass"] is None else ("yes" if row["pass"] else "**no**")
         note = f" ({row['note']})" if row["note"] else ""
-        lines.append(f"| {row['label']}{note} | {_fmt(row['measured'], unit)} | {target} | {verdict} |")
+        lines.append(
+            f"| {row['label']}{note} | {_fmt(row['measured'], unit)} | {target} | {verdict} |"
+        )
     f = res["figures"]
     lines += ["", "| throughput (records/s, median) | dataops | baseline |", "|---|---|---|"]
     for kind, s in f.get("serialize", {}).items():
-        lines.append(f"| serialize {kind} ({s['bytes_per_record']:.0f} B/record, {s['rows']} rows) | {s['dataops_records_per_s']:,} | {s['loop_records_per_s']:,} (per-example loop) |")
+        lines.append(
+            f"| serialize {kind} ({s['bytes_per_record']:.0f} B/record, {s['rows']} rows) | {s['dataops_records_per_s']:,} | {s['loop_records_per_s']:,} (per-example loop) |"
+        )
     for kind, r in f.get("read", {}).items():
         load = f"{r['load_records_per_s']:,}" if "load_records_per_s" in r else "not available"
-        lines.append(f"| read {kind} | {load} | {r['parse_single_records_per_s']:,} (parse_single_example), {r['raw_records_per_s']:,} (raw pass) |")
+        lines.append(
+            f"| read {kind} | {load} | {r['parse_single_records_per_s']:,} (parse_single_example), {r['raw_records_per_s']:,} (raw pass), "
+            f"{r['batch_parse_records_per_s']:,} (batch → parse_example, for reference) |"
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -725,10 +937,14 @@ def write_chart(path: Path, res: dict[str, Any]) -> None:
             texts.append("not available")
             continue
         # margin: >= 1 means the target is met, whichever direction it points
-        score = v / row["threshold"] if row["op"] == ">=" else (row["threshold"] / v if v > 0 else 10.0)
+        score = (
+            v / row["threshold"] if row["op"] == ">=" else (row["threshold"] / v if v > 0 else 10.0)
+        )
         scores.append(score)
         colors.append("#2a9d8f" if row["pass"] else "#e76f51")
-        texts.append(f"{_fmt(v, row['unit'])} (target {row['op']} {row['threshold']:g}{' s' if row['unit'] == 's' else '×'})")
+        texts.append(
+            f"{_fmt(v, row['unit'])} (target {row['op']} {row['threshold']:g}{' s' if row['unit'] == 's' else '×'})"
+        )
     fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.2))
     y = list(range(len(rows)))[::-1]
     ax.barh(y, scores, color=colors)
@@ -740,18 +956,41 @@ def write_chart(path: Path, res: dict[str, Any]) -> None:
     for yi, s, t in zip(y, scores, texts, strict=True):
         ax.text(max(s, 0.02) * 1.05, yi, t, va="center", fontsize=7)
     ax.set_xlim(0.02, max(max(scores) * 6, 10))
-    ax.set_title(f"dataops benchmark{' (quick)' if res['quick'] else ''}: {res['machine']['cpu_count']} cores", fontsize=10)
+    ax.set_title(
+        f"dataops benchmark{' (quick)' if res['quick'] else ''}: {res['machine']['cpu_count']} cores",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small sizes, one repetition (under two minutes)")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json, results.md and ratios.png go")
-    ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir, removed at the end)")
-    ap.add_argument("--skip", action="append", default=[], choices=["serialize", "read", "gzip", "memory", "dvc", "airflow"], help="leave a section out (debugging)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="small sizes, one repetition (under two minutes)"
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench",
+        help="where results.json, results.md and ratios.png go",
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="scratch directory (default: a temp dir, removed at the end)",
+    )
+    ap.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["serialize", "read", "gzip", "memory", "dvc", "airflow"],
+        help="leave a section out (debugging)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--jobs", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -760,7 +999,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = QUICK if args.quick else FULL
     t_start = time.perf_counter()
-    res: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "quick": args.quick, "sizes": asdict(sizes), "machine": machine(), "versions": versions(), "figures": {}}
+    res: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "quick": args.quick,
+        "sizes": asdict(sizes),
+        "machine": machine(),
+        "versions": versions(),
+        "figures": {},
+    }
     work = args.work or Path(tempfile.mkdtemp(prefix="dataops-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     figs = res["figures"]
@@ -771,8 +1017,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log(f"generating data in {work}")
         pre = {
-            "small": make_preprocessed("small", sizes.small, work / "pre-small", row_group=sizes.small_batch_rows),
-            "image": make_preprocessed("image", sizes.image, work / "pre-image", row_group=sizes.image_batch_rows),
+            "small": make_preprocessed(
+                "small", sizes.small, work / "pre-small", row_group=sizes.small_batch_rows
+            ),
+            "image": make_preprocessed(
+                "image", sizes.image, work / "pre-image", row_group=sizes.image_batch_rows
+            ),
         }
         import tensorflow  # noqa: F401  (import once, outside every timed region)
 
@@ -780,18 +1030,24 @@ def main(argv: list[str] | None = None) -> int:
             figs["serialize"] = {}
             for kind in ("small", "image"):
                 log(f"serialize {kind}")
-                figs["serialize"][kind] = bench_serialize(kind, pre[kind], work, getattr(sizes, kind), sizes)
+                figs["serialize"][kind] = bench_serialize(
+                    kind, pre[kind], work, getattr(sizes, kind), sizes
+                )
         if "read" not in args.skip and "serialize" in figs:
             figs["read"] = {}
             for kind in ("small", "image"):
                 log(f"read {kind}")
-                figs["read"][kind] = bench_read(kind, Path(figs["serialize"][kind]["dataset"]), getattr(sizes, kind), sizes)
+                figs["read"][kind] = bench_read(
+                    kind, Path(figs["serialize"][kind]["dataset"]), getattr(sizes, kind), sizes
+                )
         if "gzip" not in args.skip:
             log("gzip")
             figs["gzip"] = {"small": bench_gzip("small", pre["small"], work, sizes.small, sizes)}
         if "memory" not in args.skip:
             log("memory")
-            pre8 = make_preprocessed("image", 8 * sizes.image, work / "pre-image-8n", row_group=sizes.image_batch_rows)
+            pre8 = make_preprocessed(
+                "image", 8 * sizes.image, work / "pre-image-8n", row_group=sizes.image_batch_rows
+            )
             figs["memory"] = bench_memory(pre["image"], pre8, work, sizes)
         if "dvc" not in args.skip:
             log("dvc")
@@ -813,7 +1069,9 @@ def main(argv: list[str] | None = None) -> int:
     res["machine"]["load_average_end"] = list(os.getloadavg())
     res["duration_s"] = round(time.perf_counter() - t_start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(res, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (args.out / "results.json").write_text(
+        json.dumps(res, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     write_markdown(args.out / "results.md", res)
     write_chart(args.out / "ratios.png", res)
     log(f"wrote {args.out / 'results.json'}, results.md, ratios.png")
@@ -825,7 +1083,9 @@ def collect_ratios(figs: dict[str, Any]) -> tuple[dict[str, float | None], dict[
     """The figures the targets are about, keyed like `TARGETS`; notes say why one is missing."""
     r: dict[str, float | None] = {t.name: None for t in TARGETS}
     notes: dict[str, str] = {}
-    ser, read, gz, mem, dvc, af = (figs.get(k) for k in ("serialize", "read", "gzip", "memory", "dvc", "airflow"))
+    ser, read, gz, mem, dvc, af = (
+        figs.get(k) for k in ("serialize", "read", "gzip", "memory", "dvc", "airflow")
+    )
     if ser:
         r["serialize_small_vs_loop"] = ser["small"]["ratio"]
         r["serialize_image_vs_loop"] = ser["image"]["ratio"]

@@ -237,7 +237,7 @@ def encode_batch(columns: list[Column]) -> EncodedBatch:
     rec_len = _FRAME_HEADER + ex_len_u[finv] + _FRAME_FOOTER
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(rec_len, out=starts[1:])
-    view = memoryview(data)
+    view = data.data  # a memoryview of the buffer
     ex_ends = starts[1:] - _FRAME_FOOTER
     slices = map(slice, (starts[:-1] + _FRAME_HEADER).tolist(), ex_ends.tolist())
     crcs = np.fromiter(map(_crc32c.crc32c, map(view.__getitem__, slices)), dtype=np.uint32, count=n)
@@ -284,7 +284,7 @@ def _gather_segments(src: np.ndarray, s: np.ndarray, out_start: np.ndarray, ln: 
 def _copy_segments(src: np.ndarray, s: np.ndarray, out_start: np.ndarray, ln: np.ndarray, total: int) -> np.ndarray:
     """Concatenate `src[s[j]:s[j] + ln[j]]` over all j, one memcpy per segment."""
     data = np.empty(total, dtype=np.uint8)
-    dv, sv = memoryview(data), memoryview(src)
+    dv, sv = data.data, np.ascontiguousarray(src).data
     for o, a, k in zip(out_start[:-1].tolist(), s.tolist(), ln.tolist(), strict=True):
         if k:
             dv[o : o + k] = sv[a : a + k]

@@ -25,7 +25,15 @@ from dataops.codec import Column, encode_batch
 from dataops.config import SerializeParams
 from dataops.errors import DatasetError
 from dataops.fsutil import atomic_dir, fingerprint
-from dataops.metadata import FORMAT_VERSION, DatasetMetadata, FeatureInfo, ShardInfo, SplitInfo, shard_name, write_metadata
+from dataops.metadata import (
+    FORMAT_VERSION,
+    DatasetMetadata,
+    FeatureInfo,
+    ShardInfo,
+    SplitInfo,
+    shard_name,
+    write_metadata,
+)
 from dataops.preprocess import read_state
 
 
@@ -47,10 +55,7 @@ def columns_from_arrow(table: pa.Table | pa.RecordBatch, features: list[FeatureI
             raise DatasetError(f"feature '{f.name}' has {arr.null_count} missing values; preprocess must fill or reject them")
         wire = f.wire
         if wire == "bytes":
-            if pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type):
-                off_dtype = np.int64
-            else:
-                off_dtype = np.int32
+            off_dtype: type[np.signedinteger[Any]] = np.int64 if pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type) else np.int32
             bufs = arr.buffers()
             offsets = np.frombuffer(bufs[1], dtype=off_dtype)[arr.offset : arr.offset + n + 1]
             data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)

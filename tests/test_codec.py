@@ -12,13 +12,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataops.codec import Column, EncodedBatch, FramingError, encode_batch, iter_records, masked_crc32c
+from dataops.codec import (
+    Column,
+    EncodedBatch,
+    FramingError,
+    encode_batch,
+    iter_records,
+    masked_crc32c,
+)
 
 tf = pytest.importorskip("tensorflow")
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 SPECIAL_INTS = st.sampled_from([0, 1, -1, 127, 128, 2**31, 2**63 - 1, -(2**63), -(2**31)])
-FLOAT32 = st.floats(width=32, allow_nan=False) | st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 3.4028234663852886e38, 1e-45])
+FLOAT32 = st.floats(width=32, allow_nan=False) | st.sampled_from(
+    [math.nan, math.inf, -math.inf, -0.0, 3.4028234663852886e38, 1e-45]
+)
 KEYS = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12)
 KINDS = ["bytes", "text", "float_fixed", "int64_fixed", "float_var", "int64_var"]
 
@@ -34,17 +43,29 @@ def batches(draw):
         if kind == "bytes":
             rows = draw(st.lists(st.binary(max_size=300), min_size=n, max_size=n))
         elif kind == "text":
-            rows = [s.encode() for s in draw(st.lists(st.text(max_size=20), min_size=n, max_size=n))]
+            rows = [
+                s.encode() for s in draw(st.lists(st.text(max_size=20), min_size=n, max_size=n))
+            ]
         elif kind == "float_fixed":
             width = draw(st.integers(0, 6))
-            rows = draw(st.lists(st.lists(FLOAT32, min_size=width, max_size=width), min_size=n, max_size=n))
+            rows = draw(
+                st.lists(st.lists(FLOAT32, min_size=width, max_size=width), min_size=n, max_size=n)
+            )
         elif kind == "int64_fixed":
             width = draw(st.integers(0, 4))
-            rows = draw(st.lists(st.lists(INT64 | SPECIAL_INTS, min_size=width, max_size=width), min_size=n, max_size=n))
+            rows = draw(
+                st.lists(
+                    st.lists(INT64 | SPECIAL_INTS, min_size=width, max_size=width),
+                    min_size=n,
+                    max_size=n,
+                )
+            )
         elif kind == "float_var":
             rows = draw(st.lists(st.lists(FLOAT32, max_size=7), min_size=n, max_size=n))
         else:
-            rows = draw(st.lists(st.lists(INT64 | SPECIAL_INTS, max_size=7), min_size=n, max_size=n))
+            rows = draw(
+                st.lists(st.lists(INT64 | SPECIAL_INTS, max_size=7), min_size=n, max_size=n)
+            )
         features.append((key, kind, rows))
     return n, features
 
@@ -77,7 +98,9 @@ def proto_bytes(features, i: int) -> bytes:
             feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=v))
         else:
             feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=v))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+        deterministic=True
+    )
 
 
 def parse_spec(features):
@@ -86,9 +109,14 @@ def parse_spec(features):
         if kind in ("bytes", "text"):
             spec[key] = tf.io.FixedLenFeature([], tf.string)
         elif kind.endswith("fixed"):
-            spec[key] = tf.io.FixedLenFeature([len(rows[0])], tf.float32 if kind.startswith("float") else tf.int64)
+            spec[key] = tf.io.FixedLenFeature(
+                [len(rows[0])], tf.float32 if kind.startswith("float") else tf.int64
+            )
         else:
-            spec[key] = tf.io.RaggedFeature(dtype=tf.float32 if kind.startswith("float") else tf.int64, row_splits_dtype=tf.int64)
+            spec[key] = tf.io.RaggedFeature(
+                dtype=tf.float32 if kind.startswith("float") else tf.int64,
+                row_splits_dtype=tf.int64,
+            )
     return spec
 
 
@@ -96,7 +124,11 @@ def f32_bits(values) -> list[int]:
     return np.asarray(values, dtype=np.float32).view(np.uint32).tolist()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(batches())
 def test_encoder_equals_protobuf_and_parses_back(batch):
     n, features = batch
@@ -104,7 +136,9 @@ def test_encoder_equals_protobuf_and_parses_back(batch):
     assert enc.num_records == n
     got = enc.examples()
     for i in range(n):
-        assert got[i] == proto_bytes(features, i), f"record {i} differs from protobuf's deterministic serialization"
+        assert got[i] == proto_bytes(features, i), (
+            f"record {i} differs from protobuf's deterministic serialization"
+        )
     parsed = tf.io.parse_example(tf.constant(got), parse_spec(features))
     for key, kind, rows in features:
         value = parsed[key]
@@ -140,9 +174,17 @@ def _write(enc: EncodedBatch, path: Path) -> Path:
 def _sample_features(n: int, blob: int) -> list:
     rng = np.random.default_rng(7)
     return [
-        ("image", "bytes", [rng.integers(0, 256, blob + i, dtype=np.uint8).tobytes() for i in range(n)]),
+        (
+            "image",
+            "bytes",
+            [rng.integers(0, 256, blob + i, dtype=np.uint8).tobytes() for i in range(n)],
+        ),
         ("label", "int64_fixed", [[int(x)] for x in rng.integers(-5, 10**12, n)]),
-        ("emb", "float_fixed", [rng.standard_normal(4).astype(np.float32).tolist() for _ in range(n)]),
+        (
+            "emb",
+            "float_fixed",
+            [rng.standard_normal(4).astype(np.float32).tolist() for _ in range(n)],
+        ),
         ("ids", "int64_var", [rng.integers(0, 2**40, i % 5).tolist() for i in range(n)]),
         ("ключ", "text", [f"row {i} ✓".encode() for i in range(n)]),
     ]
@@ -194,4 +236,6 @@ def test_serialize_memory_is_bounded_by_the_batch(tmp_path):
         dataops_serialize(pre, tmp_path / f"out-{n}", batch_rows=512)
         peaks[n] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert peaks[8 * 4096] <= 1.3 * peaks[4096], f"peak traced memory grew from {peaks[4096]} to {peaks[8 * 4096]} bytes with 8x the rows"
+    assert peaks[8 * 4096] <= 1.3 * peaks[4096], (
+        f"peak traced memory grew from {peaks[4096]} to {peaks[8 * 4096]} bytes with 8x the rows"
+    )

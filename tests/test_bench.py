@@ -1,0 +1,80 @@
+"""`bench/run.py --quick` runs end to end and writes well-formed results (the structure, never the speed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_quick_run_writes_json_markdown_and_chart(quick_results: Path):
+    res = json.loads((quick_results / "results.json").read_text())
+    assert res["quick"] is True
+    assert res["machine"]["cpu_count"] >= 1
+    for pkg in ("tensorflow", "protobuf", "dvc", "apache-airflow"):
+        assert pkg in res["versions"]
+    assert (
+        res["versions"]["protobuf"] and res["versions"]["dvc"] and res["versions"]["apache-airflow"]
+    )
+    assert res["versions"]["tensorflow"] or res["versions"]["tensorflow-cpu"]
+    assert set(res["figures"]) == {"serialize", "read", "gzip", "memory", "dvc", "airflow"}
+
+    names = [t["name"] for t in res["targets"]]
+    assert sorted(names) == sorted(res["ratios"])
+    assert len(names) == 11
+    for t in res["targets"]:
+        assert t["op"] in (">=", "<=") and t["threshold"] > 0 and t["unit"] in ("x", "s")
+        if t["measured"] is None:
+            assert t["pass"] is None and t["note"], f"{t['name']}: missing without saying why"
+        else:
+            assert t["measured"] > 0
+            assert t["pass"] == (
+                t["measured"] >= t["threshold"]
+                if t["op"] == ">="
+                else t["measured"] <= t["threshold"]
+            )
+    assert res["all_pass"] == all(t["pass"] for t in res["targets"])
+
+    ser = res["figures"]["serialize"]
+    for kind in ("small", "image"):
+        s = ser[kind]
+        assert s["dataops_records_per_s"] > 0 and s["loop_records_per_s"] > 0
+        assert s["ratio"] == res["ratios"][f"serialize_{kind}_vs_loop"]
+    # The generated records have the sizes the issue names: ~250 B and ~12 KB.
+    assert 200 <= ser["small"]["bytes_per_record"] <= 320
+    assert 12_000 <= ser["image"]["bytes_per_record"] <= 12_600
+    assert res["figures"]["dvc"]["repro_noop_median_s"] > 0
+    assert res["figures"]["memory"]["serialize_n"]["peak_rss_kib"] > 0
+
+    md = (quick_results / "results.md").read_text()
+    assert "| figure | measured | target | pass |" in md
+    assert md.count("\n| ") >= 12
+    png = (quick_results / "ratios.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
