@@ -12,6 +12,7 @@ import hashlib
 import math
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,15 +144,29 @@ class _Pipe:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _read_ahead(batches: Iterator[Any], pool: ThreadPoolExecutor) -> Iterator[Any]:
+    """Yield from `batches`, reading the next one on `pool` meanwhile (Parquet decoding
+    releases the GIL); one extra batch in memory."""
+    fut = pool.submit(next, batches, None)
+    while True:
+        item = fut.result()
+        if item is None:
+            return
+        fut = pool.submit(next, batches, None)
+        yield item
+
+
 def _write_split(pf: pq.ParquetFile, name: str, split: str, features: list[FeatureInfo], params: SerializeParams, out: Path) -> SplitInfo:
     pipe = _Pipe()
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataops-read")
     try:
-        return _write_split_with(pipe, pf, name, split, features, params, out)
+        return _write_split_with(pipe, reader, pf, name, split, features, params, out)
     finally:
+        reader.shutdown(wait=True, cancel_futures=True)
         pipe.close()
 
 
-def _write_split_with(pipe: _Pipe, pf: pq.ParquetFile, name: str, split: str, features: list[FeatureInfo], params: SerializeParams, out: Path) -> SplitInfo:
+def _write_split_with(pipe: _Pipe, reader: ThreadPoolExecutor, pf: pq.ParquetFile, name: str, split: str, features: list[FeatureInfo], params: SerializeParams, out: Path) -> SplitInfo:
     total = pf.metadata.num_rows
     batches = pf.iter_batches(batch_size=params.batch_rows, use_threads=False)
     first = next(batches, None)
@@ -192,7 +207,7 @@ def _write_split_with(pipe: _Pipe, pf: pq.ParquetFile, name: str, split: str, fe
 
     if encoded is not None:
         feed(encoded)
-    for batch in batches:
+    for batch in _read_ahead(batches, reader):
         if batch.num_rows:
             feed(encode_batch(columns_from_arrow(batch, features)))
     close_current()
