@@ -2,11 +2,13 @@
 
 The per-example habit — build an `Example` proto from Python values, `SerializeToString()`,
 `TFRecordWriter.write()` — spends nearly all of its time in protobuf object construction.
-Here a whole batch is encoded column by column into one byte buffer: every feature's
-map-entry header is written into a small per-row byte matrix, the payloads stay in the
-column buffers they came in, and one gather assembles the framed records. The bytes equal
+Here a whole batch is encoded column by column into one byte buffer: a feature's map-entry
+header depends only on its payload length, so headers (and the frame headers) are built once
+per distinct length in a small table that rows point into; the payloads stay in the column
+buffers they came in (int64 values become one varint stream); one byte gather, or one memcpy
+per segment when segments are long, assembles the framed records. The bytes equal
 `example.SerializeToString(deterministic=True)` (map keys sorted) inside the standard
-TFRecord framing; tests check this against protobuf and TensorFlow.
+TFRecord framing; `tests/test_codec.py` checks this against protobuf and TensorFlow.
 """
 
 from __future__ import annotations

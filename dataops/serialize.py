@@ -1,8 +1,10 @@
 """Stage 3, serialize: per-split Parquet → TFRecord shards of `tf.train.Example` + `metadata.json`.
 
 Rows are encoded a batch at a time by `dataops.codec` (no per-example protobuf objects) and
-streamed into shards; memory holds one batch. Shard i of k holds rows
-[i·N/k, (i+1)·N/k) of its split, in the preprocessed order.
+streamed into shards. Three threads overlap: one reads the next Parquet batch, the caller
+encodes, one compresses, hashes and writes; memory holds at most four batches (one read
+ahead, one being encoded, two being written), whatever the split's size. Shard i of k holds
+rows [i·N/k, (i+1)·N/k) of its split, in the preprocessed order.
 """
 
 from __future__ import annotations
