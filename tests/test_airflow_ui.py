@@ -78,6 +78,7 @@ def airflow(tmp_path_factory):
         AIRFLOW_PORT=str(port),
         DATAOPS_PROJECT_DIR=str(clone),
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="5",
     )
     with open(out_path, "w") as out:
         proc = subprocess.Popen(
@@ -213,8 +214,25 @@ def test_trigger_through_rest_api_and_see_the_version_on_the_datasets_page(airfl
             assert "sample-train.tfrecord-00000-of-00001" in frame.locator("#detail").inner_text()
             page.wait_for_timeout(500)
             page.screenshot(path=str(shot))
+
+            # the trigger form: one field per tunable params.yaml key, grouped by section, with
+            # params.yaml's values as defaults once the DAG is re-parsed after the run changed it
+            def reparsed() -> bool:
+                _, d = _http("GET", f"{url}/api/v2/dags/dataset_pipeline/details", token)
+                return d["params"]["sample__num_examples"]["value"] == 130
+
+            _wait("the DAG to be re-parsed with the new params.yaml", reparsed, 120)
+            page.goto(f"{url}/dags/dataset_pipeline")
+            page.get_by_role("button", name="Trigger").first.click()
+            dialog = page.locator("[role=dialog][data-state=open]")
+            dialog.get_by_text("params.yaml: sample").click()
+            field = dialog.locator("input[name=element_sample__num_examples]")
+            field.wait_for(timeout=30_000)
+            assert field.input_value() == "130"
+            page.screenshot(path=str(ARTIFACTS / "trigger-form.png"))
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
     if os.environ.get("DATAOPS_UPDATE_DOCS_SCREENSHOT") == "1":
         shutil.copy(shot, REPO / "docs" / "datasets-page.png")
+        shutil.copy(ARTIFACTS / "trigger-form.png", REPO / "docs" / "trigger-form.png")
