@@ -12,8 +12,9 @@ from pathlib import Path
 
 from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 PREFIX = "/dataops"
 
@@ -26,6 +27,22 @@ def workspace() -> Path:
 app = FastAPI(
     title="dataops datasets", description="Published dataset versions of the dataops project."
 )
+
+
+@app.exception_handler(HTTPException)
+async def _login_first(request: Request, exc: HTTPException) -> Response:
+    """The page sends a browser without a session to Airflow's login (and back); the API answers 401."""
+    if (
+        exc.status_code in (401, 403)
+        and request.url.path.endswith("/datasets")
+        and request.method == "GET"
+    ):
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return RedirectResponse(
+            get_auth_manager().get_url_login(next_url=f"{PREFIX}/datasets"), status_code=303
+        )
+    return await http_exception_handler(request, exc)
 
 
 @app.get("/api/versions")
