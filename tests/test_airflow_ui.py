@@ -193,6 +193,14 @@ def test_trigger_through_rest_api_and_see_the_version_on_the_datasets_page(airfl
     assert git(clone, "tag", "--points-at", "HEAD") == "sample-v1.0"
     assert "num_examples: 130" in git(clone, "show", "sample-v1.0:params.yaml")
 
+    status, events = _http("GET", f"{url}/api/v2/assets/events", token)
+    assert status == 200, events
+    extras = [e["extra"] for e in events["asset_events"]]
+    assert [x["tag"] for x in extras] == ["sample-v1.0"] and sum(
+        extras[0]["num_examples"].values()
+    ) == 130
+    assert extras[0]["commit"] == git(clone, "rev-parse", "HEAD")
+
     status, versions = _http("GET", f"{url}/dataops/api/versions", token)
     assert status == 200 and [v["tag"] for v in versions["versions"]] == ["sample-v1.0"]
     assert sum(versions["versions"][0]["num_examples"].values()) == 130
