@@ -401,7 +401,7 @@ def read_batch_parse(dataset: Path, compression: str = "") -> int:
 def load_fn() -> Callable[..., Any]:
     """`dataops.load`, or NotAvailable while it does not exist."""
     try:
-        from dataops.load import load
+        from dataops.loader import load
     except ImportError as err:
         raise NotAvailable(f"dataops.load is not importable ({err})") from None
     return load

@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["Loader", "LoaderState", "load"]
 
-_LAZY = {"load": "dataops.load", "Loader": "dataops.load", "LoaderState": "dataops.resume"}
+_LAZY = {"load": "dataops.loader", "Loader": "dataops.loader", "LoaderState": "dataops.resume"}
 
 
 def __getattr__(name: str) -> Any:
@@ -18,6 +18,6 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # importing the submodule `dataops.load` bound the module here
+        globals()[name] = value
         return value
     raise AttributeError(f"module 'dataops' has no attribute {name!r}")

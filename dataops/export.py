@@ -44,7 +44,7 @@ def run_export(
     """Export the dataset at `directory` (TFRecord shards + metadata.json) in format `fmt` to `out`."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not one of {list(FORMATS)}")
-    from dataops.load import Loader
+    from dataops.loader import Loader
 
     directory = Path(directory)
     out = Path(out)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dataops.errors import DatasetError
 
 if TYPE_CHECKING:
-    from dataops.load import Loader
+    from dataops.loader import Loader
 
 STATE_VERSION = 1
 

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 import dataops  # noqa: E402
-from dataops.load import Loader  # noqa: E402
+from dataops.loader import Loader  # noqa: E402
 
 
 class SaveLoaderState(keras.callbacks.Callback):

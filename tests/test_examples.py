@@ -7,7 +7,7 @@ import math
 import subprocess
 import sys
 
-from dataops.load import Loader
+from dataops.loader import Loader
 from tests.conftest import REPO
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import dataops
-from dataops.load import Loader
+from dataops.loader import Loader
 from tests.conftest import run_cli
 
 

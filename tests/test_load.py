@@ -13,7 +13,7 @@ import pytest
 
 import dataops
 from dataops.errors import ConfigError, DatasetError
-from dataops.load import Loader
+from dataops.loader import Loader
 from tests.conftest import small_params
 
 
@@ -180,10 +180,10 @@ def test_import_dataops_stays_light():
     assert out.split() == ["False", "False"]
 
 
-def test_load_stays_callable_after_importing_the_module(small_tfrecords):
-    import dataops.load as module  # binds dataops.load to the module
+def test_load_is_the_function_after_importing_the_module(small_tfrecords):
+    import dataops.loader as module
 
-    assert callable(dataops.load) and module.Loader is Loader
+    assert dataops.load is module.load and module.Loader is Loader
     assert len(ids(dataops.load(small_tfrecords, "test[:5]"))) == 5
 
 

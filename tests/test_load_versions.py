@@ -15,7 +15,7 @@ import yaml
 import dataops
 from dataops.errors import DatasetError
 from dataops.fsutil import sha256_file
-from dataops.load import Loader
+from dataops.loader import Loader
 from tests.test_dvc_pipeline import make_project, sh
 
 pytestmark = pytest.mark.slow

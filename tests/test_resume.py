@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import dataops
 from dataops.errors import DatasetError
-from dataops.load import Loader
+from dataops.loader import Loader
 from tests.conftest import small_params
 
 SPLIT = "train[:41]+validation[3:20]+test[-9:]"  # 67 examples over 3 shard files of 3 shards each

@@ -36,8 +36,6 @@ import os
 import re
 import secrets
 import shutil
-import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -760,13 +758,3 @@ def load(
         cache_dir=None.
     """
     return Loader(source, split, **options).dataset(state)
-
-
-class _CallableModule(types.ModuleType):
-    """`import dataops.load` binds the name `dataops.load` to this module; keep `dataops.load(...)` working."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return load(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
