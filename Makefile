@@ -20,7 +20,7 @@ help:
 # uv is bootstrapped with pip when missing (scripts/uv.sh); .venv comes from the committed uv.lock.
 setup: .venv/.synced
 .venv/.synced: pyproject.toml uv.lock
-	$(UV) sync --locked --python $(PYTHON)
+	$(UV) sync --locked --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 demo: setup
