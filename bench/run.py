@@ -398,6 +398,12 @@ def read_batch_parse(dataset: Path, compression: str = "") -> int:
     return _count(ds.map(lambda b: tf.io.parse_example(b, spec)).prefetch(1))
 
 
+def _default_level() -> int:
+    from dataops.config import SerializeParams
+
+    return SerializeParams().compression_level
+
+
 def load_fn() -> Callable[..., Any]:
     """`dataops.load`, or NotAvailable while it does not exist."""
     try:
@@ -490,7 +496,7 @@ def bench_gzip(kind: str, pre: Path, work: Path, n: int, sizes: Sizes) -> dict[s
     out: dict[str, Any] = {
         "rows": n,
         "status": status,
-        "compression_level": 6,
+        "compression_level": _default_level(),
         "bytes_none": size_none,
         "bytes_gzip": size_gzip,
         "write_none_s": write["none"],

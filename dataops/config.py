@@ -229,7 +229,7 @@ class SerializeParams(_Model):
     )
     num_shards: int | None = Field(None, ge=1, description="Fixed shard count per split.")
     compression: Literal["none", "gzip", "zlib"] = "none"
-    compression_level: int = Field(6, ge=0, le=9)
+    compression_level: int = Field(6, ge=0, le=9, description="Deflate level for gzip/zlib: 1 is fastest; higher levels trade write speed for smaller files.")
     batch_rows: int = Field(8192, ge=1, description="Rows encoded per batch.")
 
 

@@ -9,7 +9,6 @@ rows [i·N/k, (i+1)·N/k) of its split, in the preprocessed order.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import math
 import zlib
@@ -46,7 +45,9 @@ class SerializeResult:
     metadata: DatasetMetadata
 
 
-def columns_from_arrow(table: pa.Table | pa.RecordBatch, features: list[FeatureInfo]) -> list[Column]:
+def columns_from_arrow(
+    table: pa.Table | pa.RecordBatch, features: list[FeatureInfo]
+) -> list[Column]:
     """The codec's column view of a batch, without copying the value buffers."""
     cols = []
     for f in features:
@@ -55,13 +56,23 @@ def columns_from_arrow(table: pa.Table | pa.RecordBatch, features: list[FeatureI
             arr = arr.combine_chunks()
         n = len(arr)
         if arr.null_count:
-            raise DatasetError(f"feature '{f.name}' has {arr.null_count} missing values; preprocess must fill or reject them")
+            raise DatasetError(
+                f"feature '{f.name}' has {arr.null_count} missing values; preprocess must fill or reject them"
+            )
         wire = f.wire
         if wire == "bytes":
-            off_dtype: type[np.signedinteger[Any]] = np.int64 if pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type) else np.int32
+            off_dtype: type[np.signedinteger[Any]] = (
+                np.int64
+                if pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type)
+                else np.int32
+            )
             bufs = arr.buffers()
             offsets = np.frombuffer(bufs[1], dtype=off_dtype)[arr.offset : arr.offset + n + 1]
-            data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+            data = (
+                np.frombuffer(bufs[2], dtype=np.uint8)
+                if bufs[2] is not None
+                else np.zeros(0, np.uint8)
+            )
             cols.append(Column(f.name, "bytes", data, offsets.astype(np.int64)))
             continue
         np_dtype = np.float32 if wire == "float" else np.int64
@@ -80,39 +91,67 @@ def columns_from_arrow(table: pa.Table | pa.RecordBatch, features: list[FeatureI
     return cols
 
 
+GZIP_MEMBER_BYTES = 4 << 20
+"""GZIP shards are a series of gzip members, one per 4 MiB of records (cut at fixed offsets of
+the uncompressed stream, so the bytes do not depend on batch sizes or threads). Members are
+compressed in parallel; gzip readers, TensorFlow's included, read the concatenation as one stream."""
+
+
+def _gzip_member(data: bytes, level: int) -> bytes:
+    """One gzip member: zlib's header (no name, mtime 0), deflate at `level`, crc32 and size."""
+    z = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return z.compress(data) + z.flush()
+
+
 class _ShardWriter:
     """One shard file: optional GZIP/ZLIB compression, sha256 of the bytes on disk."""
 
-    def __init__(self, path: Path, compression: str, level: int) -> None:
+    def __init__(
+        self, path: Path, compression: str, level: int, pool: ThreadPoolExecutor | None = None
+    ) -> None:
         self.path = path
         self._raw: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._hash = hashlib.sha256()
+        self._level = level
         self._z: Any = None
-        self._gz: gzip.GzipFile | None = None
+        self._gzip = compression == "gzip"
+        self._buf = bytearray()
+        self._members: deque[Future[bytes]] = deque()
+        self._pool = pool
         if compression == "zlib":
             self._z = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS)
-        elif compression == "gzip":
-            self._gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self, mtime=0)
 
-    def write(self, data: Any) -> int:  # also the sink of GzipFile
+    def write(self, data: Any) -> int:
         self._raw.write(data)
         self._hash.update(data)
         return len(data)
 
-    def flush(self) -> None:  # GzipFile calls it
-        pass
+    def _member(self, data: bytes) -> None:
+        if self._pool is None:
+            self.write(_gzip_member(data, self._level))
+            return
+        while len(self._members) >= 4:  # bounded memory: at most 4 members in flight
+            self.write(self._members.popleft().result())
+        self._members.append(self._pool.submit(_gzip_member, data, self._level))
 
     def add(self, data: memoryview) -> None:
-        if self._gz is not None:
-            self._gz.write(data)
+        if self._gzip:
+            self._buf += data
+            while len(self._buf) >= GZIP_MEMBER_BYTES:
+                self._member(bytes(self._buf[:GZIP_MEMBER_BYTES]))
+                del self._buf[:GZIP_MEMBER_BYTES]
         elif self._z is not None:
             self.write(self._z.compress(data))
         else:
             self.write(data)
 
     def close(self) -> tuple[int, str]:
-        if self._gz is not None:
-            self._gz.close()
+        if self._gzip:
+            if self._buf or not self._members:
+                self._member(bytes(self._buf))
+                self._buf.clear()
+            while self._members:
+                self.write(self._members.popleft().result())
         elif self._z is not None:
             self.write(self._z.flush())
         self._raw.close()
@@ -158,21 +197,49 @@ def _read_ahead(batches: Iterator[Any], pool: ThreadPoolExecutor) -> Iterator[An
         yield item
 
 
-def _write_split(pf: pq.ParquetFile, name: str, split: str, features: list[FeatureInfo], params: SerializeParams, out: Path) -> SplitInfo:
+def _write_split(
+    pf: pq.ParquetFile,
+    name: str,
+    split: str,
+    features: list[FeatureInfo],
+    params: SerializeParams,
+    out: Path,
+) -> SplitInfo:
     pipe = _Pipe()
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataops-read")
+    gz = (
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataops-gzip")
+        if params.compression == "gzip"
+        else None
+    )
     try:
-        return _write_split_with(pipe, reader, pf, name, split, features, params, out)
+        return _write_split_with(pipe, reader, gz, pf, name, split, features, params, out)
     finally:
         reader.shutdown(wait=True, cancel_futures=True)
         pipe.close()
+        if gz is not None:
+            gz.shutdown(wait=True, cancel_futures=True)
 
 
-def _write_split_with(pipe: _Pipe, reader: ThreadPoolExecutor, pf: pq.ParquetFile, name: str, split: str, features: list[FeatureInfo], params: SerializeParams, out: Path) -> SplitInfo:
+def _write_split_with(
+    pipe: _Pipe,
+    reader: ThreadPoolExecutor,
+    gz: ThreadPoolExecutor | None,
+    pf: pq.ParquetFile,
+    name: str,
+    split: str,
+    features: list[FeatureInfo],
+    params: SerializeParams,
+    out: Path,
+) -> SplitInfo:
     total = pf.metadata.num_rows
     batches = pf.iter_batches(batch_size=params.batch_rows, use_threads=False)
     first = next(batches, None)
-    encoded = encode_batch(columns_from_arrow(first, features)) if first is not None and first.num_rows else None
+    encoded = (
+        encode_batch(columns_from_arrow(first, features))
+        if first is not None and first.num_rows
+        else None
+    )
     if params.num_shards is not None:
         k = params.num_shards
     elif encoded is None:
@@ -184,12 +251,21 @@ def _write_split_with(pipe: _Pipe, reader: ThreadPoolExecutor, pf: pq.ParquetFil
     bounds = [i * total // k for i in range(k + 1)]
     shards: list[ShardInfo] = []
     shard = 0
-    writer = _ShardWriter(out / shard_name(name, split, 0, k), params.compression, params.compression_level)
+    writer = _ShardWriter(
+        out / shard_name(name, split, 0, k), params.compression, params.compression_level, gz
+    )
     row = 0  # global index of the next row to write
 
     def close_current() -> None:
         size, digest = pipe.submit(writer.close).result()
-        shards.append(ShardInfo(file=writer.path.name, num_examples=bounds[shard + 1] - bounds[shard], num_bytes=size, sha256=digest))
+        shards.append(
+            ShardInfo(
+                file=writer.path.name,
+                num_examples=bounds[shard + 1] - bounds[shard],
+                num_bytes=size,
+                sha256=digest,
+            )
+        )
 
     def feed(batch_enc: Any) -> None:
         nonlocal row, shard, writer
@@ -205,7 +281,12 @@ def _write_split_with(pipe: _Pipe, reader: ThreadPoolExecutor, pf: pq.ParquetFil
             if row == bounds[shard + 1] and shard + 1 < k:
                 close_current()
                 shard += 1
-                writer = _ShardWriter(out / shard_name(name, split, shard, k), params.compression, params.compression_level)
+                writer = _ShardWriter(
+                    out / shard_name(name, split, shard, k),
+                    params.compression,
+                    params.compression_level,
+                    gz,
+                )
 
     if encoded is not None:
         feed(encoded)
@@ -215,10 +296,14 @@ def _write_split_with(pipe: _Pipe, reader: ThreadPoolExecutor, pf: pq.ParquetFil
     close_current()
     if row != total:
         raise DatasetError(f"split '{split}': wrote {row} examples, the Parquet file holds {total}")
-    return SplitInfo(name=split, num_examples=total, num_bytes=sum(s.num_bytes for s in shards), shards=shards)
+    return SplitInfo(
+        name=split, num_examples=total, num_bytes=sum(s.num_bytes for s in shards), shards=shards
+    )
 
 
-def run_serialize(params: SerializeParams, name: str, preprocessed: str | Path, out: str | Path) -> SerializeResult:
+def run_serialize(
+    params: SerializeParams, name: str, preprocessed: str | Path, out: str | Path
+) -> SerializeResult:
     """Write `out/<name>-<split>.tfrecord-XXXXX-of-YYYYY` shards and `out/metadata.json`."""
     preprocessed = Path(preprocessed)
     state = read_state(preprocessed)
@@ -232,21 +317,30 @@ def run_serialize(params: SerializeParams, name: str, preprocessed: str | Path, 
                 raise DatasetError(f"{path}: not found — run the preprocess stage first")
             # pre_buffer=False: with it, Arrow keeps every row group it has read buffered
             # until the file is closed, so memory would grow with the split's size.
-            infos.append(_write_split(pq.ParquetFile(path, pre_buffer=False), name, split, features, params, tmp))
+            infos.append(
+                _write_split(
+                    pq.ParquetFile(path, pre_buffer=False), name, split, features, params, tmp
+                )
+            )
         ser = params.model_dump(mode="json")
         meta = DatasetMetadata(
             format_version=FORMAT_VERSION,
             name=name,
-            fingerprint=fingerprint({
-                "format_version": FORMAT_VERSION,
-                "name": name,
-                "inputs": state["inputs_fingerprint"],
-                "params": {**state["params"], "serialize": _layout_params(ser)},
-            }),
+            fingerprint=fingerprint(
+                {
+                    "format_version": FORMAT_VERSION,
+                    "name": name,
+                    "inputs": state["inputs_fingerprint"],
+                    "params": {**state["params"], "serialize": _layout_params(ser)},
+                }
+            ),
             compression=params.compression,
             features=features,
             splits=infos,
-            preprocessing={"params": {**state["params"], "serialize": ser}, "state": state["state"]},
+            preprocessing={
+                "params": {**state["params"], "serialize": ser},
+                "state": state["state"],
+            },
             inputs=state["inputs"],
             skipped=state["skipped"],
         )

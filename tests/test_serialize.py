@@ -114,3 +114,25 @@ def test_failed_serialize_leaves_no_dataset(small_dataset, tmp_path):
     with pytest.raises(DatasetError, match="test.parquet: not found"):
         run_serialize(SerializeParams(), "sample", src, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.incomplete-*"))
+
+
+def test_gzip_members_are_deterministic_and_decompress_to_the_plain_shard(
+    small_dataset, tmp_path, monkeypatch
+):
+    import gzip
+
+    import dataops.serialize as ser
+
+    monkeypatch.setattr(ser, "GZIP_MEMBER_BYTES", 10_000)  # many members, compressed in parallel
+    src = small_dataset / "data" / "preprocessed"
+    run_serialize(SerializeParams(compression="gzip", batch_rows=7), "sample", src, tmp_path / "a")
+    run_serialize(
+        SerializeParams(compression="gzip", batch_rows=500), "sample", src, tmp_path / "b"
+    )
+    plain = small_dataset / "data" / "tfrecords"
+    for f in plain.glob("*.tfrecord-*"):
+        packed = (tmp_path / "a" / f.name).read_bytes()
+        assert packed == (tmp_path / "b" / f.name).read_bytes()
+        assert packed.count(b"\x1f\x8b\x08") >= f.stat().st_size // 10_000  # one member per 10 kB
+        assert gzip.decompress(packed) == f.read_bytes()
+    assert verify_dataset(tmp_path / "a").ok
