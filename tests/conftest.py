@@ -56,6 +56,22 @@ def small_tfrecords(small_dataset: Path) -> Path:
     return small_dataset / "data" / "tfrecords"
 
 
+@pytest.fixture(scope="session")
+def sharded(small_dataset: Path, tmp_path_factory) -> Path:
+    """The small dataset re-serialized into 3 shards per split (so segments cross shard files)."""
+    from dataops.serialize import run_serialize
+
+    p = small_params()
+    out = tmp_path_factory.mktemp("sharded") / "tfrecords"
+    run_serialize(
+        p.serialize.model_copy(update={"num_shards": 3}),
+        p.dataset.name,
+        small_dataset / "data" / "preprocessed",
+        out,
+    )
+    return out
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, check: bool = False, env: dict | None = None
 ) -> subprocess.CompletedProcess:

@@ -14,23 +14,6 @@ import pytest
 import dataops
 from dataops.errors import ConfigError, DatasetError
 from dataops.loader import Loader
-from tests.conftest import small_params
-
-
-@pytest.fixture(scope="module")
-def sharded(small_dataset, tmp_path_factory) -> Path:
-    """The small dataset re-serialized into 3 shards per split (so segments cross shard files)."""
-    from dataops.serialize import run_serialize
-
-    p = small_params()
-    out = tmp_path_factory.mktemp("sharded") / "tfrecords"
-    run_serialize(
-        p.serialize.model_copy(update={"num_shards": 3}),
-        p.dataset.name,
-        small_dataset / "data" / "preprocessed",
-        out,
-    )
-    return out
 
 
 def rows(ds) -> dict[str, list]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,24 +9,8 @@ from hypothesis import strategies as st
 import dataops
 from dataops.errors import DatasetError
 from dataops.loader import Loader
-from tests.conftest import small_params
 
 SPLIT = "train[:41]+validation[3:20]+test[-9:]"  # 67 examples over 3 shard files of 3 shards each
-
-
-@pytest.fixture(scope="module")
-def sharded(small_dataset, tmp_path_factory) -> Path:
-    from dataops.serialize import run_serialize
-
-    p = small_params()
-    out = tmp_path_factory.mktemp("resume") / "tfrecords"
-    run_serialize(
-        p.serialize.model_copy(update={"num_shards": 3}),
-        p.dataset.name,
-        small_dataset / "data" / "preprocessed",
-        out,
-    )
-    return out
 
 
 def batch_ids(batch) -> list[str]:
