@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.conftest import small_params_data
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -32,18 +34,6 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
     ).stdout.strip()
-
-
-def small_params_data(num_examples: int = 120) -> dict:
-    data = yaml.safe_load((REPO / "params.yaml").read_text())
-    data["sample"]["num_examples"] = num_examples
-    data["validate"]["min_examples"] = {"train": 10, "validation": 1, "test": 1}
-    data["validate"]["class_balance"] = {
-        "feature": "label",
-        "min_fraction": 0.01,
-        "max_fraction": 0.7,
-    }
-    return data
 
 
 def make_clone(dest: Path, num_examples: int = 120) -> Path:

@@ -25,9 +25,8 @@ def repo_params(**overrides) -> dict:
     return data
 
 
-def small_params(num_examples: int = 240, **overrides):
-    from dataops.config import parse_params
-
+def small_params_data(num_examples: int = 240, **overrides) -> dict:
+    """params.yaml for a few hundred sample rows: expectations relaxed to what such a sample meets."""
     data = repo_params(sample={"num_examples": num_examples}, **overrides)
     data["validate"]["min_examples"] = {"train": 10, "validation": 1, "test": 1}
     data["validate"]["class_balance"] = {
@@ -35,7 +34,13 @@ def small_params(num_examples: int = 240, **overrides):
         "min_fraction": 0.01,
         "max_fraction": 0.7,
     }
-    return parse_params(data)
+    return data
+
+
+def small_params(num_examples: int = 240, **overrides):
+    from dataops.config import parse_params
+
+    return parse_params(small_params_data(num_examples, **overrides))
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dataops.fsutil import sha256_file
-from tests.conftest import REPO, VENV_BIN
+from tests.conftest import REPO, VENV_BIN, small_params_data
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +40,7 @@ def make_project(dest: Path, num_examples: int | None = 150) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     if num_examples is not None:
-        params = yaml.safe_load((dest / "params.yaml").read_text())
-        params["sample"]["num_examples"] = num_examples
-        params["validate"]["min_examples"] = {"train": 10, "validation": 1, "test": 1}
-        params["validate"]["class_balance"] = {
-            "feature": "label",
-            "min_fraction": 0.01,
-            "max_fraction": 0.7,
-        }
+        params = small_params_data(num_examples)
         (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "init", "-q", cwd=dest)
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A", cwd=dest)
