@@ -231,7 +231,9 @@ def schema(
 def export(
     directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")],
     format: Annotated[str, typer.Option("--format", "-f", help="snapshot, parquet or hdf5.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (snapshot, parquet) or file (hdf5).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (snapshot, parquet) or file (hdf5).")
+    ],
 ) -> None:
     """Export a dataset as a tf.data snapshot, Parquet files or one HDF5 file, with its metadata."""
     from dataops.export import run_export

@@ -60,7 +60,10 @@ class EncodedBatch:
     def examples(self) -> list[bytes]:
         """The serialized `Example` protos, without framing (for tests and small uses)."""
         raw = self.data.tobytes()
-        return [raw[a + _FRAME_HEADER : b - _FRAME_FOOTER] for a, b in zip(self.starts[:-1].tolist(), self.starts[1:].tolist(), strict=True)]
+        return [
+            raw[a + _FRAME_HEADER : b - _FRAME_FOOTER]
+            for a, b in zip(self.starts[:-1].tolist(), self.starts[1:].tolist(), strict=True)
+        ]
 
 
 # --- varints -------------------------------------------------------------------------------
@@ -159,7 +162,9 @@ def _payload(col: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return buf, off[:-1], np.diff(off)
 
 
-def _put_varints_rows(mat: np.ndarray, rows: np.ndarray, col: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _put_varints_rows(
+    mat: np.ndarray, rows: np.ndarray, col: np.ndarray, v: np.ndarray
+) -> np.ndarray:
     sub = mat[rows]
     out = _put_varints(sub, col, v)
     mat[rows] = sub
@@ -264,7 +269,9 @@ def _distinct(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, inv.astype(np.int64, copy=False).reshape(-1)
 
 
-def _gather_segments(src: np.ndarray, s: np.ndarray, out_start: np.ndarray, ln: np.ndarray, total: int) -> np.ndarray:
+def _gather_segments(
+    src: np.ndarray, s: np.ndarray, out_start: np.ndarray, ln: np.ndarray, total: int
+) -> np.ndarray:
     """Concatenate `src[s[j]:s[j] + ln[j]]` over all j with one byte gather.
 
     The gather index is built as a running sum: ones everywhere, and at the first output byte
@@ -283,7 +290,9 @@ def _gather_segments(src: np.ndarray, s: np.ndarray, out_start: np.ndarray, ln: 
     return src[idx]
 
 
-def _copy_segments(src: np.ndarray, s: np.ndarray, out_start: np.ndarray, ln: np.ndarray, total: int) -> np.ndarray:
+def _copy_segments(
+    src: np.ndarray, s: np.ndarray, out_start: np.ndarray, ln: np.ndarray, total: int
+) -> np.ndarray:
     """Concatenate `src[s[j]:s[j] + ln[j]]` over all j, one memcpy per segment."""
     data = np.empty(total, dtype=np.uint8)
     dv, sv = data.data, np.ascontiguousarray(src).data
@@ -351,13 +360,19 @@ def iter_records(path: str, compression: str = "none", check_crc: bool = True):
         if len(data) - pos < _FRAME_HEADER:
             raise FramingError(f"{path}: truncated record header at byte {pos} (record {index})")
         length = int.from_bytes(view[pos : pos + 8], "little")
-        if check_crc and int.from_bytes(view[pos + 8 : pos + 12], "little") != masked_crc32c(bytes(view[pos : pos + 8])):
+        if check_crc and int.from_bytes(view[pos + 8 : pos + 12], "little") != masked_crc32c(
+            bytes(view[pos : pos + 8])
+        ):
             raise FramingError(f"{path}: corrupted length at byte {pos} (record {index})")
         end = pos + _FRAME_HEADER + length
         if end + _FRAME_FOOTER > len(data):
-            raise FramingError(f"{path}: truncated record at byte {pos} (record {index}): needs {length} bytes")
+            raise FramingError(
+                f"{path}: truncated record at byte {pos} (record {index}): needs {length} bytes"
+            )
         body = view[pos + _FRAME_HEADER : end]
-        if check_crc and int.from_bytes(view[end : end + 4], "little") != masked_crc32c(bytes(body)):
+        if check_crc and int.from_bytes(view[end : end + 4], "little") != masked_crc32c(
+            bytes(body)
+        ):
             raise FramingError(f"{path}: data CRC mismatch in record {index} at byte {pos}")
         yield bytes(body)
         pos = end + _FRAME_FOOTER

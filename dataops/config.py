@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dataops.errors import ConfigError
 
@@ -229,8 +237,34 @@ class SerializeParams(_Model):
     )
     num_shards: int | None = Field(None, ge=1, description="Fixed shard count per split.")
     compression: Literal["none", "gzip", "zlib"] = "none"
-    compression_level: int = Field(6, ge=0, le=9, description="Deflate level for gzip/zlib: 1 is fastest; higher levels trade write speed for smaller files.")
+    deflate: Literal["isal", "zlib"] = Field(
+        "isal",
+        description="Deflate implementation for gzip/zlib: `isal` (ISA-L, the `isal` wheel pinned in uv.lock; levels 0-3) or `zlib` (the system zlib behind Python's `zlib`; levels 0-9).",
+    )
+    compression_level: int | None = Field(
+        None,
+        description="Deflate level; null: 2 for isal, 6 for zlib. Lower is faster, higher is smaller.",
+    )
     batch_rows: int = Field(8192, ge=1, description="Rows encoded per batch.")
+
+    @field_validator("compression_level")
+    @classmethod
+    def _level_in_range(cls, v: int | None, info: ValidationInfo) -> int | None:
+        top = DEFLATE_MAX_LEVEL.get(info.data.get("deflate", "isal"), 9)
+        if v is not None and not 0 <= v <= top:
+            raise ValueError(f"deflate '{info.data.get('deflate')}' takes levels 0-{top}")
+        return v
+
+    @property
+    def level(self) -> int:
+        """The deflate level in effect."""
+        if self.compression_level is not None:
+            return self.compression_level
+        return DEFAULT_DEFLATE_LEVEL[self.deflate]
+
+
+DEFLATE_MAX_LEVEL = {"isal": 3, "zlib": 9}
+DEFAULT_DEFLATE_LEVEL = {"isal": 2, "zlib": 6}
 
 
 class ClassBalance(_Model):

@@ -46,10 +46,13 @@ from dataops.metadata import (
     METADATA_FILE,
     DatasetMetadata,
     FeatureInfo,
+    IndexInfo,
+    ShardInfo,
     parse_metadata,
     read_metadata,
 )
 from dataops.resume import LoaderState, OrderOptions, check_compatible, make_iterator, parse_state
+from dataops.shard_index import FRAME_HEADER, FRAME_OVERHEAD, ShardIndex, read_block, read_index
 
 EXPORT_FILE = "export.json"
 DEFAULT_DVC_PATH = "data/tfrecords"
@@ -109,6 +112,16 @@ def resolve_source(
     return Source(directory, read_metadata(directory), "tfrecord", origin)
 
 
+def _dataset_files(shards: list[ShardInfo]) -> list[tuple[str, str]]:
+    """`(file, sha256)` of each shard and shard index."""
+    out = []
+    for shard in shards:
+        out.append((shard.file, shard.sha256))
+        if shard.index is not None:
+            out.append((shard.index.file, shard.index.sha256))
+    return out
+
+
 def materialize_revision(
     repo: str,
     rev: str,
@@ -149,18 +162,18 @@ def materialize_revision(
     tmp.mkdir()
     try:
         for split in meta.splits:
-            for shard in split.shards:
-                dest = tmp / shard.file
+            for file, sha256 in _dataset_files(split.shards):
+                dest = tmp / file
                 try:
-                    fs.get_file(f"{path}/{shard.file}", str(dest))
+                    fs.get_file(f"{path}/{file}", str(dest))
                 except Exception as err:
                     raise DatasetError(
-                        f"{where}/{shard.file}: cannot fetch (is it pushed to the DVC remote?): {type(err).__name__}: {err}"
+                        f"{where}/{file}: cannot fetch (is it pushed to the DVC remote?): {type(err).__name__}: {err}"
                     ) from None
                 digest = sha256_file(dest)
-                if digest != shard.sha256:
+                if digest != sha256:
                     raise DatasetError(
-                        f"{where}/{shard.file}: sha256 {digest}, metadata.json says {shard.sha256}"
+                        f"{where}/{file}: sha256 {digest}, metadata.json says {sha256}"
                     )
         (tmp / METADATA_FILE).write_bytes(meta_bytes)
         try:
@@ -349,6 +362,7 @@ class Loader:
             )
         self._check_files(verify)
         self._cached: Any = None
+        self._indexes: list[ShardIndex] | None = None
         if self.cache and self.source.kind == "tfrecord":
             self._load_cache()
 
@@ -464,6 +478,8 @@ class Loader:
                 raise DatasetError(
                     f"{p}: missing (metadata.json lists it with {shard.num_examples} examples; run `dvc pull`?)"
                 )
+            if shard.index is not None:
+                self._check_index(p.with_name(shard.index.file), shard.index, p.name, verify)
             if verify == "none":
                 continue
             size = p.stat().st_size
@@ -477,6 +493,24 @@ class Loader:
                     raise DatasetError(
                         f"{p}: sha256 {digest}, metadata.json says {shard.sha256} — the shard is corrupted"
                     )
+
+    @staticmethod
+    def _check_index(p: Path, info: IndexInfo, shard: str, verify: Verify) -> None:
+        if not p.is_file():
+            raise DatasetError(
+                f"{p}: missing (metadata.json lists it as the index of {shard}; run `dvc pull`?)"
+            )
+        if verify == "none":
+            return
+        size = p.stat().st_size
+        if size != info.num_bytes:
+            raise DatasetError(
+                f"{p}: {size} bytes, metadata.json says {info.num_bytes} — the shard index is truncated or corrupted"
+            )
+        if verify == "sha256" and (digest := sha256_file(p)) != info.sha256:
+            raise DatasetError(
+                f"{p}: sha256 {digest}, metadata.json says {info.sha256} — the shard index is corrupted"
+            )
 
     def diagnose(self, err: Exception) -> DatasetError:
         """Turn a TensorFlow read/parse error into a DatasetError that names the bad shard."""
@@ -705,16 +739,87 @@ class Loader:
             ds = ds.concatenate(piece)
         return ds
 
+    def _shard_indexes(self) -> list[ShardIndex] | None:
+        """The indexes of the selected shards, or None when a shard has none (a compressed or
+        older dataset), in which case records are read with `TFRecordDataset`."""
+        if self._indexes is None:
+            if self.source.kind != "tfrecord" or self._cached is not None:
+                return None
+            by_file = {
+                str(self.source.directory / sh.file): sh
+                for sp in self.metadata.splits
+                for sh in sp.shards
+            }
+            files = list(dict.fromkeys(seg.file for seg in self.segments))
+            if any(by_file[f].index is None for f in files):
+                return None
+            self._indexes = []
+            for f in files:
+                sh = by_file[f]
+                assert sh.index is not None
+                self._indexes.append(
+                    read_index(f, Path(f).with_name(sh.index.file), sh.num_examples, sh.num_bytes)
+                )
+        return self._indexes
+
+    def _indexed_records(self, indexes: list[ShardIndex], position: int) -> Any:
+        """One unshuffled epoch from `position` as string vectors, one per index block read.
+
+        Each block (about 1 MiB) is read with one `pread`, checked against its CRC-32C and the
+        record framing (`dataops.shard_index.read_block`), and cut into records with one
+        `tf.strings.substr` at the offsets of the index: no per-record step at all.
+        """
+        tf = _tf()
+        import numpy as np
+
+        number = {ix.shard: i for i, ix in enumerate(indexes)}
+        rows: list[tuple[int, int, int, int]] = []
+        offset = 0
+        for seg in self.segments:
+            skip = min(max(position - offset, 0), seg.count)
+            offset += seg.count
+            ix = number[seg.file]
+            rows += [(ix, *b) for b in indexes[ix].blocks_for(seg.start + skip, seg.count - skip)]
+        table = np.array(rows, dtype=np.int64).reshape(-1, 4)
+
+        def read(i: Any, block: Any, skip: Any, take: Any) -> tuple[bytes, Any, Any]:
+            blob, rel = read_block(indexes[int(i)], int(block))
+            rel = rel[int(skip) : int(skip) + int(take) + 1]
+            return blob, rel[:-1] + FRAME_HEADER, np.diff(rel) - FRAME_OVERHEAD
+
+        def records(i: Any, block: Any, skip: Any, take: Any) -> Any:
+            blob, starts, lengths = tf.numpy_function(
+                read, [i, block, skip, take], [tf.string, tf.int64, tf.int64], stateful=False
+            )
+            blob.set_shape([])
+            starts.set_shape([None])
+            lengths.set_shape([None])
+            return tf.strings.substr(blob, starts, lengths)
+
+        cols = tuple(tf.constant(table[:, k]) for k in range(4))
+        return tf.data.Dataset.from_tensor_slices(cols).map(records)
+
     def _plain_epochs(self, st: LoaderState) -> Any:
         """Unshuffled batches from `st`: the rest of its epoch, then whole epochs (batched per epoch)."""
         B, drop = self.batch_size, self.drop_remainder
-        first = self._batch(self._plain_records(st.position), B, drop)
+        indexes = self._shard_indexes()
+        if indexes is not None:
+
+            def epoch(position: int) -> Any:
+                return self._indexed_records(indexes, position).rebatch(B, drop_remainder=drop)
+
+        else:
+
+            def epoch(position: int) -> Any:
+                return self._batch(self._plain_records(position), B, drop)
+
+        first = epoch(st.position)
         if self.repeat is not None and st.epoch >= self.repeat:
             return first.take(0)
         more = None if self.repeat is None else self.repeat - st.epoch - 1
         if more == 0:
             return first
-        return first.concatenate(self._batch(self._plain_records(0), B, drop).repeat(more))
+        return first.concatenate(epoch(0).repeat(more))
 
     def _post(self) -> Any:
         tf = _tf()

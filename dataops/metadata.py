@@ -69,11 +69,22 @@ class FeatureInfo(_Model):
         return n
 
 
+class IndexInfo(_Model):
+    file: str = Field(
+        description="The shard's index (record offsets in CRC-checked blocks; see README), relative to the dataset directory."
+    )
+    num_bytes: int
+    sha256: str
+
+
 class ShardInfo(_Model):
     file: str = Field(description="File name, relative to the dataset directory.")
     num_examples: int
     num_bytes: int = Field(description="Size of the file on disk.")
     sha256: str
+    index: IndexInfo | None = Field(
+        None, description="The shard's index; uncompressed shards have one, compressed ones none."
+    )
 
 
 class SplitInfo(_Model):

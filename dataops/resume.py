@@ -147,7 +147,11 @@ def _iterator_class() -> type:
         def __next__(self) -> Any:
             try:
                 batch = next(self._iter)
-            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
+            except (
+                tf.errors.DataLossError,
+                tf.errors.InvalidArgumentError,
+                tf.errors.UnknownError,  # raised by the indexed reader (a Python function)
+            ) as err:
                 raise self._loader.diagnose(err) from None
             self._state = self._loader.advance(self._state, 1)
             return batch

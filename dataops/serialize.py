@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -31,12 +32,14 @@ from dataops.metadata import (
     FORMAT_VERSION,
     DatasetMetadata,
     FeatureInfo,
+    IndexInfo,
     ShardInfo,
     SplitInfo,
     shard_name,
     write_metadata,
 )
 from dataops.preprocess import read_state
+from dataops.shard_index import IndexWriter, index_name
 
 
 @dataclass(frozen=True)
@@ -96,30 +99,55 @@ GZIP_MEMBER_BYTES = 4 << 20
 the uncompressed stream, so the bytes do not depend on batch sizes or threads). Members are
 compressed in parallel; gzip readers, TensorFlow's included, read the concatenation as one stream."""
 
+# A fixed gzip header: no name, mtime 0, no extra flags, OS 255 ("unknown"), whatever the
+# deflate library or platform would have written.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
-def _gzip_member(data: bytes, level: int) -> bytes:
-    """One gzip member: zlib's header (no name, mtime 0), deflate at `level`, crc32 and size."""
-    z = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    return z.compress(data) + z.flush()
+
+def _deflate_module(engine: str) -> Any:
+    if engine == "isal":
+        from isal import isal_zlib
+
+        return isal_zlib
+    return zlib
+
+
+def _gzip_member(data: bytes, level: int, engine: str) -> bytes:
+    """One gzip member: the fixed header, raw deflate at `level`, crc32 and size."""
+    z = _deflate_module(engine).compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    trailer = struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+    return b"".join((_GZIP_HEADER, z.compress(data), z.flush(), trailer))
 
 
 class _ShardWriter:
-    """One shard file: optional GZIP/ZLIB compression, sha256 of the bytes on disk."""
+    """One shard file: optional GZIP/ZLIB compression, sha256 of the bytes on disk, and the
+    shard index (uncompressed shards only; see `dataops.shard_index`)."""
 
     def __init__(
-        self, path: Path, compression: str, level: int, pool: ThreadPoolExecutor | None = None
+        self,
+        path: Path,
+        params: SerializeParams,
+        pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self.path = path
         self._raw: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._hash = hashlib.sha256()
-        self._level = level
+        self._level = params.level
+        self._engine = params.deflate
         self._z: Any = None
-        self._gzip = compression == "gzip"
+        self._gzip = params.compression == "gzip"
         self._buf = bytearray()
         self._members: deque[Future[bytes]] = deque()
         self._pool = pool
-        if compression == "zlib":
-            self._z = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS)
+        self.index = (
+            IndexWriter(path.with_name(index_name(path.name)))
+            if params.compression == "none"
+            else None
+        )
+        if params.compression == "zlib":
+            self._z = _deflate_module(self._engine).compressobj(
+                self._level, zlib.DEFLATED, zlib.MAX_WBITS
+            )
 
     def write(self, data: Any) -> int:
         self._raw.write(data)
@@ -128,13 +156,14 @@ class _ShardWriter:
 
     def _member(self, data: bytes) -> None:
         if self._pool is None:
-            self.write(_gzip_member(data, self._level))
+            self.write(_gzip_member(data, self._level, self._engine))
             return
         while len(self._members) >= 4:  # bounded memory: at most 4 members in flight
             self.write(self._members.popleft().result())
-        self._members.append(self._pool.submit(_gzip_member, data, self._level))
+        self._members.append(self._pool.submit(_gzip_member, data, self._level, self._engine))
 
-    def add(self, data: memoryview) -> None:
+    def add(self, data: memoryview, starts: np.ndarray) -> None:
+        """Append whole records: `data`, whose frames start at `starts` (minus `starts[0]`)."""
         if self._gzip:
             self._buf += data
             while len(self._buf) >= GZIP_MEMBER_BYTES:
@@ -144,8 +173,10 @@ class _ShardWriter:
             self.write(self._z.compress(data))
         else:
             self.write(data)
+            if self.index is not None:
+                self.index.add(data, starts)
 
-    def close(self) -> tuple[int, str]:
+    def close(self) -> tuple[int, str, IndexInfo | None]:
         if self._gzip:
             if self._buf or not self._members:
                 self._member(bytes(self._buf))
@@ -155,7 +186,11 @@ class _ShardWriter:
         elif self._z is not None:
             self.write(self._z.flush())
         self._raw.close()
-        return self.path.stat().st_size, self._hash.hexdigest()
+        index = None
+        if self.index is not None:
+            isize, idigest = self.index.close()
+            index = IndexInfo(file=self.index.path.name, num_bytes=isize, sha256=idigest)
+        return self.path.stat().st_size, self._hash.hexdigest(), index
 
 
 class _Pipe:
@@ -251,19 +286,18 @@ def _write_split_with(
     bounds = [i * total // k for i in range(k + 1)]
     shards: list[ShardInfo] = []
     shard = 0
-    writer = _ShardWriter(
-        out / shard_name(name, split, 0, k), params.compression, params.compression_level, gz
-    )
+    writer = _ShardWriter(out / shard_name(name, split, 0, k), params, gz)
     row = 0  # global index of the next row to write
 
     def close_current() -> None:
-        size, digest = pipe.submit(writer.close).result()
+        size, digest, index = pipe.submit(writer.close).result()
         shards.append(
             ShardInfo(
                 file=writer.path.name,
                 num_examples=bounds[shard + 1] - bounds[shard],
                 num_bytes=size,
                 sha256=digest,
+                index=index,
             )
         )
 
@@ -275,18 +309,15 @@ def _write_split_with(
         while i < n:
             take = min(n - i, bounds[shard + 1] - row)
             if take > 0:
-                pipe.submit(writer.add, view[starts[i] : starts[i + take]])
+                pipe.submit(
+                    writer.add, view[starts[i] : starts[i + take]], starts[i : i + take + 1]
+                )
                 i += take
                 row += take
             if row == bounds[shard + 1] and shard + 1 < k:
                 close_current()
                 shard += 1
-                writer = _ShardWriter(
-                    out / shard_name(name, split, shard, k),
-                    params.compression,
-                    params.compression_level,
-                    gz,
-                )
+                writer = _ShardWriter(out / shard_name(name, split, shard, k), params, gz)
 
     if encoded is not None:
         feed(encoded)

@@ -1,7 +1,8 @@
 """Integrity of a dataset directory against its `metadata.json`, without TensorFlow.
 
 What a user runs after `dvc pull`: every shard present, with the size, sha256, record framing,
-CRCs and example count that the metadata promises, and no stray shard files.
+CRCs and example count that the metadata promises; every shard index with its size and sha256,
+its blocks' CRC-32C and offsets agreeing with the shard; and no stray shard or index files.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from dataops.codec import FramingError, iter_records
 from dataops.errors import DatasetError
-from dataops.metadata import DatasetMetadata, read_metadata
+from dataops.metadata import DatasetMetadata, ShardInfo, read_metadata
+from dataops.shard_index import read_block, read_index
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ def verify_dataset(directory: str | Path, check_records: bool = True) -> VerifyR
             )
         for shard in split.shards:
             expected.add(shard.file)
+            if shard.index is not None:
+                expected.add(shard.index.file)
             path = directory / shard.file
             if not path.is_file():
                 problems.append(f"{path}: missing (split '{split.name}' needs it)")
@@ -68,10 +72,40 @@ def verify_dataset(directory: str | Path, check_records: bool = True) -> VerifyR
                     problems.append(
                         f"{path}: holds {count} examples, metadata says {shard.num_examples}"
                     )
-    for path in sorted(directory.glob(f"{meta.name}-*.tfrecord-*")):
-        if path.name not in expected:
-            problems.append(f"{path}: shard not listed in metadata.json")
+            if shard.index is not None:
+                problems += _verify_index(directory, shard, size, check_records)
+    for pattern, what in ((".tfrecord-", "shard"), (".tfindex-", "shard index")):
+        for path in sorted(directory.glob(f"{meta.name}-*{pattern}*")):
+            if path.name not in expected:
+                problems.append(f"{path}: {what} not listed in metadata.json")
     return VerifyResult(directory=directory, metadata=meta, problems=problems)
+
+
+def _verify_index(
+    directory: Path, shard: ShardInfo, shard_size: int, check_blocks: bool
+) -> list[str]:
+    """The shard's index against metadata.json, and (with `check_blocks`) every block's CRC-32C
+    and record framing against the shard."""
+    assert shard.index is not None
+    path = directory / shard.index.file
+    if not path.is_file():
+        return [f"{path}: missing (the index of {shard.file})"]
+    problems = []
+    size = path.stat().st_size
+    if size != shard.index.num_bytes:
+        problems.append(f"{path}: {size} bytes, metadata says {shard.index.num_bytes}")
+    digest = _sha256(path)
+    if digest != shard.index.sha256:
+        problems.append(f"{path}: sha256 {digest}, metadata says {shard.index.sha256}")
+    if problems or not check_blocks or shard_size != shard.num_bytes:
+        return problems
+    try:
+        index = read_index(directory / shard.file, path, shard.num_examples, shard.num_bytes)
+        for block in range(index.num_blocks):
+            read_block(index, block)
+    except DatasetError as err:
+        problems.append(str(err))
+    return problems
 
 
 def require_intact(directory: str | Path) -> DatasetMetadata:

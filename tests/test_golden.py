@@ -1,6 +1,8 @@
 """Golden files: a tiny checked-in dataset whose bytes are pinned, so an encoding change is a
-visible decision. To accept a deliberate change: `python tests/test_golden.py` rewrites
-`tests/golden/`, then update GOLDEN_SHA256 below."""
+visible decision: `tests/golden/` (uncompressed shard, its index, metadata.json) and
+`tests/golden/gzip/` (the same rows as a GZIP shard from the default deflate, ISA-L level 2).
+To accept a deliberate change: `python tests/test_golden.py` rewrites them and prints the
+sha256s to put below."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from tests.helpers import write_preprocessed  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
 SHARD = "golden-train.tfrecord-00000-of-00001"
+INDEX = "golden-train.tfindex-00000-of-00001"
 GOLDEN_SHA256 = "81e2ebe4d6d889245719fdbaa990e81cdbff616a219d260c5baa34f64df1d1f3"
+GOLDEN_GZIP_SHA256 = "854e1ecfeee84e53eff83d3ccd7cbc1ce97ebe5a92a7960cca986ea8be50e243"
 
 FEATURES = [
     FeatureInfo(
@@ -55,17 +59,30 @@ ROWS = [
 ]
 
 
-def build(out: Path) -> None:
+def build(out: Path, **params: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_preprocessed(Path(tmp) / "pre", FEATURES, {"train": ROWS})
-        run_serialize(SerializeParams(), "golden", Path(tmp) / "pre", out)
+        run_serialize(SerializeParams(**params), "golden", Path(tmp) / "pre", out)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_golden_bytes(tmp_path):
     build(tmp_path / "ds")
-    assert hashlib.sha256((GOLDEN / SHARD).read_bytes()).hexdigest() == GOLDEN_SHA256
-    assert (tmp_path / "ds" / SHARD).read_bytes() == (GOLDEN / SHARD).read_bytes()
-    assert (tmp_path / "ds" / "metadata.json").read_text() == (GOLDEN / "metadata.json").read_text()
+    assert _sha256(GOLDEN / SHARD) == GOLDEN_SHA256
+    for name in (SHARD, INDEX, "metadata.json"):
+        assert (tmp_path / "ds" / name).read_bytes() == (GOLDEN / name).read_bytes(), name
+
+
+def test_golden_gzip_bytes(tmp_path):
+    """The default deflate (ISA-L, pinned in uv.lock) gives the same GZIP bytes every time."""
+    build(tmp_path / "gz", compression="gzip")
+    assert _sha256(GOLDEN / "gzip" / SHARD) == GOLDEN_GZIP_SHA256
+    assert sorted(p.name for p in (tmp_path / "gz").iterdir()) == [SHARD, "metadata.json"]
+    for name in (SHARD, "metadata.json"):
+        assert (tmp_path / "gz" / name).read_bytes() == (GOLDEN / "gzip" / name).read_bytes()
 
 
 def test_golden_parses_with_tensorflow():
@@ -86,4 +103,6 @@ def test_golden_parses_with_tensorflow():
 if __name__ == "__main__":
     shutil.rmtree(GOLDEN, ignore_errors=True)
     build(GOLDEN)
-    print(hashlib.sha256((GOLDEN / SHARD).read_bytes()).hexdigest())
+    build(GOLDEN / "gzip", compression="gzip")
+    print("GOLDEN_SHA256 =", _sha256(GOLDEN / SHARD))
+    print("GOLDEN_GZIP_SHA256 =", _sha256(GOLDEN / "gzip" / SHARD))

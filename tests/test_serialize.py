@@ -51,9 +51,10 @@ def test_values_equal_the_preprocessed_rows(small_dataset):
     assert got["image"][0].shape[1:] == (32, 32, 3) and got["image"][0].dtype == tf.uint8
 
 
+@pytest.mark.parametrize("deflate", ["isal", "zlib"])
 @pytest.mark.parametrize("compression", ["gzip", "zlib"])
-def test_compressed_shards_read_back(small_dataset, tmp_path, compression):
-    params = SerializeParams(compression=compression, num_shards=3, batch_rows=50)
+def test_compressed_shards_read_back(small_dataset, tmp_path, compression, deflate):
+    params = SerializeParams(compression=compression, deflate=deflate, num_shards=3, batch_rows=50)
     run_serialize(params, "sample", small_dataset / "data" / "preprocessed", tmp_path / "ds")
     meta, got = _read_all(tmp_path / "ds", "train")
     assert meta.compression == compression
@@ -70,7 +71,9 @@ def test_compressed_shards_read_back(small_dataset, tmp_path, compression):
 def test_serialize_is_deterministic_and_batch_size_free(small_dataset, tmp_path):
     src = small_dataset / "data" / "preprocessed"
     run_serialize(SerializeParams(batch_rows=7), "sample", src, tmp_path / "a")
-    for f in (small_dataset / "data" / "tfrecords").glob("*.tfrecord-*"):
+    files = list((small_dataset / "data" / "tfrecords").glob("*.tf*-*"))
+    assert len(files) == 6  # a shard and its index per split
+    for f in files:
         assert (tmp_path / "a" / f.name).read_bytes() == f.read_bytes(), f.name
     a, b = read_metadata(tmp_path / "a"), read_metadata(small_dataset / "data" / "tfrecords")
     assert a.fingerprint == b.fingerprint and a.splits == b.splits  # batch size changes no byte
