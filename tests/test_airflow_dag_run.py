@@ -71,9 +71,9 @@ def test_runs_publish_a_version_then_nothing_then_a_new_param(project):
     listing = json.loads(
         (clone.parent / "remote" / "files" / "md5" / tfrecords[:2] / tfrecords[2:]).read_text()
     )
-    assert len(listing) == 4 and all(
+    assert len(listing) == 7 and all(
         _remote_has(clone, f["md5"]) for f in listing
-    )  # 3 shards + metadata.json
+    )  # 3 shards, their 3 indexes, metadata.json
     assert git(clone, "status", "--porcelain", "--", "params.yaml", "dvc.lock", "reports") == ""
 
     # the version as the Datasets page reads it (git + DVC cache, no checkout)
