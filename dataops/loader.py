@@ -46,7 +46,6 @@ from dataops.metadata import (
     METADATA_FILE,
     DatasetMetadata,
     FeatureInfo,
-    IndexInfo,
     ShardInfo,
     parse_metadata,
     read_metadata,
@@ -110,6 +109,21 @@ def resolve_source(
             )
         return Source(directory, read_metadata(directory), "snapshot", origin)
     return Source(directory, read_metadata(directory), "tfrecord", origin)
+
+
+def _check_file(p: Path, num_bytes: int, sha256: str, what: str, verify: Verify) -> None:
+    """A present file's size (and, with verify="sha256", content) against metadata.json."""
+    if verify == "none":
+        return
+    size = p.stat().st_size
+    if size != num_bytes:
+        raise DatasetError(
+            f"{p}: {size} bytes, metadata.json says {num_bytes} — the {what} is truncated or corrupted"
+        )
+    if verify == "sha256" and (digest := sha256_file(p)) != sha256:
+        raise DatasetError(
+            f"{p}: sha256 {digest}, metadata.json says {sha256} — the {what} is corrupted"
+        )
 
 
 def _dataset_files(shards: list[ShardInfo]) -> list[tuple[str, str]]:
@@ -478,39 +492,14 @@ class Loader:
                 raise DatasetError(
                     f"{p}: missing (metadata.json lists it with {shard.num_examples} examples; run `dvc pull`?)"
                 )
+            _check_file(p, shard.num_bytes, shard.sha256, "shard", verify)
             if shard.index is not None:
-                self._check_index(p.with_name(shard.index.file), shard.index, p.name, verify)
-            if verify == "none":
-                continue
-            size = p.stat().st_size
-            if size != shard.num_bytes:
-                raise DatasetError(
-                    f"{p}: {size} bytes, metadata.json says {shard.num_bytes} — the shard is truncated or corrupted"
-                )
-            if verify == "sha256":
-                digest = sha256_file(p)
-                if digest != shard.sha256:
+                ip = p.with_name(shard.index.file)
+                if not ip.is_file():
                     raise DatasetError(
-                        f"{p}: sha256 {digest}, metadata.json says {shard.sha256} — the shard is corrupted"
+                        f"{ip}: missing (metadata.json lists it as the index of {p.name}; run `dvc pull`?)"
                     )
-
-    @staticmethod
-    def _check_index(p: Path, info: IndexInfo, shard: str, verify: Verify) -> None:
-        if not p.is_file():
-            raise DatasetError(
-                f"{p}: missing (metadata.json lists it as the index of {shard}; run `dvc pull`?)"
-            )
-        if verify == "none":
-            return
-        size = p.stat().st_size
-        if size != info.num_bytes:
-            raise DatasetError(
-                f"{p}: {size} bytes, metadata.json says {info.num_bytes} — the shard index is truncated or corrupted"
-            )
-        if verify == "sha256" and (digest := sha256_file(p)) != info.sha256:
-            raise DatasetError(
-                f"{p}: sha256 {digest}, metadata.json says {info.sha256} — the shard index is corrupted"
-            )
+                _check_file(ip, shard.index.num_bytes, shard.index.sha256, "shard index", verify)
 
     def diagnose(self, err: Exception) -> DatasetError:
         """Turn a TensorFlow read/parse error into a DatasetError that names the bad shard."""
