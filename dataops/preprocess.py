@@ -3,6 +3,8 @@
 Two streaming passes over the snapshot: the first assigns splits and fits the state
 (means and standard deviations, vocabularies) on train rows only; the second transforms
 each batch and appends it to `<split>.parquet`. The fitted state goes to `state.json`.
+Images are decoded only in the second pass; when `on_error: skip` drops a train row there,
+the state is refitted without it, so statistics always come from the train rows written.
 All arithmetic is NumPy on float64 in a fixed order, so results do not depend on threads.
 """
 
@@ -559,10 +561,42 @@ def run_preprocess(
             keys = table.column(key).to_pylist()
             yield table, assign_splits(keys, params.split.ratios, params.split.seed)
 
-    # Pass 1: fit on train rows that parse.
+    # Pass 1 checks everything but images (decoding them twice would double the cost), so a
+    # train row can still be dropped in pass 2 for its image after it was fitted. Then the
+    # state is refitted without those rows and pass 2 runs again: the statistics always come
+    # from exactly the train rows written. Only `on_error: skip` with bad images pays for it.
+    late: set[int] = set()  # snapshot row numbers fitted in pass 1 but dropped in pass 2
+    while True:
+        state, unfit = _fit_state(batches(), key, manifest, features, split_names, on_error, late)
+        done = _write_splits(
+            batches(), key, manifest, features, split_names, state, params, out, on_error, unfit
+        )
+        if isinstance(done, PreprocessResult):
+            return done
+        late |= done
+
+
+class _Refit(Exception):
+    def __init__(self, rows: set[int]) -> None:
+        self.rows = rows
+
+
+def _fit_state(
+    batches: Any,
+    key: str,
+    manifest: dict[str, Any],
+    features: list[Any],
+    split_names: list[str],
+    on_error: OnError,
+    exclude: set[int],
+) -> tuple[dict[str, Any], set[int]]:
+    """Pass 1: fit on train rows that parse, leaving out the snapshot rows in `exclude`.
+    Returns the state and the snapshot row numbers not fitted (bad rows and `exclude`)."""
     fit = _Fit()
+    unfit = set(exclude)
     train_index = split_names.index("train") if "train" in split_names else 0
-    for table, split in batches():
+    start = 0
+    for table, split in batches:
         ctx = _Ctx(table, key, manifest, _BadRows(table.num_rows))
         probe = _Ctx(table, key, manifest, _BadRows(table.num_rows))
         _transform_parse_only(probe, features)
@@ -572,69 +606,107 @@ def run_preprocess(
                 probe.bad.reasons[i][1]
                 + " (set dataset.on_error: skip to drop such rows and count them)"
             )
-        _fit_batch(ctx, features, (split == train_index) & ~probe.bad.mask, fit)
-    state = _finish_fit(features, fit)
+        unfit.update(start + int(i) for i in np.flatnonzero(probe.bad.mask))
+        use = (split == train_index) & ~probe.bad.mask
+        for row in exclude:
+            if start <= row < start + table.num_rows:
+                use[row - start] = False
+        _fit_batch(ctx, features, use, fit)
+        start += table.num_rows
+    return _finish_fit(features, fit), unfit
 
-    # Pass 2: transform and write each split.
+
+def _write_splits(
+    batches: Any,
+    key: str,
+    manifest: dict[str, Any],
+    features: list[Any],
+    split_names: list[str],
+    state: dict[str, Any],
+    params: PreprocessParams,
+    out: str | Path,
+    on_error: OnError,
+    unfit: set[int],
+) -> PreprocessResult | set[int]:
+    """Pass 2: transform and write each split; or, when train rows that the state was fitted
+    on turn out bad here (an image that does not decode), write nothing and return their
+    snapshot row numbers (`unfit`: the rows the state was not fitted on)."""
     skipped: dict[str, int] = dict(manifest.get("skipped", {}))
     counts = dict.fromkeys(split_names, 0)
     image_shapes: dict[str, _ImageShape] = {}
-    with atomic_dir(out) as tmp:
-        writers: dict[str, pq.ParquetWriter] = {}
-        schema: pa.Schema | None = None
-        for table, split in batches():
-            ctx = _Ctx(table, key, manifest, _BadRows(table.num_rows))
-            cols = _transform(ctx, features, state, image_shapes)
-            if ctx.bad.mask.any():
-                first = int(np.flatnonzero(ctx.bad.mask)[0])
-                if on_error == "fail":
-                    raise DatasetError(
-                        ctx.bad.reasons[first][1]
-                        + " (set dataset.on_error: skip to drop such rows and count them)"
-                    )
-                for reason, _ in ctx.bad.reasons.values():
-                    skipped[reason] = skipped.get(reason, 0) + 1
-            result = pa.table(cols)
-            if schema is None:
-                schema = result.schema
-            keep = ~ctx.bad.mask
-            for si, name in enumerate(split_names):
-                sel = keep & (split == si)
-                if not sel.any():
-                    continue
-                part = result.filter(pa.array(sel)).cast(schema)
-                if name not in writers:
-                    writers[name] = pq.ParquetWriter(
-                        tmp / f"{name}.parquet", schema, compression="zstd", use_dictionary=False
-                    )
-                writers[name].write_table(part, row_group_size=params.batch_rows)
-                counts[name] += part.num_rows
-        for name in split_names:
-            if name not in writers:
+    train_index = split_names.index("train") if "train" in split_names else 0
+    late: set[int] = set()
+    start = 0
+    try:
+        with atomic_dir(out) as tmp:
+            writers: dict[str, pq.ParquetWriter] = {}
+            schema: pa.Schema | None = None
+            for table, split in batches:
+                ctx = _Ctx(table, key, manifest, _BadRows(table.num_rows))
+                cols = _transform(ctx, features, state, image_shapes)
+                if ctx.bad.mask.any():
+                    first = int(np.flatnonzero(ctx.bad.mask)[0])
+                    if on_error == "fail":
+                        raise DatasetError(
+                            ctx.bad.reasons[first][1]
+                            + " (set dataset.on_error: skip to drop such rows and count them)"
+                        )
+                    for i, (reason, _) in ctx.bad.reasons.items():
+                        skipped[reason] = skipped.get(reason, 0) + 1
+                        if split[i] == train_index and start + i not in unfit:
+                            late.add(start + i)
+                start += table.num_rows
+                if late:
+                    continue  # the state must be refitted first: only find every such row
+                result = pa.table(cols)
                 if schema is None:
-                    raise DatasetError("preprocess produced no rows")
-                writers[name] = pq.ParquetWriter(
-                    tmp / f"{name}.parquet", schema, compression="zstd", use_dictionary=False
-                )
-            writers[name].close()
-        infos = _feature_infos(features, state, image_shapes)
-        write_json(
-            tmp / STATE_FILE,
-            {
-                "features": [i.model_dump(mode="json") for i in infos],
-                "state": state,
-                "splits": [{"name": n, "num_examples": c} for n, c in counts.items()],
-                "skipped": dict(sorted(skipped.items())),
-                "inputs_fingerprint": manifest["fingerprint"],
-                "inputs": manifest["sources"],
-                "params": {
-                    "ingest": manifest["params"],
-                    "preprocess": params.model_dump(mode="json"),
+                    schema = result.schema
+                keep = ~ctx.bad.mask
+                for si, name in enumerate(split_names):
+                    sel = keep & (split == si)
+                    if not sel.any():
+                        continue
+                    part = result.filter(pa.array(sel)).cast(schema)
+                    if name not in writers:
+                        writers[name] = _split_writer(tmp, name, schema)
+                    writers[name].write_table(part, row_group_size=params.batch_rows)
+                    counts[name] += part.num_rows
+            if late:
+                for w in writers.values():
+                    w.close()
+                raise _Refit(late)
+            for name in split_names:
+                if name not in writers:
+                    if schema is None:
+                        raise DatasetError("preprocess produced no rows")
+                    writers[name] = _split_writer(tmp, name, schema)
+                writers[name].close()
+            infos = _feature_infos(features, state, image_shapes)
+            write_json(
+                tmp / STATE_FILE,
+                {
+                    "features": [i.model_dump(mode="json") for i in infos],
+                    "state": state,
+                    "splits": [{"name": n, "num_examples": c} for n, c in counts.items()],
+                    "skipped": dict(sorted(skipped.items())),
+                    "inputs_fingerprint": manifest["fingerprint"],
+                    "inputs": manifest["sources"],
+                    "params": {
+                        "ingest": manifest["params"],
+                        "preprocess": params.model_dump(mode="json"),
+                    },
                 },
-            },
-        )
+            )
+    except _Refit as refit:  # atomic_dir removed what was written
+        return refit.rows
     return PreprocessResult(
         out=Path(out), num_examples=counts, skipped=dict(sorted(skipped.items()))
+    )
+
+
+def _split_writer(directory: Path, split: str, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(
+        directory / f"{split}.parquet", schema, compression="zstd", use_dictionary=False
     )
 
 

@@ -93,6 +93,35 @@ def test_corrupt_image_skipped_and_counted(tmp_path):
     assert read_state(tmp_path / "pre")["skipped"] == {"unreadable_image": 1}
 
 
+def test_statistics_leave_out_a_train_row_whose_image_fails_only_when_decoded(tmp_path):
+    """Pass 1 does not decode images; a train row dropped for its image in pass 2 must not
+    stay in the fitted mean/std (preprocess refits without it)."""
+    params = _project(tmp_path, dataset={"on_error": "skip"})
+    rows = [line.split(",") for line in (tmp_path / "data" / "raw" / "attributes.csv").open()]
+    weighed = [int(r[0]) for r in rows[1:] if r[1]]  # ids whose weight is in the statistics
+    split = assign_splits([str(i) for i in weighed], params.preprocess.split.ratios, 0)
+    victim_id = weighed[int(np.flatnonzero(split == 0)[0])]
+    next((tmp_path / "data" / "raw" / "images").rglob(f"{victim_id}.png")).write_bytes(b"junk")
+    run_ingest(params.ingest, tmp_path, tmp_path / "snap", "skip")
+    result = run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre", "skip")
+    assert result.skipped == {"unreadable_image": 1}
+    train = pq.read_table(tmp_path / "pre" / "train.parquet")
+    ids = set(train.column("id").to_pylist())
+    assert victim_id not in ids and len(ids) == result.num_examples["train"]
+    snap = pq.read_table(tmp_path / "snap" / "snapshot.parquet")
+    raw = [
+        float(w)
+        for i, w in zip(
+            snap.column("id").to_pylist(), snap.column("weight").to_pylist(), strict=True
+        )
+        if i in ids and w is not None
+    ]
+    st = read_state(tmp_path / "pre")["state"]["weight"]
+    assert st["count"] == len(raw)
+    assert st["mean"] == pytest.approx(np.mean(raw), rel=1e-12)
+    assert st["std"] == pytest.approx(np.std(raw), rel=1e-9)
+
+
 def test_wrong_type_value_names_file_and_line(tmp_path):
     params = _project(tmp_path)
     csv = tmp_path / "data" / "raw" / "attributes.csv"
