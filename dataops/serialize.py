@@ -16,6 +16,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -232,14 +233,12 @@ def _read_ahead(batches: Iterator[Any], pool: ThreadPoolExecutor) -> Iterator[An
         yield item
 
 
-def _write_split(
-    pf: pq.ParquetFile,
-    name: str,
-    split: str,
-    features: list[FeatureInfo],
+@contextmanager
+def _workers(
     params: SerializeParams,
-    out: Path,
-) -> SplitInfo:
+) -> Iterator[tuple[_Pipe, ThreadPoolExecutor, ThreadPoolExecutor | None]]:
+    """The threads of one split: the write pipe, the Parquet read-ahead and, for GZIP, the
+    deflate pool (None otherwise). All are shut down on the way out, error or not."""
     pipe = _Pipe()
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataops-read")
     gz = (
@@ -248,7 +247,7 @@ def _write_split(
         else None
     )
     try:
-        return _write_split_with(pipe, reader, gz, pf, name, split, features, params, out)
+        yield pipe, reader, gz
     finally:
         reader.shutdown(wait=True, cancel_futures=True)
         pipe.close()
@@ -256,10 +255,7 @@ def _write_split(
             gz.shutdown(wait=True, cancel_futures=True)
 
 
-def _write_split_with(
-    pipe: _Pipe,
-    reader: ThreadPoolExecutor,
-    gz: ThreadPoolExecutor | None,
+def _write_split(
     pf: pq.ParquetFile,
     name: str,
     split: str,
@@ -267,69 +263,75 @@ def _write_split_with(
     params: SerializeParams,
     out: Path,
 ) -> SplitInfo:
-    total = pf.metadata.num_rows
-    batches = pf.iter_batches(batch_size=params.batch_rows, use_threads=False)
-    first = next(batches, None)
-    encoded = (
-        encode_batch(columns_from_arrow(first, features))
-        if first is not None and first.num_rows
-        else None
-    )
-    if params.num_shards is not None:
-        k = params.num_shards
-    elif encoded is None:
-        k = 1
-    else:
-        est = encoded.data.size / encoded.num_records * total
-        k = max(1, math.ceil(est / params.target_shard_bytes))
-    k = max(1, min(k, total)) if total else 1
-    bounds = [i * total // k for i in range(k + 1)]
-    shards: list[ShardInfo] = []
-    shard = 0
-    writer = _ShardWriter(out / shard_name(name, split, 0, k), params, gz)
-    row = 0  # global index of the next row to write
-
-    def close_current() -> None:
-        size, digest, index = pipe.submit(writer.close).result()
-        shards.append(
-            ShardInfo(
-                file=writer.path.name,
-                num_examples=bounds[shard + 1] - bounds[shard],
-                num_bytes=size,
-                sha256=digest,
-                index=index,
-            )
+    with _workers(params) as (pipe, reader, gz):
+        total = pf.metadata.num_rows
+        batches = pf.iter_batches(batch_size=params.batch_rows, use_threads=False)
+        first = next(batches, None)
+        encoded = (
+            encode_batch(columns_from_arrow(first, features))
+            if first is not None and first.num_rows
+            else None
         )
+        if params.num_shards is not None:
+            k = params.num_shards
+        elif encoded is None:
+            k = 1
+        else:
+            est = encoded.data.size / encoded.num_records * total
+            k = max(1, math.ceil(est / params.target_shard_bytes))
+        k = max(1, min(k, total)) if total else 1
+        bounds = [i * total // k for i in range(k + 1)]
+        shards: list[ShardInfo] = []
+        shard = 0
+        writer = _ShardWriter(out / shard_name(name, split, 0, k), params, gz)
+        row = 0  # global index of the next row to write
 
-    def feed(batch_enc: Any) -> None:
-        nonlocal row, shard, writer
-        view = memoryview(batch_enc.data)
-        starts = batch_enc.starts
-        i, n = 0, batch_enc.num_records
-        while i < n:
-            take = min(n - i, bounds[shard + 1] - row)
-            if take > 0:
-                pipe.submit(
-                    writer.add, view[starts[i] : starts[i + take]], starts[i : i + take + 1]
+        def close_current() -> None:
+            size, digest, index = pipe.submit(writer.close).result()
+            shards.append(
+                ShardInfo(
+                    file=writer.path.name,
+                    num_examples=bounds[shard + 1] - bounds[shard],
+                    num_bytes=size,
+                    sha256=digest,
+                    index=index,
                 )
-                i += take
-                row += take
-            if row == bounds[shard + 1] and shard + 1 < k:
-                close_current()
-                shard += 1
-                writer = _ShardWriter(out / shard_name(name, split, shard, k), params, gz)
+            )
 
-    if encoded is not None:
-        feed(encoded)
-    for batch in _read_ahead(batches, reader):
-        if batch.num_rows:
-            feed(encode_batch(columns_from_arrow(batch, features)))
-    close_current()
-    if row != total:
-        raise DatasetError(f"split '{split}': wrote {row} examples, the Parquet file holds {total}")
-    return SplitInfo(
-        name=split, num_examples=total, num_bytes=sum(s.num_bytes for s in shards), shards=shards
-    )
+        def feed(batch_enc: Any) -> None:
+            nonlocal row, shard, writer
+            view = memoryview(batch_enc.data)
+            starts = batch_enc.starts
+            i, n = 0, batch_enc.num_records
+            while i < n:
+                take = min(n - i, bounds[shard + 1] - row)
+                if take > 0:
+                    pipe.submit(
+                        writer.add, view[starts[i] : starts[i + take]], starts[i : i + take + 1]
+                    )
+                    i += take
+                    row += take
+                if row == bounds[shard + 1] and shard + 1 < k:
+                    close_current()
+                    shard += 1
+                    writer = _ShardWriter(out / shard_name(name, split, shard, k), params, gz)
+
+        if encoded is not None:
+            feed(encoded)
+        for batch in _read_ahead(batches, reader):
+            if batch.num_rows:
+                feed(encode_batch(columns_from_arrow(batch, features)))
+        close_current()
+        if row != total:
+            raise DatasetError(
+                f"split '{split}': wrote {row} examples, the Parquet file holds {total}"
+            )
+        return SplitInfo(
+            name=split,
+            num_examples=total,
+            num_bytes=sum(s.num_bytes for s in shards),
+            shards=shards,
+        )
 
 
 def run_serialize(
