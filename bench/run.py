@@ -36,6 +36,7 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 SCHEMA_VERSION = 1
 READ_BATCH = 256
+SHUFFLE_BUFFER = 10_000
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,15 @@ def parse_single_pipeline(dataset: Path, compression: str = "") -> Any:
     return ds.map(lambda r: tf.io.parse_single_example(r, spec)).batch(READ_BATCH)
 
 
+def parse_single_shuffled_pipeline(dataset: Path) -> Any:
+    """The common per-record pipeline for training: shuffled through a 10,000-record buffer."""
+    import tensorflow as tf
+
+    spec = single_spec(json.loads((dataset / "metadata.json").read_text())["features"])
+    ds = tf.data.TFRecordDataset(shard_files(dataset)).shuffle(SHUFFLE_BUFFER, seed=0)
+    return ds.map(lambda r: tf.io.parse_single_example(r, spec)).batch(READ_BATCH)
+
+
 def raw_pipeline(dataset: Path, compression: str = "") -> Any:
     """The raw pass: TFRecordDataset in batches, nothing parsed."""
     import tensorflow as tf
@@ -452,6 +462,37 @@ def load_fn() -> Callable[..., Any]:
 
 def load_pipeline(dataset: Path) -> Any:
     return load_fn()(str(dataset), split="train", batch_size=READ_BATCH)
+
+
+def load_shuffled_pipeline(dataset: Path) -> Any:
+    return load_fn()(
+        str(dataset),
+        split="train",
+        batch_size=READ_BATCH,
+        shuffle=True,
+        seed=0,
+        shuffle_buffer=SHUFFLE_BUFFER,
+    )
+
+
+def bench_read_shuffled(dataset: Path, n: int, sizes: Sizes) -> dict[str, Any]:
+    """For reference (no target): shuffled reads, as training does them, in graph."""
+    pipes = {
+        "parse_single": parse_single_shuffled_pipeline(dataset),
+        "load": load_shuffled_pipeline(dataset),
+    }
+    fns = {name: (lambda ds=ds: _count(ds)) for name, ds in pipes.items()}
+    for name, fn in fns.items():
+        if fn() != n:
+            raise RuntimeError(f"shuffled read via {name}: wrong record count")
+    times = alternate(fns, sizes.reps, warmup=False)
+    return {
+        "rows": n,
+        "shuffle_buffer": SHUFFLE_BUFFER,
+        **{f"{k}_s": v for k, v in times.items()},
+        **{f"{k}_records_per_s": round(n / best(v)) for k, v in times.items()},
+        "load_vs_parse_single": round(best(times["parse_single"]) / best(times["load"]), 3),
+    }
 
 
 def read_load(dataset: Path) -> int:
@@ -1000,6 +1041,12 @@ def write_markdown(path: Path, res: dict[str, Any]) -> None:
                 f"dataops.load {py['load_records_per_s']:,}/s, per-record pipeline {py['parse_single_records_per_s']:,}/s, "
                 f"raw pass {py['raw_records_per_s']:,}/s: {py['load_vs_parse_single']:.2f}× the per-record pipeline, {py['load_vs_raw']:.2f}× the raw pass."
             )
+    for kind, r in f.get("read_shuffled", {}).items():
+        details.append(
+            f"Read {kind}, shuffled (as training reads; no target): dataops.load(shuffle=True, shuffle_buffer={r['shuffle_buffer']:,}) "
+            f"{r['load_records_per_s']:,}/s vs TFRecordDataset → shuffle({r['shuffle_buffer']:,}) → map(parse_single_example) → batch "
+            f"{r['parse_single_records_per_s']:,}/s: {r['load_vs_parse_single']:.2f}×."
+        )
     if "gzip" in f:
         g = f["gzip"]["small"]
         details.append(
@@ -1154,6 +1201,12 @@ def main(argv: list[str] | None = None) -> int:
                 figs["read"][kind] = bench_read(
                     kind, Path(figs["serialize"][kind]["dataset"]), getattr(sizes, kind), sizes
                 )
+            log("read small, shuffled")
+            figs["read_shuffled"] = {
+                "small": bench_read_shuffled(
+                    Path(figs["serialize"]["small"]["dataset"]), sizes.small, sizes
+                )
+            }
         if "gzip" not in args.skip:
             log("gzip")
             figs["gzip"] = {"small": bench_gzip("small", pre["small"], work, sizes.small, sizes)}

@@ -44,7 +44,17 @@ def test_quick_run_writes_json_markdown_and_chart(quick_results: Path):
         res["versions"]["protobuf"] and res["versions"]["dvc"] and res["versions"]["apache-airflow"]
     )
     assert res["versions"]["tensorflow"] or res["versions"]["tensorflow-cpu"]
-    assert set(res["figures"]) == {"serialize", "read", "gzip", "memory", "dvc", "airflow"}
+    assert set(res["figures"]) == {
+        "serialize",
+        "read",
+        "read_shuffled",
+        "gzip",
+        "memory",
+        "dvc",
+        "airflow",
+    }
+    shuffled = res["figures"]["read_shuffled"]["small"]
+    assert shuffled["load_records_per_s"] > 0 and shuffled["parse_single_records_per_s"] > 0
 
     names = [t["name"] for t in res["targets"]]
     assert sorted(names) == sorted(res["ratios"])
@@ -75,6 +85,7 @@ def test_quick_run_writes_json_markdown_and_chart(quick_results: Path):
 
     md = (quick_results / "results.md").read_text()
     assert "| figure | measured | target | pass |" in md
+    assert "Read small, shuffled (as training reads; no target)" in md
     assert md.count("\n| ") >= 12
     png = (quick_results / "ratios.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
