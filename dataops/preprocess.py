@@ -16,6 +16,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -547,33 +548,60 @@ def run_preprocess(
     """Transform `snapshot/snapshot.parquet` into `out/<split>.parquet` and `out/state.json`."""
     snapshot = Path(snapshot)
     manifest = read_manifest(snapshot)
-    key = manifest["key"]
     pf_path = snapshot / SNAPSHOT_FILE
     if not pf_path.exists():
         raise DatasetError(f"{pf_path}: not found — run the ingest stage first")
-    features = list(params.features)
-    split_names = list(params.split.ratios)
-
-    def batches():
-        pf = pq.ParquetFile(pf_path)
-        for batch in pf.iter_batches(batch_size=params.batch_rows, use_threads=False):
-            table = pa.Table.from_batches([batch])
-            keys = table.column(key).to_pylist()
-            yield table, assign_splits(keys, params.split.ratios, params.split.seed)
-
+    run = _Run(params, pf_path, manifest, on_error)
     # Pass 1 checks everything but images (decoding them twice would double the cost), so a
     # train row can still be dropped in pass 2 for its image after it was fitted. Then the
     # state is refitted without those rows and pass 2 runs again: the statistics always come
     # from exactly the train rows written. Only `on_error: skip` with bad images pays for it.
     late: set[int] = set()  # snapshot row numbers fitted in pass 1 but dropped in pass 2
     while True:
-        state, unfit = _fit_state(batches(), key, manifest, features, split_names, on_error, late)
-        done = _write_splits(
-            batches(), key, manifest, features, split_names, state, params, out, on_error, unfit
-        )
+        state, unfit = _fit_state(run, late)
+        done = _write_splits(run, state, out, unfit)
         if isinstance(done, PreprocessResult):
             return done
         late |= done
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What both passes read: the params, the snapshot and how bad rows are handled."""
+
+    params: PreprocessParams
+    snapshot: Path
+    manifest: dict[str, Any]
+    on_error: OnError
+
+    @property
+    def key(self) -> str:
+        return str(self.manifest["key"])
+
+    @property
+    def features(self) -> list[Any]:
+        return list(self.params.features)
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(self.params.split.ratios)
+
+    @property
+    def train_index(self) -> int:
+        names = self.split_names
+        return names.index("train") if "train" in names else 0
+
+    def batches(self) -> Iterator[tuple[pa.Table, np.ndarray]]:
+        """One pass over the snapshot: each batch with the split index of its rows."""
+        split = self.params.split
+        pf = pq.ParquetFile(self.snapshot)
+        for batch in pf.iter_batches(batch_size=self.params.batch_rows, use_threads=False):
+            table = pa.Table.from_batches([batch])
+            keys = table.column(self.key).to_pylist()
+            yield table, assign_splits(keys, split.ratios, split.seed)
+
+    def new_ctx(self, table: pa.Table) -> _Ctx:
+        return _Ctx(table, self.key, self.manifest, _BadRows(table.num_rows))
 
 
 class _Refit(Exception):
@@ -581,33 +609,24 @@ class _Refit(Exception):
         self.rows = rows
 
 
-def _fit_state(
-    batches: Any,
-    key: str,
-    manifest: dict[str, Any],
-    features: list[Any],
-    split_names: list[str],
-    on_error: OnError,
-    exclude: set[int],
-) -> tuple[dict[str, Any], set[int]]:
+def _fit_state(run: _Run, exclude: set[int]) -> tuple[dict[str, Any], set[int]]:
     """Pass 1: fit on train rows that parse, leaving out the snapshot rows in `exclude`.
     Returns the state and the snapshot row numbers not fitted (bad rows and `exclude`)."""
     fit = _Fit()
     unfit = set(exclude)
-    train_index = split_names.index("train") if "train" in split_names else 0
+    features = run.features
     start = 0
-    for table, split in batches:
-        ctx = _Ctx(table, key, manifest, _BadRows(table.num_rows))
-        probe = _Ctx(table, key, manifest, _BadRows(table.num_rows))
+    for table, split in run.batches():
+        ctx, probe = run.new_ctx(table), run.new_ctx(table)
         _transform_parse_only(probe, features)
-        if on_error == "fail" and probe.bad.mask.any():
+        if run.on_error == "fail" and probe.bad.mask.any():
             i = int(np.flatnonzero(probe.bad.mask)[0])
             raise DatasetError(
                 probe.bad.reasons[i][1]
                 + " (set dataset.on_error: skip to drop such rows and count them)"
             )
         unfit.update(start + int(i) for i in np.flatnonzero(probe.bad.mask))
-        use = (split == train_index) & ~probe.bad.mask
+        use = (split == run.train_index) & ~probe.bad.mask
         for row in exclude:
             if start <= row < start + table.num_rows:
                 use[row - start] = False
@@ -617,36 +636,28 @@ def _fit_state(
 
 
 def _write_splits(
-    batches: Any,
-    key: str,
-    manifest: dict[str, Any],
-    features: list[Any],
-    split_names: list[str],
-    state: dict[str, Any],
-    params: PreprocessParams,
-    out: str | Path,
-    on_error: OnError,
-    unfit: set[int],
+    run: _Run, state: dict[str, Any], out: str | Path, unfit: set[int]
 ) -> PreprocessResult | set[int]:
     """Pass 2: transform and write each split; or, when train rows that the state was fitted
     on turn out bad here (an image that does not decode), write nothing and return their
     snapshot row numbers (`unfit`: the rows the state was not fitted on)."""
+    manifest, features, split_names = run.manifest, run.features, run.split_names
+    train_index = run.train_index
     skipped: dict[str, int] = dict(manifest.get("skipped", {}))
     counts = dict.fromkeys(split_names, 0)
     image_shapes: dict[str, _ImageShape] = {}
-    train_index = split_names.index("train") if "train" in split_names else 0
     late: set[int] = set()
     start = 0
     try:
         with atomic_dir(out) as tmp:
             writers: dict[str, pq.ParquetWriter] = {}
             schema: pa.Schema | None = None
-            for table, split in batches:
-                ctx = _Ctx(table, key, manifest, _BadRows(table.num_rows))
+            for table, split in run.batches():
+                ctx = run.new_ctx(table)
                 cols = _transform(ctx, features, state, image_shapes)
                 if ctx.bad.mask.any():
                     first = int(np.flatnonzero(ctx.bad.mask)[0])
-                    if on_error == "fail":
+                    if run.on_error == "fail":
                         raise DatasetError(
                             ctx.bad.reasons[first][1]
                             + " (set dataset.on_error: skip to drop such rows and count them)"
@@ -669,7 +680,7 @@ def _write_splits(
                     part = result.filter(pa.array(sel)).cast(schema)
                     if name not in writers:
                         writers[name] = _split_writer(tmp, name, schema)
-                    writers[name].write_table(part, row_group_size=params.batch_rows)
+                    writers[name].write_table(part, row_group_size=run.params.batch_rows)
                     counts[name] += part.num_rows
             if late:
                 for w in writers.values():
@@ -693,7 +704,7 @@ def _write_splits(
                     "inputs": manifest["sources"],
                     "params": {
                         "ingest": manifest["params"],
-                        "preprocess": params.model_dump(mode="json"),
+                        "preprocess": run.params.model_dump(mode="json"),
                     },
                 },
             )
