@@ -7,8 +7,10 @@ header depends only on its payload length, so headers (and the frame headers) ar
 per distinct length in a small table that rows point into; the payloads stay in the column
 buffers they came in (int64 values become one varint stream); one byte gather, or one memcpy
 per segment when segments are long, assembles the framed records. The bytes equal
-`example.SerializeToString(deterministic=True)` (map keys sorted) inside the standard
-TFRecord framing; `tests/test_codec.py` checks this against protobuf and TensorFlow.
+`example.SerializeToString(deterministic=True)` with map keys sorted by their bytes (C++
+protobuf's order; Python's upb backend differs only when a key is a prefix of another, putting
+"caption_ids" before "caption") inside the standard TFRecord framing; `tests/test_codec.py`
+checks this against protobuf's serializer, entry by entry, and TensorFlow's parser.
 """
 
 from __future__ import annotations
