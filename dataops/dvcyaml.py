@@ -205,8 +205,11 @@ def _covers(outer: str, inner: str) -> bool:
     return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
-def render(params: dict[str, Any], *, with_sample: bool, root: Path = PACKAGE_ROOT) -> str:
-    """The text of `dvc.yaml` for a params file (as a dict)."""
+def render(
+    params: dict[str, Any], *, with_sample: bool, root: Path = PACKAGE_ROOT, code: bool = True
+) -> str:
+    """The text of `dvc.yaml` for a params file (as a dict). `code=False` leaves the package's
+    own modules out, for a project that uses an installed `dataops` rather than holding it."""
     stages: dict[str, Any] = {}
     specs = ((SAMPLE,) if with_sample else ()) + STAGES
     sources = source_deps(params)
@@ -218,7 +221,7 @@ def render(params: dict[str, Any], *, with_sample: bool, root: Path = PACKAGE_RO
             if with_sample:
                 data.insert(0, SAMPLE_OUT)
         entry: dict[str, Any] = {"desc": spec.desc, "cmd": spec.cmd}
-        entry["deps"] = data + code_deps(spec, root)
+        entry["deps"] = data + (code_deps(spec, root) if code else [])
         keys = [k for k in spec.params if _has_key(params, k)]
         if keys:
             entry["params"] = keys
