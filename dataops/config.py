@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -99,7 +99,19 @@ class IngestParams(_Model):
         return self
 
 
-class NumericFeature(_Model):
+class _FeatureModel(_Model):
+    """A feature of `preprocess.features`; `dataops.features` gives each kind its behaviour."""
+
+    if TYPE_CHECKING:
+        name: str  # declared by each kind (a field declared here would reorder the fields)
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the stored features this feature writes."""
+        return [self.name]
+
+
+class NumericFeature(_FeatureModel):
     kind: Literal["numeric"]
     name: str
     column: str | None = Field(None, description="Input column (default: the feature name).")
@@ -114,7 +126,7 @@ class NumericFeature(_Model):
     )
 
 
-class TensorFeature(_Model):
+class TensorFeature(_FeatureModel):
     kind: Literal["tensor"]
     name: str
     column: str | None = None
@@ -122,7 +134,7 @@ class TensorFeature(_Model):
     shape: list[int] = Field(description="Fixed shape of every value, e.g. [8] or [4, 4].")
 
 
-class CategoricalFeature(_Model):
+class CategoricalFeature(_FeatureModel):
     kind: Literal["categorical"]
     name: str
     column: str | None = None
@@ -132,7 +144,7 @@ class CategoricalFeature(_Model):
     )
 
 
-class TextFeature(_Model):
+class TextFeature(_FeatureModel):
     kind: Literal["text"]
     name: str
     column: str | None = None
@@ -146,15 +158,24 @@ class TextFeature(_Model):
         10000, ge=1, description="Most frequent train tokens kept in the vocabulary."
     )
 
+    @property
+    def ids_name(self) -> str:
+        """Name of the token-id feature emitted when `tokenize` is on."""
+        return f"{self.name}_ids"
 
-class SequenceFeature(_Model):
+    @property
+    def output_names(self) -> list[str]:
+        return [self.name, self.ids_name] if self.tokenize else [self.name]
+
+
+class SequenceFeature(_FeatureModel):
     kind: Literal["sequence"]
     name: str
     column: str | None = None
     dtype: Literal["float32", "int64"] = "int64"
 
 
-class ImageFeature(_Model):
+class ImageFeature(_FeatureModel):
     kind: Literal["image"]
     name: str
     column: str | None = None
@@ -175,7 +196,7 @@ class ImageFeature(_Model):
     scale: bool = True
 
 
-class PassthroughFeature(_Model):
+class PassthroughFeature(_FeatureModel):
     kind: Literal["key"]
     name: str
     column: str | None = None
@@ -220,9 +241,7 @@ class PreprocessParams(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> PreprocessParams:
-        names = [f.name for f in self.features] + [
-            f"{f.name}_ids" for f in self.features if isinstance(f, TextFeature) and f.tokenize
-        ]
+        names = [n for f in self.features for n in f.output_names]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"feature names must be unique; repeated: {dup}")
