@@ -122,7 +122,7 @@ class NumericFeature(_FeatureModel):
     )
     standardize: bool = Field(
         False,
-        description="Subtract the train mean and divide by the train standard deviation (float32 only).",
+        description="Subtract the train mean and divide by the train standard deviation (population, ddof=0; 1 when it is 0). float32 only.",
     )
 
 

@@ -17,24 +17,50 @@ from dataops.metadata import FeatureInfo
 
 
 @dataclass(frozen=True)
-class Sums:
-    """Partial statistics of a float32 numeric feature: count, sum and sum of squares."""
+class Moments:
+    """Mergeable statistics of float64 values: count, mean and M2 (the sum of squared
+    deviations from the mean); the variance is population variance, `M2 / count` (ddof=0).
+
+    `of` computes a batch's moments in two passes (mean, then squared deviations from it),
+    which is what Welford's one-value-at-a-time update computes, vectorized; `merge`
+    combines two partials with Chan, Golub and LeVeque's pairwise update. Neither subtracts
+    two large sums, so a large offset (1.7e9 + N(0, 5)) loses nothing. Merging is not
+    associative to the last bit: the same values cut into the same parts and merged in the
+    same order give the same bits, whichever process computed each part.
+    """
 
     count: int = 0
-    total: float = 0.0
-    total_sq: float = 0.0
+    mean: float = 0.0
+    m2: float = 0.0
 
     @classmethod
-    def of(cls, x: np.ndarray) -> Sums:
-        return cls(int(x.size), float(np.sum(x)), float(np.sum(x * x)))
+    def of(cls, x: np.ndarray) -> Moments:
+        n = int(x.size)
+        if n == 0:
+            return cls()
+        x = np.asarray(x, dtype=np.float64)
+        mean = np.sum(x) / n
+        d = x - mean
+        return cls(n, float(mean), float(np.sum(d * d)))
 
-    def merge(self, other: Sums) -> Sums:
-        return Sums(
-            self.count + other.count, self.total + other.total, self.total_sq + other.total_sq
-        )
+    def merge(self, other: Moments) -> Moments:
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / n)
+        m2 = self.m2 + other.m2 + delta * delta * (self.count * other.count / n)
+        return Moments(n, mean, m2)
+
+    @property
+    def variance(self) -> float:
+        """Population variance (ddof=0); 0.0 for no values."""
+        return self.m2 / self.count if self.count else 0.0
 
 
-class Numeric(Feature[NumericFeature, "Sums | None"]):
+class Numeric(Feature[NumericFeature, "Moments | None"]):
     model_type = NumericFeature
 
     @property
@@ -109,28 +135,26 @@ class Numeric(Feature[NumericFeature, "Sums | None"]):
         if self.model.dtype == "int64" or self.model.impute == "none":
             self._fail_missing(batch, missing)
 
-    def empty(self) -> Sums | None:
-        return Sums() if self.fits else None
+    def empty(self) -> Moments | None:
+        return Moments() if self.fits else None
 
-    def partial_fit(self, batch: Batch, use: np.ndarray) -> Sums | None:
+    def partial_fit(self, batch: Batch, use: np.ndarray) -> Moments | None:
         if not self.fits:
             return None
         v, missing = self.read(batch)
-        return Sums.of(v[use & ~missing])
+        return Moments.of(v[use & ~missing])
 
-    def merge(self, a: Sums | None, b: Sums | None) -> Sums | None:
+    def merge(self, a: Moments | None, b: Moments | None) -> Moments | None:
         return a.merge(b) if a is not None and b is not None else None
 
-    def finalize(self, partial: Sums | None) -> State | None:
+    def finalize(self, partial: Moments | None) -> State | None:
         if partial is None:
             return None
         f, n = self.model, partial.count
         if n == 0 and (f.impute == "mean" or f.standardize):
             raise DatasetError(f"feature '{f.name}': no value in the train split to fit its mean")
-        mean = partial.total / n if n else 0.0
-        var = max(partial.total_sq / n - mean * mean, 0.0) if n else 0.0
-        std = math.sqrt(var)
-        return {"count": n, "mean": mean, "std": std if std > 0 else 1.0}
+        std = math.sqrt(partial.variance)
+        return {"count": n, "mean": partial.mean, "std": std if std > 0 else 1.0}
 
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
         f = self.model
