@@ -140,8 +140,17 @@ class CategoricalFeature(_FeatureModel):
     column: str | None = None
     unknown: Literal["error", "oov"] = Field(
         "oov",
-        description="A value not seen in train (or missing): `oov` maps it to id = vocabulary size; `error` makes the row bad.",
+        description="A value not seen in train: `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `unknown_category`).",
     )
+    missing: Literal["error", "oov"] | None = Field(
+        None,
+        description="A missing value (null; an empty CSV cell): `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `missing_value`); null follows `unknown`.",
+    )
+
+    @property
+    def missing_policy(self) -> Literal["error", "oov"]:
+        """What a missing value does: `missing`, or `unknown` when it is not set."""
+        return self.missing or self.unknown
 
 
 class TextFeature(_FeatureModel):
@@ -156,6 +165,10 @@ class TextFeature(_FeatureModel):
     )
     max_vocab: int = Field(
         10000, ge=1, description="Most frequent train tokens kept in the vocabulary."
+    )
+    empty: Literal["keep", "error"] = Field(
+        "keep",
+        description="A missing text (null; an empty CSV cell) or one empty after normalization: `keep` stores the empty string (and no token ids); `error` makes the row bad, counted as `missing_value` (null) or `empty_text`.",
     )
 
     @property

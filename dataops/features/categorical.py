@@ -14,7 +14,8 @@ from dataops.metadata import FeatureInfo
 
 
 class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
-    """Ids 0..k-1 are the train values in sorted order; id k (the vocabulary size) is out of vocabulary."""
+    """Ids 0..k-1 are the train values in sorted order; id k (the vocabulary size) is out of
+    vocabulary. A value not in the vocabulary follows `unknown`, a missing one `missing`."""
 
     model_type = CategoricalFeature
 
@@ -33,7 +34,15 @@ class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
         ]
 
     def check(self, batch: Batch) -> None:
-        batch.strings(self.model)
+        name, vals = batch.strings(self.model)
+        if self.model.missing_policy == "error":
+            self._fail_missing(batch, name, vals)
+
+    @staticmethod
+    def _fail_missing(batch: Batch, name: str, vals: list[str | None]) -> None:
+        for row, val in enumerate(vals):
+            if val is None:
+                batch.fail(row, name, "missing_value", "value is missing")
 
     def empty(self) -> Counter[str]:
         return Counter()
@@ -63,15 +72,15 @@ class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
         for row, val in enumerate(vals):
             got = index.get(val) if val is not None else None
             if got is None:
-                if f.unknown == "error":
+                if val is not None and f.unknown == "error":
                     batch.fail(
                         row,
                         name,
                         "unknown_category",
-                        "value is missing"
-                        if val is None
-                        else f"value {val!r} is not in the train vocabulary",
+                        f"value {val!r} is not in the train vocabulary",
                     )
                 got = oov
             ids[row] = got
+        if f.missing_policy == "error":
+            self._fail_missing(batch, name, vals)
         return {f.name: pa.array(ids, pa.int64())}

@@ -1,4 +1,4 @@
-"""Key (passthrough) features: the row's string, stored as UTF-8 text unchanged."""
+"""Key (passthrough) features: the row's string, stored as UTF-8 text unchanged; a missing one is a bad row."""
 
 from __future__ import annotations
 
@@ -17,9 +17,15 @@ class Key(Feature[PassthroughFeature, None]):
             FeatureInfo(name=self.name, kind="text", dtype="string", shape=[], encoding="utf-8")
         ]
 
+    def _read(self, batch: Batch) -> list[str | None]:
+        name, vals = batch.strings(self.model)
+        for row, val in enumerate(vals):
+            if val is None:
+                batch.fail(row, name, "missing_value", "value is missing")
+        return vals
+
     def check(self, batch: Batch) -> None:
-        batch.strings(self.model)
+        self._read(batch)
 
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
-        _, vals = batch.strings(self.model)
-        return {self.name: pa.array([v or "" for v in vals], pa.string())}
+        return {self.name: pa.array([v or "" for v in self._read(batch)], pa.string())}

@@ -1,5 +1,7 @@
 """Text features: normalized strings, optionally also token ids from a train vocabulary.
 
+A missing text is stored as the empty string unless `empty: error` makes it a bad row.
+
 Token ids: `PAD_ID` pads, `OOV_ID` is any token outside the vocabulary, and the vocabulary's
 k-th token (most frequent first) has id `FIRST_TOKEN_ID + k`.
 """
@@ -57,7 +59,18 @@ class Text(Feature[TextFeature, "Counter[str] | None"]):
         return infos
 
     def check(self, batch: Batch) -> None:
-        batch.strings(self.model)
+        name, vals = batch.strings(self.model)
+        if self.model.empty == "error":
+            self._fail_empty(batch, name, vals, [normalize_text(v or "", self.model) for v in vals])
+
+    @staticmethod
+    def _fail_empty(batch: Batch, name: str, vals: list[str | None], texts: list[str]) -> None:
+        """Under `empty: error`: a missing text is a bad row, and so is one that normalizes to ''."""
+        for row, (val, text) in enumerate(zip(vals, texts, strict=True)):
+            if val is None:
+                batch.fail(row, name, "missing_value", "text is missing")
+            elif not text:
+                batch.fail(row, name, "empty_text", f"text {val!r} is empty after normalization")
 
     def empty(self) -> Counter[str] | None:
         return Counter() if self.model.tokenize else None
@@ -87,11 +100,9 @@ class Text(Feature[TextFeature, "Counter[str] | None"]):
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
         f = self.model
         name, vals = batch.strings(f)
-        texts = []
-        for row, val in enumerate(vals):
-            if val is None:
-                batch.fail(row, name, "missing_value", "text is missing")
-            texts.append(normalize_text(val or "", f))
+        texts = [normalize_text(val or "", f) for val in vals]
+        if f.empty == "error":
+            self._fail_empty(batch, name, vals, texts)
         out = {f.name: pa.array(texts, pa.string())}
         if f.tokenize:
             vocab = (state or {})["vocabulary"]
