@@ -1,7 +1,7 @@
 """Image features: encoded image bytes decoded, converted, resized, and stored as PNG, raw uint8
 pixels or a float32 tensor. Every image of a feature has the same shape.
 
-Images are decoded only when written (pass 2): `check` does not decode them.
+Images are decoded only when written (pass 2): `check` finds missing ones without decoding.
 """
 
 from __future__ import annotations
@@ -75,7 +75,26 @@ class Image(Feature[ImageFeature, None]):
         return _ImageTransform(self, state)
 
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
+        """One batch on its own (the driver uses `transformer`, which keeps the shape seen)."""
         return _ImageTransform(self, state)(batch)
+
+    def _read(self, batch: Batch) -> tuple[str, list[bytes | None]]:
+        """The encoded images; a missing one is a bad row."""
+        f = self.model
+        name, col = batch.column(f)
+        if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+            raise DatasetError(
+                f"column '{name}' has type {col.type}; feature '{f.name}' (image) needs encoded image bytes"
+            )
+        images = col.to_pylist()
+        for i, data in enumerate(images):
+            if data is None:
+                batch.fail(i, name, "missing_value", "image is missing")
+        return name, images
+
+    def check(self, batch: Batch) -> None:
+        """The column's type and missing images; the images are decoded only in pass 2."""
+        self._read(batch)
 
     def encode(self, batch: Batch, seen: _ImageTransform) -> pa.Array:
         """Decode every image of `batch` and store it in the feature's encoding.
@@ -84,15 +103,10 @@ class Image(Feature[ImageFeature, None]):
         is a bad row.
         """
         f = self.model
-        name, col = batch.column(f)
-        if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
-            raise DatasetError(
-                f"column '{name}' has type {col.type}; feature '{f.name}' (image) needs encoded image bytes"
-            )
+        name, images = self._read(batch)
         out: list[Any] = []
-        for i, data in enumerate(col.to_pylist()):
+        for i, data in enumerate(images):
             if data is None:
-                batch.fail(i, name, "missing_value", "image is missing")
                 out.append(None)
                 continue
             try:
