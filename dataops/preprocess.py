@@ -148,7 +148,7 @@ def _fit_state(run: _Run, exclude: set[int]) -> tuple[dict[str, Any], set[int]]:
     """Pass 1: fit on train rows that parse, leaving out the snapshot rows in `exclude`.
     Returns the state and the snapshot row numbers not fitted (bad rows and `exclude`)."""
     features = run.features
-    partials = [f.empty() for f in features]
+    partials = [f.empty_partial() for f in features]
     unfit = set(exclude)
     start = 0
     for table, split in run.batches():

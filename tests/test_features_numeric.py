@@ -69,7 +69,7 @@ def test_the_feature_fits_moments_of_its_train_rows():
     use = np.array([True, True, True, False, True])
     part = feat.partial_fit(batch, use)
     assert part == Moments.of(np.array([1.0, 3.0, 4.0]))
-    state = feat.finalize(feat.merge(feat.empty(), part))
+    state = feat.finalize(feat.merge(feat.empty_partial(), part))
     assert state == {"count": 3, "mean": part.mean, "std": float(np.sqrt(part.variance))}
 
 

@@ -93,7 +93,7 @@ def test_token_ids_follow_the_named_constants():
     assert infos[1].description == "token ids of 't' (0 pad, 1 out-of-vocabulary)"
     batch = _batch(t=["b a a", "c", "a z"])
     use = np.array([True, True, False])
-    state = feat.finalize(feat.merge(feat.empty(), feat.partial_fit(batch, use)))
+    state = feat.finalize(feat.merge(feat.empty_partial(), feat.partial_fit(batch, use)))
     assert state == {"vocabulary": ["a", "b", "c"], "pad_id": PAD_ID, "oov_id": OOV_ID}
     out = feat.transform(_batch(t=["a z", None]), state)
     assert out["t_ids"].to_pylist() == [[FIRST_TOKEN_ID + 0, OOV_ID], []]
@@ -112,7 +112,7 @@ def test_merged_partial_vocabularies_equal_one_pass(model):
     use = rng.random(200) < 0.7
     feat = feature_for(model)
     whole = feat.finalize(feat.partial_fit(_batch(c=values), use))
-    parts = feat.empty()
+    parts = feat.empty_partial()
     for lo in range(0, 200, 37):
         part = feat.partial_fit(_batch(c=values[lo : lo + 37]), use[lo : lo + 37])
         parts = feat.merge(parts, part)

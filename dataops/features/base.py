@@ -113,8 +113,8 @@ class Feature(Generic[ModelT, PartialT]):
     def check(self, batch: Batch) -> None:
         """Mark the rows whose value does not parse (without decoding images: pass 1)."""
 
-    def empty(self) -> PartialT:
-        """The partial state of no rows: `merge(empty(), p) == p`."""
+    def empty_partial(self) -> PartialT:
+        """The partial state of no rows: `merge(empty_partial(), p) == p`."""
         return None  # type: ignore[return-value]
 
     def partial_fit(self, batch: Batch, use: np.ndarray) -> PartialT:

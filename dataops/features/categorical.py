@@ -44,7 +44,7 @@ class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
             if val is None:
                 batch.fail(row, name, "missing_value", "value is missing")
 
-    def empty(self) -> Counter[str]:
+    def empty_partial(self) -> Counter[str]:
         return Counter()
 
     def partial_fit(self, batch: Batch, use: np.ndarray) -> Counter[str]:

@@ -21,12 +21,13 @@ class Moments:
     """Mergeable statistics of float64 values: count, mean and M2 (the sum of squared
     deviations from the mean); the variance is population variance, `M2 / count` (ddof=0).
 
-    `of` computes a batch's moments in two passes (mean, then squared deviations from it),
-    which is what Welford's one-value-at-a-time update computes, vectorized; `merge`
-    combines two partials with Chan, Golub and LeVeque's pairwise update. Neither subtracts
-    two large sums, so a large offset (1.7e9 + N(0, 5)) loses nothing. Merging is not
-    associative to the last bit: the same values cut into the same parts and merged in the
-    same order give the same bits, whichever process computed each part.
+    `of` computes a batch's moments with the two-pass algorithm (the mean, then the squared
+    deviations from it): as stable as Welford's one-value-at-a-time update, but vectorized,
+    and for one batch equal to `np.mean`/`np.var` to the bit. `merge` combines two partials
+    with Chan, Golub and LeVeque's pairwise update. Neither subtracts two large sums, so a
+    large offset (1.7e9 + N(0, 5)) loses nothing. Merging is not associative to the last
+    bit: the same values cut into the same parts and merged in the same order give the
+    same bits, whichever process computed each part.
     """
 
     count: int = 0
@@ -135,7 +136,7 @@ class Numeric(Feature[NumericFeature, "Moments | None"]):
         if self.model.dtype == "int64" or self.model.impute == "none":
             self._fail_missing(batch, missing)
 
-    def empty(self) -> Moments | None:
+    def empty_partial(self) -> Moments | None:
         return Moments() if self.fits else None
 
     def partial_fit(self, batch: Batch, use: np.ndarray) -> Moments | None:

@@ -72,7 +72,7 @@ class Text(Feature[TextFeature, "Counter[str] | None"]):
             elif not text:
                 batch.fail(row, name, "empty_text", f"text {val!r} is empty after normalization")
 
-    def empty(self) -> Counter[str] | None:
+    def empty_partial(self) -> Counter[str] | None:
         return Counter() if self.model.tokenize else None
 
     def partial_fit(self, batch: Batch, use: np.ndarray) -> Counter[str] | None:
