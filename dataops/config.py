@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -99,7 +99,19 @@ class IngestParams(_Model):
         return self
 
 
-class NumericFeature(_Model):
+class _FeatureModel(_Model):
+    """A feature of `preprocess.features`; `dataops.features` gives each kind its behaviour."""
+
+    if TYPE_CHECKING:
+        name: str  # declared by each kind (a field declared here would reorder the fields)
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the stored features this feature writes."""
+        return [self.name]
+
+
+class NumericFeature(_FeatureModel):
     kind: Literal["numeric"]
     name: str
     column: str | None = Field(None, description="Input column (default: the feature name).")
@@ -110,11 +122,11 @@ class NumericFeature(_Model):
     )
     standardize: bool = Field(
         False,
-        description="Subtract the train mean and divide by the train standard deviation (float32 only).",
+        description="Subtract the train mean and divide by the train standard deviation (population, ddof=0; 1 when it is 0). float32 only.",
     )
 
 
-class TensorFeature(_Model):
+class TensorFeature(_FeatureModel):
     kind: Literal["tensor"]
     name: str
     column: str | None = None
@@ -122,17 +134,26 @@ class TensorFeature(_Model):
     shape: list[int] = Field(description="Fixed shape of every value, e.g. [8] or [4, 4].")
 
 
-class CategoricalFeature(_Model):
+class CategoricalFeature(_FeatureModel):
     kind: Literal["categorical"]
     name: str
     column: str | None = None
     unknown: Literal["error", "oov"] = Field(
         "oov",
-        description="A value not seen in train (or missing): `oov` maps it to id = vocabulary size; `error` makes the row bad.",
+        description="A value not seen in train: `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `unknown_category`).",
+    )
+    missing: Literal["error", "oov"] | None = Field(
+        None,
+        description="A missing value (null; an empty CSV cell): `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `missing_value`); null follows `unknown`.",
     )
 
+    @property
+    def missing_policy(self) -> Literal["error", "oov"]:
+        """What a missing value does: `missing`, or `unknown` when it is not set."""
+        return self.missing or self.unknown
 
-class TextFeature(_Model):
+
+class TextFeature(_FeatureModel):
     kind: Literal["text"]
     name: str
     column: str | None = None
@@ -145,16 +166,29 @@ class TextFeature(_Model):
     max_vocab: int = Field(
         10000, ge=1, description="Most frequent train tokens kept in the vocabulary."
     )
+    empty: Literal["keep", "error"] = Field(
+        "keep",
+        description="A missing text (null; an empty CSV cell) or one empty after normalization: `keep` stores the empty string (and no token ids); `error` makes the row bad, counted as `missing_value` (null) or `empty_text`.",
+    )
+
+    @property
+    def ids_name(self) -> str:
+        """Name of the token-id feature emitted when `tokenize` is on."""
+        return f"{self.name}_ids"
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self.name, self.ids_name] if self.tokenize else [self.name]
 
 
-class SequenceFeature(_Model):
+class SequenceFeature(_FeatureModel):
     kind: Literal["sequence"]
     name: str
     column: str | None = None
     dtype: Literal["float32", "int64"] = "int64"
 
 
-class ImageFeature(_Model):
+class ImageFeature(_FeatureModel):
     kind: Literal["image"]
     name: str
     column: str | None = None
@@ -175,7 +209,7 @@ class ImageFeature(_Model):
     scale: bool = True
 
 
-class PassthroughFeature(_Model):
+class PassthroughFeature(_FeatureModel):
     kind: Literal["key"]
     name: str
     column: str | None = None
@@ -220,9 +254,7 @@ class PreprocessParams(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> PreprocessParams:
-        names = [f.name for f in self.features] + [
-            f"{f.name}_ids" for f in self.features if isinstance(f, TextFeature) and f.tokenize
-        ]
+        names = [n for f in self.features for n in f.output_names]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"feature names must be unique; repeated: {dup}")

@@ -812,7 +812,7 @@ class Loader:
 
     def _post(self) -> Any:
         tf = _tf()
-        from dataops.spec import decode_feature, feature_spec
+        from dataops.spec import decode_feature, dense_feature, feature_spec
 
         feats = self.features
         spec = {f.name: feature_spec(f) for f in feats}
@@ -826,8 +826,8 @@ class Loader:
                 v = values[f.name]
                 if not snapshot:
                     v = decode_feature(f, v)
-                if f.kind == "sequence" and not ragged and isinstance(v, tf.RaggedTensor):
-                    v = v.to_tensor(default_value=tf.zeros([], v.dtype))
+                if not ragged:
+                    v = dense_feature(f, v)
                 out[f.name] = v
             if sup is not None:
                 x, y = sup
