@@ -12,6 +12,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,6 +21,7 @@ from PIL import Image
 
 from dataops.config import ImageFeature, parse_params
 from dataops.errors import ConfigError, DatasetError
+from dataops.export import run_export
 from dataops.imaging import (
     ImageDecodeError,
     decode_image,
@@ -394,6 +396,12 @@ def test_uint16_through_preprocess_serialize_and_the_loader(tmp_path, encoding):
     assert (got["1"] == RGB16).all() and (got["2"] == RGB16[::-1]).all()
     serve = serving_fn(meta, "image")
     assert (serve(tf.constant(images["2.png"])).numpy() == got["2"]).all()
+    run_export(tmp_path / "ds", "hdf5", tmp_path / "ds.h5")
+    with h5py.File(tmp_path / "ds.h5", "r") as h5:
+        ids = [k.decode() for k in h5["train/id"][:]]
+        pixels = h5["train/image"]
+        assert (pixels.dtype, pixels.shape) == (np.uint16, (2, 16, 16, 3))
+        assert (pixels[ids.index("2")] == RGB16[::-1]).all()
 
 
 def test_conversions_are_recorded_in_the_metadata(tmp_path):
