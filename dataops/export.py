@@ -1,13 +1,13 @@
 """Export a serialized dataset as a `tf.data` snapshot, Parquet files or one HDF5 file, with its metadata.
 
 * `snapshot` — `OUT/<split>/` written by `tf.data.Dataset.save`, one element per example
-  (images decoded to uint8, sequences as 1-D tensors, text as tf.string), plus
+  (images decoded to uint8 or uint16, sequences as 1-D tensors, text as tf.string), plus
   `OUT/metadata.json` and `OUT/export.json`. `dataops.load(OUT, ...)` reads it back with
   the same options (splits, slicing, shuffling, resuming) as the TFRecord dataset.
 * `parquet` — `OUT/<split>.parquet` with the stored values (images stay encoded, e.g. PNG;
   tensors as fixed-size lists; sequences as lists), plus `metadata.json` and `export.json`.
 * `hdf5` — one file `OUT` with a group per split and a dataset per feature (images decoded
-  to `[N, H, W, C]` uint8, text as UTF-8 strings, sequences as variable-length int64); the
+  to `[N, H, W, C]` uint8 or uint16, text as UTF-8 strings, sequences as variable-length int64); the
   metadata JSON is the root attribute `metadata` and is also written to `OUT.metadata.json`.
 
 Every export is atomic: a crash leaves no half-written output under `OUT`.

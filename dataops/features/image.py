@@ -1,12 +1,12 @@
-"""Image features: encoded image bytes decoded, converted, resized, and stored as PNG, raw uint8
-pixels or a float32 tensor. Every image of a feature has the same shape.
+"""Image features: encoded image bytes decoded, converted and resized exactly (`dataops.imaging`),
+and stored as PNG, raw uint8/uint16 pixels or a float32 tensor. Every image of a feature has the
+same shape.
 
 Images are decoded only when written (pass 2): `check` finds missing ones without decoding.
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
@@ -18,58 +18,20 @@ from dataops.features.base import Batch, Feature, State, Transform
 from dataops.metadata import FeatureInfo
 
 
-class _DecodeError(Exception):
-    """An image that cannot be decoded: `reason` counts it, `message` describes it."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-def _decode(data: bytes, f: ImageFeature) -> np.ndarray:
-    """Pixels of an encoded image as uint8 [height, width, channels], resized to `f.size`."""
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
-    try:
-        with PILImage.open(io.BytesIO(data)) as im:
-            im.load()
-            img = im.convert("RGB" if f.channels == 3 else "L")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise _DecodeError("unreadable_image", f"cannot decode image: {err}") from None
-    if f.size is not None and (img.height, img.width) != tuple(f.size):
-        img = img.resize((f.size[1], f.size[0]), PILImage.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.uint8).reshape(img.height, img.width, f.channels)
-
-
-def _png(pixels: np.ndarray, channels: int) -> bytes:
-    from PIL import Image as PILImage
-
-    buf = io.BytesIO()
-    mode = "RGB" if channels == 3 else "L"
-    PILImage.fromarray(pixels.reshape(pixels.shape[:2]) if channels == 1 else pixels, mode).save(
-        buf, format="PNG", compress_level=6
-    )
-    return buf.getvalue()
-
-
 class Image(Feature[ImageFeature, None]):
     model_type = ImageFeature
 
-    def infos(self, state: State | None, shape: list[int] | None = None) -> list[FeatureInfo]:
-        """`shape`: of the images written (default: from `size` and `channels`)."""
-        f = self.model
-        shape = list(shape or [*(f.size or [0, 0]), f.channels])
-        if f.dtype == "float32":
-            return [
-                FeatureInfo(
-                    name=f.name, kind="tensor", dtype="float32", shape=shape, encoding="none"
-                )
-            ]
-        return [
-            FeatureInfo(name=f.name, kind="image", dtype="uint8", shape=shape, encoding=f.encoding)
-        ]
+    def infos(
+        self,
+        state: State | None,
+        shape: list[int] | None = None,
+        applied: set[str] | None = None,
+    ) -> list[FeatureInfo]:
+        """`shape`: of the images written (default: from `size` and `channels`); `applied`: the
+        conversions done on them (`dataops.imaging.CONVERSIONS`), listed as the info's `decode`."""
+        from dataops.imaging import feature_info
+
+        return [feature_info(self.model, shape, applied or set())]
 
     def transformer(self, state: State | None) -> Transform:
         return _ImageTransform(self, state)
@@ -100,8 +62,10 @@ class Image(Feature[ImageFeature, None]):
         """Decode every image of `batch` and store it in the feature's encoding.
 
         `seen.shape` is the shape of the first image of the pass; an image of another shape
-        is a bad row.
+        is a bad row. `seen.applied` collects the conversions done on the images stored.
         """
+        from dataops.imaging import ImageDecodeError, decode_image, encode_pixels
+
         f = self.model
         name, images = self._read(batch)
         out: list[Any] = []
@@ -109,9 +73,10 @@ class Image(Feature[ImageFeature, None]):
             if data is None:
                 out.append(None)
                 continue
+            applied: set[str] = set()
             try:
-                pixels = _decode(data, f)
-            except _DecodeError as err:
+                pixels = decode_image(data, f, applied)
+            except ImageDecodeError as err:
                 batch.fail(i, name, err.reason, err.message)
                 out.append(None)
                 continue
@@ -127,13 +92,8 @@ class Image(Feature[ImageFeature, None]):
                 )
                 out.append(None)
                 continue
-            if f.dtype == "float32":
-                x = pixels.astype(np.float32)
-                out.append((x / np.float32(255) if f.scale else x).reshape(-1))
-            elif f.encoding == "raw":
-                out.append(pixels.tobytes())
-            else:
-                out.append(_png(pixels, f.channels))
+            seen.applied |= applied
+            out.append(encode_pixels(pixels, f))
         if f.dtype == "float32":
             width = int(np.prod(seen.shape)) if seen.shape else 0
             flat = (
@@ -148,16 +108,18 @@ class Image(Feature[ImageFeature, None]):
 
 
 class _ImageTransform(Transform):
-    """Keeps the shape of the first image written, which every other image must have."""
+    """Keeps the shape of the first image written, which every other image must have, and the
+    conversions done on the images written."""
 
     feature: Image
 
     def __init__(self, feature: Image, state: State | None) -> None:
         super().__init__(feature, state)
         self.shape: list[int] | None = None
+        self.applied: set[str] = set()
 
     def __call__(self, batch: Batch) -> dict[str, pa.Array]:
         return {self.feature.name: self.feature.encode(batch, self)}
 
     def infos(self) -> list[FeatureInfo]:
-        return self.feature.infos(self.state, self.shape)
+        return self.feature.infos(self.state, self.shape, self.applied)

@@ -19,6 +19,15 @@ def _dims(info: FeatureInfo) -> list[int]:
     return [int(d or 0) for d in info.shape]
 
 
+def _np_dtype(info: FeatureInfo) -> Any:
+    """The NumPy dtype of a fixed-shape value's elements."""
+    import numpy as np
+
+    return {"float32": np.float32, "int64": np.int64, "uint8": np.uint8, "uint16": np.uint16}[
+        info.dtype
+    ]
+
+
 class StoredFeature:
     """What every stored feature does unless its kind says otherwise (a fixed-shape value)."""
 
@@ -83,8 +92,7 @@ class StoredFeature:
 
         if self.info.wire == "bytes":
             return h5py.vlen_dtype(np.uint8), (n,)
-        dtype = {"float32": np.float32, "int64": np.int64, "uint8": np.uint8}[self.info.dtype]
-        return dtype, (n, *_dims(self.info))
+        return _np_dtype(self.info), (n, *_dims(self.info))
 
     def hdf5_column(self, value: Any, dtype: Any) -> Any:
         """A decoded batch column (a loader batch) as values for an HDF5 dataset of `dtype`."""
@@ -211,27 +219,27 @@ class StoredBytes(StoredFeature):
 
 
 class StoredImage(StoredFeature):
-    """An image of fixed shape [height, width, channels], stored as PNG or raw uint8 pixels."""
+    """An image of fixed shape [height, width, channels], stored as PNG (8- or 16-bit) or raw
+    uint8 / uint16 (little-endian) pixels."""
 
     kind = "image"
 
     def decode(self, value: Any) -> Any:
+        """Decoded to uint8 or uint16, the feature's dtype."""
         import tensorflow as tf
 
         h, w, c = _dims(self.info)
+        dtype = tf.uint16 if self.info.dtype == "uint16" else tf.uint8
         if self.info.encoding == "raw":
-            return tf.reshape(tf.io.decode_raw(value, tf.uint8), [-1, h, w, c])
+            return tf.reshape(tf.io.decode_raw(value, dtype, little_endian=True), [-1, h, w, c])
         return tf.map_fn(
-            lambda b: tf.ensure_shape(tf.io.decode_png(b, channels=c), [h, w, c]),
+            lambda b: tf.ensure_shape(tf.io.decode_png(b, channels=c, dtype=dtype), [h, w, c]),
             value,
-            fn_output_signature=tf.TensorSpec([h, w, c], tf.uint8),
+            fn_output_signature=tf.TensorSpec([h, w, c], dtype),
         )
 
     def hdf5_layout(self, n: int) -> tuple[Any, tuple[int, ...]]:
-        import numpy as np
-
-        dtype = {"float32": np.float32, "int64": np.int64, "uint8": np.uint8}[self.info.dtype]
-        return dtype, (n, *_dims(self.info))
+        return _np_dtype(self.info), (n, *_dims(self.info))
 
     def hdf5_column(self, value: Any, dtype: Any) -> Any:
         return value.numpy()  # decoded pixels
