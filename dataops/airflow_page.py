@@ -52,6 +52,13 @@ def fmt_bytes(n: Any) -> str:
     return f"{n} B"
 
 
+def fmt_json(value: Any, indent: int | None = None) -> str:
+    """JSON text of a value, as a plain string: the template's autoescaping escapes it."""
+    import json
+
+    return json.dumps(value, indent=indent, ensure_ascii=False)
+
+
 def fmt_num(n: Any) -> str:
     return str(n) if isinstance(n, int) and not isinstance(n, bool) else "?"
 
@@ -69,6 +76,7 @@ def _env():  # type: ignore[no-untyped-def]
     )
     env.filters["bytes"] = fmt_bytes
     env.filters["num"] = fmt_num
+    env.filters["json"] = fmt_json
     return env
 
 

@@ -162,7 +162,7 @@ def http(
     headers: dict[str, str] | None = None,
     follow: bool = True,
 ) -> tuple[int, dict | str, dict[str, str]]:
-    """(status, JSON or text, headers) of one request; redirects followed only when `follow`."""
+    """(status, JSON or text, headers by lower-case name) of one request; redirects followed only when `follow`."""
     import urllib.error
     import urllib.request
 
@@ -181,9 +181,10 @@ def http(
         req.add_header("Authorization", f"Bearer {token}")
     try:
         with opener.open(req, timeout=60) as resp:
-            text, status, hdrs = resp.read().decode(), resp.status, dict(resp.headers)
+            text, status, hdrs = resp.read().decode(), resp.status, resp.headers
     except urllib.error.HTTPError as err:
-        text, status, hdrs = err.read().decode(), err.code, dict(err.headers)
+        text, status, hdrs = err.read().decode(), err.code, err.headers
+    hdrs = {k.lower(): v for k, v in hdrs.items()}
     try:
         return status, json.loads(text), hdrs
     except json.JSONDecodeError:
@@ -201,7 +202,11 @@ def raw_get(port: int, path: str, token: str | None = None) -> tuple[int, str, d
             conn.putheader("Authorization", f"Bearer {token}")
         conn.endheaders()
         resp = conn.getresponse()
-        return resp.status, resp.read().decode(errors="replace"), dict(resp.getheaders())
+        return (
+            resp.status,
+            resp.read().decode(errors="replace"),
+            {k.lower(): v for k, v in resp.getheaders()},
+        )
     finally:
         conn.close()
 
