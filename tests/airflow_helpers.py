@@ -252,7 +252,9 @@ def stop_process_group(proc: subprocess.Popen) -> None:
         time.sleep(1)
     if not gone():
         os.killpg(pgid, signal.SIGKILL)
-        time.sleep(1)
+        deadline = time.monotonic() + 15  # killed processes may take a moment to be reaped
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.5)
     assert gone(), "processes of the Airflow process group survived SIGTERM and SIGKILL"
 
 

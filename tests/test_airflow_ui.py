@@ -171,7 +171,7 @@ def test_trigger_through_rest_api_and_see_the_version_on_the_datasets_page(airfl
             row.wait_for(timeout=60_000)
             assert "passed" in row.inner_text()
             assert git(clone, "rev-parse", "HEAD")[:12] in row.inner_text()
-            frame.locator("text=Splits and shards").wait_for(timeout=30_000)
+            frame.locator("#splits").wait_for(timeout=30_000)
             assert "sample-train.tfrecord-00000-of-00001" in frame.locator("#detail").inner_text()
             page.wait_for_timeout(500)
             page.screenshot(path=str(shot))
