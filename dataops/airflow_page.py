@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -85,8 +85,19 @@ def version_href(tag: str) -> str:
     return "datasets?" + urlencode({"version": tag})
 
 
-def render_page(workspace: str | Path, selected_tag: str | None, dag_id: str) -> tuple[int, str]:
-    """(HTTP status, HTML) of the Datasets page; errors are shown in the page, without local paths."""
+def run_href(dag_id: str, run_id: str) -> str:
+    """Airflow's page of a DAG run, relative to the plugin's page (`/dataops/datasets` → `/dags/...`)."""
+    return f"../dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def render_page(
+    workspace: str | Path,
+    selected_tag: str | None,
+    dag_id: str,
+    runs: dict[str, str] | None = None,
+) -> tuple[int, str]:
+    """(HTTP status, HTML) of the Datasets page; errors are shown in the page, without local paths.
+    `runs`: tag → id of the run that published it (linked when known)."""
     from dataops.errors import DatasetError
     from dataops.versions import list_versions, version_detail
 
@@ -98,6 +109,8 @@ def render_page(workspace: str | Path, selected_tag: str | None, dag_id: str) ->
         tag = selected_tag or (versions[0]["tag"] if versions else None)
         if tag is not None:
             selected = version_detail(workspace, tag)
+            run_id = (runs or {}).get(selected["tag"])
+            selected["run"] = {"id": run_id, "href": run_href(dag_id, run_id)} if run_id else None
     except DatasetError as err:
         status, error = (404 if selected_tag else 500), str(err)
     html = (

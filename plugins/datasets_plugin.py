@@ -116,12 +116,35 @@ def api_version(tag: str) -> dict:
         raise HTTPException(status_code=404, detail=str(err)) from None
 
 
+def publishing_runs() -> dict[str, str]:
+    """Tag → run id of the `dataset_pipeline` run whose publish task made it (from its Asset events)."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    runs: dict[str, str] = {}
+    try:
+        with create_session() as session:
+            rows = session.execute(
+                select(AssetEvent.extra, AssetEvent.source_run_id)
+                .where(AssetEvent.source_dag_id == DAG_ID)
+                .order_by(AssetEvent.id)
+            )
+            for extra, run_id in rows:
+                tag = extra.get("tag") if isinstance(extra, dict) else None
+                if isinstance(tag, str) and run_id:
+                    runs.setdefault(tag, run_id)
+    except Exception:  # noqa: BLE001 - the page is still useful without the links
+        log.exception("dataops plugin: reading the asset events failed")
+    return runs
+
+
 @app.get("/datasets", response_class=HTMLResponse, dependencies=Authorized)
 def page(version: Annotated[str | None, Query(max_length=300)] = None) -> HTMLResponse:
     """The Datasets page: the versions, and the details of `version` (default: the newest)."""
     from dataops.airflow_page import render_page
 
-    status, html = render_page(workspace(), version, DAG_ID)
+    status, html = render_page(workspace(), version, DAG_ID, publishing_runs())
     return HTMLResponse(html, status_code=status)
 
 

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from airflow_helpers import (
@@ -172,6 +173,11 @@ def test_trigger_through_rest_api_and_see_the_version_on_the_datasets_page(airfl
             assert "passed" in row.inner_text()
             assert git(clone, "rev-parse", "HEAD")[:12] in row.inner_text()
             frame.locator("#splits").wait_for(timeout=30_000)
+            run_link = frame.locator("#run")  # the run that published the version
+            assert run_link.inner_text() == run_id
+            assert run_link.get_attribute("href") == "../dags/dataset_pipeline/runs/" + quote(
+                run_id, safe=""
+            )
             assert "sample-train.tfrecord-00000-of-00001" in frame.locator("#detail").inner_text()
             page.wait_for_timeout(500)
             page.screenshot(path=str(shot))

@@ -277,6 +277,15 @@ def test_errors_name_the_tag_not_the_workspace(hostile, tag, message):
     assert str(hostile) not in str(err.value) and "/tmp" not in str(err.value)
 
 
+def test_run_links_are_escaped_and_encoded(hostile):
+    from dataops.airflow_page import render_page
+
+    status, html = render_page(hostile, "sample-v1.0", "dataset_pipeline", {"sample-v1.0": P})
+    assert status == 200 and f"<img src=x onerror=alert(1) {MARK}" not in html
+    assert 'href="../dags/dataset_pipeline/runs/%22%27%3E%3Cimg%20src%3Dx%20' in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;</a>" in html
+
+
 def test_the_plugin_asks_about_the_pipeline_dag():
     tree = ast.parse((REPO / "dags" / "dataset_pipeline.py").read_text())
     dag_id = next(
