@@ -1,14 +1,21 @@
-"""Readers for each supported source format, streaming `pyarrow.RecordBatch`es with a string key.
+"""Readers for each supported source format, streaming `pyarrow` tables with a string key.
 
-Each reader yields `(batch, rows)` where `rows` are the row labels a person would use to find
-a record in that file (CSV/JSONL line numbers, array indices, image paths).
+Each reader yields `Batch`es: the table (first column `__key`), the row labels a person would
+use to find each record in that file (CSV/JSON Lines line numbers, JSON array elements, array
+indices, image paths), and each row's record index in the source (0-based, counting bad rows,
+not counting blank lines). A bad row is reported to `RowErrors`, which raises under
+`on_error: fail` and, under `skip`, counts it and keeps its key (when it has one) so the join
+can account for it once.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import math
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,53 +24,150 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dataops.config import SourceParams
+from dataops.config import IngestParams, SourceParams
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import sha256_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
+KEYLESS_COLUMN = "key"
+JSON_MAX_ELEMENT = 64 << 20  # characters of one element of a `json` array file
+
+
+@dataclass
+class BadRow:
+    key: str | None
+    seq: int
+    label: str
+    reason: str
 
 
 @dataclass
 class RowErrors:
-    """Bad rows met while reading: raise under `fail`, count by reason under `skip`."""
+    """Bad rows met while reading one source: raise under `fail`, count by reason under `skip`."""
 
     policy: str
     counts: dict[str, int] = field(default_factory=dict)
+    keyed: list[BadRow] = field(default_factory=list)  # drained by ingest after each batch
+    unkeyed: dict[str, int] = field(default_factory=dict)
 
-    def bad(self, reason: str, message: str) -> None:
+    def bad(
+        self,
+        reason: str,
+        message: str,
+        *,
+        key: str | None = None,
+        seq: int | None = None,
+        label: str = "",
+    ) -> None:
         if self.policy == "fail":
             raise DatasetError(
                 message + " (set dataset.on_error: skip to drop such rows and count them)"
             )
         self.counts[reason] = self.counts.get(reason, 0) + 1
+        if key is not None and seq is not None:
+            self.keyed.append(BadRow(key, seq, label, reason))
+        else:
+            self.unkeyed[reason] = self.unkeyed.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class Batch:
+    table: pa.Table  # first column `__key` (string)
+    rows: list[str]
+    seqs: np.ndarray  # int64 record index of each row in its source
 
 
 @dataclass(frozen=True)
 class Source:
     params: SourceParams
-    path: Path
-    key: str
+    path: Path  # resolved
+    rel: str  # project-relative path (posix), as recorded in the manifest
+    key: str  # key column name in the file (unused when keyless)
     label: str  # path as written in params.yaml, for messages
+    index: int  # position in ingest.sources, for messages naming the key
+    keyless_prefix: str | None = None  # keyless ingest: key = f"{prefix}:{record index}"
+    allowed: tuple[Path, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.params.name
 
     def files(self) -> list[Path]:
         """Every input file of this source, in a stable order."""
         if self.params.format == "image_folder":
-            return [p for _, p in _image_files(self.path)]
+            return [p for _, p in _image_files(self)]
         return [self.path]
 
+    def option(self, name: str) -> str:
+        return f"ingest.sources.{self.index}.{name}"
 
-def resolve_source(params: SourceParams, root: Path, default_key: str, index: int) -> Source:
-    path = root / params.path
-    if not path.exists():
+
+def _allowed_roots(params: IngestParams, root: Path) -> tuple[Path, ...]:
+    return (root.resolve(), *((root / a).resolve() for a in params.allow_outside))
+
+
+def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path == r or path.is_relative_to(r) for r in roots)
+
+
+def resolve_source(params: IngestParams, root: Path, index: int) -> Source:
+    """Check one source's path (contained, right file type) and return it resolved."""
+    sp = params.sources[index]
+    key = f"ingest.sources.{index}.path"
+    allowed = _allowed_roots(params, root)
+    given = root / sp.path
+    if not os.path.lexists(given):
+        raise ConfigError(f"params.yaml: key '{key}': {sp.path} does not exist")
+    try:
+        resolved = given.resolve(strict=True)
+    except (OSError, RuntimeError) as err:
         raise ConfigError(
-            f"params.yaml: key 'ingest.sources.{index}.path': {params.path} does not exist"
-        )
-    if params.format == "image_folder" and not path.is_dir():
+            f"params.yaml: key '{key}': {sp.path} cannot be resolved ({err})"
+        ) from None
+    if not _inside(resolved, allowed):
         raise ConfigError(
-            f"params.yaml: key 'ingest.sources.{index}.path': {params.path} is not a folder (format image_folder)"
+            f"params.yaml: key '{key}': {sp.path} resolves to {resolved}, outside the project "
+            f"{allowed[0]}; list its folder in ingest.allow_outside to read it"
         )
-    return Source(params=params, path=path, key=params.key or default_key, label=params.path)
+    mode = os.stat(resolved).st_mode
+    if sp.format == "image_folder":
+        if not stat.S_ISDIR(mode):
+            raise ConfigError(
+                f"params.yaml: key '{key}': {sp.path} is not a folder (format image_folder)"
+            )
+    elif stat.S_ISDIR(mode):
+        raise ConfigError(
+            f"params.yaml: key '{key}': {sp.path} is a folder, not a {sp.format} file"
+        )
+    elif not stat.S_ISREG(mode):
+        raise ConfigError(
+            f"params.yaml: key '{key}': {sp.path} is a {_file_kind(mode)}, not a regular file"
+        )
+    lexical = Path(os.path.normpath(root.resolve() / sp.path))
+    rel = Path(os.path.relpath(lexical, root.resolve())).as_posix()
+    prefix = params.sources[0].name if params.key is None else None
+    return Source(
+        params=sp,
+        path=resolved,
+        rel=rel,
+        key=sp.key or params.key or KEYLESS_COLUMN,
+        label=sp.path,
+        index=index,
+        keyless_prefix=prefix,
+        allowed=allowed,
+    )
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
 
 
 def manifest_entry(src: Source, root: Path) -> dict[str, Any]:
@@ -71,11 +175,12 @@ def manifest_entry(src: Source, root: Path) -> dict[str, Any]:
     files = {}
     total = 0
     for p in src.files():
-        files[p.relative_to(root).as_posix()] = sha256_file(p)
+        rel = (Path(src.rel) / p.relative_to(src.path)) if p != src.path else Path(src.rel)
+        files[rel.as_posix()] = sha256_file(p)
         total += p.stat().st_size
     return {
         "format": src.params.format,
-        "path": src.params.path,
+        "path": src.rel,
         "num_files": len(files),
         "num_bytes": total,
         "files": files,
@@ -86,20 +191,73 @@ def input_bytes(src: Source) -> int:
     return sum(p.stat().st_size for p in src.files())
 
 
-def _image_files(root: Path) -> list[tuple[str, Path]]:
+def _image_files(src: Source) -> list[tuple[str, Path]]:
+    root = src.path
     out = []
     for cls in sorted(d.name for d in root.iterdir() if d.is_dir()):
         for name in sorted(os.listdir(root / cls)):
             p = root / cls / name
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                if src.allowed and not _inside(p.resolve(), src.allowed):
+                    raise ConfigError(
+                        f"params.yaml: key '{src.option('path')}': {src.label}/{cls}/{name} "
+                        f"resolves to {p.resolve()}, outside the project; list its folder in ingest.allow_outside"
+                    )
                 out.append((cls, p))
     return out
 
 
-def _key_array(
-    values: Any, src: Source, rows: list[str], errors: RowErrors
-) -> tuple[pa.Array, np.ndarray]:
-    """Keys as strings, and a mask of rows whose key is usable."""
+# --- encoding errors -------------------------------------------------------------------------
+
+
+def encoding_error(src: Source) -> DatasetError:
+    """One line naming the first byte of the file that the source's encoding cannot decode."""
+    name = codecs.lookup(src.params.encoding).name
+    dec = codecs.getincrementaldecoder(name)("strict")
+    offset = 0  # bytes of the file before `chunk`
+    lines = 1  # line number at `offset`
+    with open(src.path, "rb") as f:
+        if name == "utf-8" and f.read(3) != codecs.BOM_UTF8:
+            f.seek(0)
+        offset = f.tell()
+        while True:
+            chunk = f.read(1 << 20)
+            state = dec.getstate()
+            held = len(state[0]) if isinstance(state, tuple) and isinstance(state[0], bytes) else 0
+            try:
+                dec.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                pos = max(offset - held + err.start, 0)
+                lines += chunk[: max(pos - offset, 0)].count(b"\n")
+                return DatasetError(
+                    f"{src.label}: byte {pos} (line {lines}) is not valid {src.params.encoding}"
+                    f" (0x{_byte_at(src.path, pos):02x}); set {src.option('encoding')} to the"
+                    " file's encoding, e.g. latin-1"
+                )
+            if not chunk:
+                break
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+    return DatasetError(f"{src.label}: cannot be decoded as {src.params.encoding}")
+
+
+def _byte_at(path: Path, pos: int) -> int:
+    with open(path, "rb") as f:
+        f.seek(pos)
+        b = f.read(1)
+    return b[0] if b else 0
+
+
+def _codec(encoding: str) -> str:
+    """Python codec for reading: UTF-8 skips a byte-order mark."""
+    name = codecs.lookup(encoding).name
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+# --- keys and row filtering ------------------------------------------------------------------
+
+
+def _key_array(values: Any, src: Source) -> pa.Array:
     arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -107,65 +265,85 @@ def _key_array(
         raise DatasetError(
             f"{src.label}: key column '{src.key}' holds floats; keys must be integers or strings"
         )
-    if pa.types.is_integer(arr.type):
+    if pa.types.is_integer(arr.type) or pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
-    elif pa.types.is_large_string(arr.type):
+    elif pa.types.is_null(arr.type):
         arr = arr.cast(pa.string())
     elif not pa.types.is_string(arr.type):
         raise DatasetError(
             f"{src.label}: key column '{src.key}' has type {arr.type}; keys must be integers or strings"
         )
-    ok = np.ones(len(arr), dtype=bool)
-    if arr.null_count:
-        for i in np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False)):
-            errors.bad("missing_key", f"{src.label}: {rows[i]}: key column '{src.key}' is empty")
-            ok[i] = False
-    return arr, ok
+    return arr
 
 
-def _select(table: pa.Table, src: Source) -> pa.Table:
-    if src.params.columns is None:
-        return table
-    missing = [c for c in src.params.columns if c not in table.column_names]
-    if missing:
-        raise ConfigError(
-            f"params.yaml: source '{src.params.name}': columns {missing} not in {src.label} (it has {table.column_names})"
-        )
-    keep = [src.key] + [c for c in src.params.columns if c != src.key]
-    return table.select(keep)
+def keyless_keys(prefix: str, seqs: np.ndarray) -> pa.Array:
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(
+        pa.scalar(prefix + ":"), pa.array(seqs, pa.int64()).cast(pa.string()), ""
+    )
 
 
 def _finish(
-    table: pa.Table, src: Source, rows: list[str], errors: RowErrors, key_values: Any = None
-) -> tuple[pa.Table, list[str]]:
+    table: pa.Table,
+    src: Source,
+    rows: list[str],
+    seqs: np.ndarray,
+    errors: RowErrors,
+    key_values: Any = None,
+) -> Batch:
     """Normalize the key column to strings, load image path columns, drop bad rows."""
-    if key_values is None:
+    if src.keyless_prefix is not None:
+        key_values = keyless_keys(src.keyless_prefix, seqs)
+    elif key_values is None:
         if src.key not in table.column_names:
             raise ConfigError(
-                f"params.yaml: source '{src.params.name}': key column '{src.key}' not in {src.label} (it has {table.column_names})"
+                f"params.yaml: source '{src.name}': key column '{src.key}' not in {src.label} (it has {table.column_names})"
             )
         key_values = table.column(src.key)
         table = table.drop_columns([src.key])
     table = _select_nokey(table, src)
-    keys, ok = _key_array(key_values, src, rows, errors)
+    keys = _key_array(key_values, src)
+    ok = np.ones(len(keys), dtype=bool)
+    if keys.null_count:
+        for i in np.flatnonzero(keys.is_null().to_numpy(zero_copy_only=False)):
+            errors.bad(
+                "missing_key",
+                f"{src.label}: {rows[i]}: key column '{src.key}' is empty",
+                seq=int(seqs[i]),
+                label=rows[i],
+            )
+            ok[i] = False
+    key_list: list[str] | None = None
     for col in src.params.image_columns:
         if col not in table.column_names:
             raise ConfigError(
-                f"params.yaml: source '{src.params.name}': image column '{col}' not in {src.label}"
+                f"params.yaml: source '{src.name}': image column '{col}' not in {src.label}"
             )
+        if key_list is None:
+            key_list = keys.to_pylist()
         paths = table.column(col).to_pylist()
         data: list[bytes | None] = []
         for i, rel in enumerate(paths):
-            if rel is None:
+            if rel is None or not ok[i]:
                 data.append(None)
                 continue
             p = src.path.parent / rel
-            try:
-                data.append(p.read_bytes())
-            except OSError as err:
+            why = None
+            if src.allowed and not _inside(p.resolve(), src.allowed):
+                why = "it lies outside the project (see ingest.allow_outside)"
+            else:
+                try:
+                    data.append(p.read_bytes())
+                except OSError as err:
+                    why = str(err.strerror)
+            if why is not None:
                 errors.bad(
                     "unreadable_image",
-                    f"{src.label}: {rows[i]}: image file {rel!r} cannot be read: {err.strerror}",
+                    f"{src.label}: {rows[i]}: image file {rel!r} cannot be read: {why}",
+                    key=key_list[i],
+                    seq=int(seqs[i]),
+                    label=rows[i],
                 )
                 ok[i] = False
                 data.append(None)
@@ -174,17 +352,18 @@ def _finish(
     if not ok.all():
         table = table.filter(pa.array(ok))
         rows = [r for r, k in zip(rows, ok, strict=True) if k]
-    return table, rows
+        seqs = seqs[ok]
+    return Batch(table, rows, np.asarray(seqs, dtype=np.int64))
 
 
 def _select_nokey(table: pa.Table, src: Source) -> pa.Table:
     if src.params.columns is None:
         return table
-    wanted = [c for c in src.params.columns if c != src.key]
+    wanted = [c for c in src.params.columns if c != src.key or src.keyless_prefix is not None]
     missing = [c for c in wanted if c not in table.column_names]
     if missing:
         raise ConfigError(
-            f"params.yaml: source '{src.params.name}': columns {missing} not in {src.label} (it has {table.column_names})"
+            f"params.yaml: source '{src.name}': columns {missing} not in {src.label} (it has {table.column_names})"
         )
     return table.select(wanted)
 
@@ -204,28 +383,30 @@ def _shape_meta(arrays: dict[str, np.ndarray]) -> dict[str, list[int]]:
     return {k: list(v.shape[1:]) for k, v in arrays.items() if v.ndim > 1}
 
 
-def read_source(
-    src: Source, batch_rows: int, errors: RowErrors
-) -> Iterator[tuple[pa.Table, list[str]]]:
-    """Stream `(table, row labels)` batches; each table's first column is `__key` (string)."""
+def read_source(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
+    """Stream batches; each table's first column is `__key` (string)."""
     fmt = src.params.format
     if fmt == "csv":
         yield from _read_csv(src, batch_rows, errors)
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(src.path)
+        try:
+            pf = pq.ParquetFile(src.path)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise DatasetError(f"{src.label}: not a readable Parquet file: {err}") from None
         start = 0
         for batch in pf.iter_batches(batch_size=batch_rows, use_threads=False):
-            rows = [f"row {start + i}" for i in range(batch.num_rows)]
+            seqs = np.arange(start, start + batch.num_rows, dtype=np.int64)
+            rows = [f"row {i}" for i in seqs.tolist()]
             start += batch.num_rows
-            yield _finish(pa.Table.from_batches([batch]), src, rows, errors)
-    elif fmt == "jsonl":
-        yield from _read_jsonl(src, batch_rows, errors)
+            yield _finish(pa.Table.from_batches([batch]), src, rows, seqs, errors)
+    elif fmt in ("jsonl", "json"):
+        yield from _read_json(src, batch_rows, errors)
     elif fmt in ("npy", "npz", "hdf5"):
         yield from _read_arrays(src, batch_rows, errors)
     elif fmt == "image_folder":
-        files = _image_files(src.path)
+        files = _image_files(src)
         for s in range(0, len(files), batch_rows):
             chunk = files[s : s + batch_rows]
             keys = [p.stem for _, p in chunk]
@@ -238,38 +419,120 @@ def read_source(
                     src.params.label_column: pa.array([c for c, _ in chunk], pa.string()),
                 }
             )
-            yield _finish(table, src, rows, errors, key_values=pa.array(keys, pa.string()))
+            seqs = np.arange(s, s + len(chunk), dtype=np.int64)
+            yield _finish(table, src, rows, seqs, errors, key_values=pa.array(keys, pa.string()))
     else:  # pragma: no cover - the config model forbids it
         raise ConfigError(f"unknown source format {fmt!r}")
 
 
-def _read_csv(
-    src: Source, batch_rows: int, errors: RowErrors
-) -> Iterator[tuple[pa.Table, list[str]]]:
+# --- CSV -------------------------------------------------------------------------------------
 
-    with open(src.path, newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f), None)
-    if not header:
-        raise DatasetError(f"{src.label}: empty CSV file (no header row)")
-    bad_rows: list[int] = []
+
+def _csv_read_options(src: Source, block_size: int = 1 << 22) -> Any:
+    import pyarrow.csv as pcsv
+
+    p = src.params
+    codec = codecs.lookup(p.encoding).name
+    return pcsv.ReadOptions(
+        use_threads=False,
+        block_size=block_size,
+        encoding="utf8" if codec == "utf-8" else codec,
+        column_names=None if p.header else p.column_names,
+        autogenerate_column_names=False,
+    )
+
+
+def _csv_parse_options(src: Source, handler: Any) -> Any:
+    import pyarrow.csv as pcsv
+
+    p = src.params
+    return pcsv.ParseOptions(
+        delimiter=p.delimiter,
+        quote_char=p.quote_char if p.quote_char is not None else False,
+        ignore_empty_lines=False,
+        newlines_in_values=False,
+        invalid_row_handler=handler,
+    )
+
+
+def _csv_header(src: Source) -> list[str]:
+    """Column names as Arrow itself reads them (same decoding, BOM skipped, same quoting)."""
+    import pyarrow.csv as pcsv
+
+    if not src.params.header:
+        return list(src.params.column_names or [])
+    try:
+        reader = pcsv.open_csv(
+            src.path,
+            read_options=_csv_read_options(src),
+            parse_options=_csv_parse_options(src, lambda row: "skip"),
+        )
+    except UnicodeDecodeError:
+        raise encoding_error(src) from None
+    except pa.ArrowInvalid as err:
+        if "utf8" in str(err).lower() or "utf-8" in str(err).lower():
+            raise encoding_error(src) from None
+        if "Empty CSV file" in str(err):
+            raise DatasetError(f"{src.label}: empty CSV file (no header row)") from None
+        raise DatasetError(f"{src.label}: cannot parse CSV header: {err}") from None
+    names = list(reader.schema.names)
+    reader.close()
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DatasetError(f"{src.label}: line 1: the header repeats column names {dup}")
+    return names
+
+
+def _read_csv(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
+    header = _csv_header(src)
+    first = 2 if src.params.header else 1  # line number of the first data row
+    key_index = header.index(src.key) if src.key in header else None
+    blank: list[int] = []  # lines that are not records (empty)
+    bad: list[int] = []  # lines that are bad records
     fatal: list[str] = []
 
     def on_invalid(row: Any) -> str:
         # An exception raised here would be swallowed by Arrow: remember it, stop the reader.
+        if row.text == "" and row.actual_columns == 1:
+            blank.append(row.number)
+            return "skip"
         msg = f"{src.label}: line {row.number}: expected {row.expected_columns} columns, got {row.actual_columns}"
         if errors.policy == "fail":
             fatal.append(msg)
             return "error"
-        errors.bad("malformed_row", msg)
-        bad_rows.append(row.number)
+        seq = row.number - first - len(blank)
+        key = None
+        if src.keyless_prefix is not None:
+            key = f"{src.keyless_prefix}:{seq}"
+        elif key_index is not None:
+            fields = _split_row(row.text, src)
+            if key_index < len(fields) and fields[key_index] not in src.params.null_values:
+                key = fields[key_index]
+        errors.bad("malformed_row", msg, key=key, seq=seq, label=f"line {row.number}")
+        bad.append(row.number)
         return "skip"
 
     try:
-        yield from _csv_batches(src, header, batch_rows, errors, on_invalid, bad_rows)
+        yield from _csv_batches(src, header, batch_rows, errors, on_invalid, first, blank, bad)
+    except UnicodeDecodeError:
+        raise encoding_error(src) from None
     except pa.ArrowInvalid as err:
         if fatal:
             errors.bad("malformed_row", fatal[0])
+        if "utf8" in str(err).lower():
+            raise encoding_error(src) from None
         raise DatasetError(f"{src.label}: cannot parse CSV: {err}") from None
+
+
+def _split_row(text: str, src: Source) -> list[str]:
+    q = src.params.quote_char
+    reader = csv.reader(
+        [text],
+        delimiter=src.params.delimiter,
+        quotechar=q or '"',
+        quoting=csv.QUOTE_MINIMAL if q else csv.QUOTE_NONE,
+    )
+    return next(reader, [])
 
 
 def _csv_batches(
@@ -278,19 +541,24 @@ def _csv_batches(
     batch_rows: int,
     errors: RowErrors,
     on_invalid: Any,
-    bad_rows: list[int],
-) -> Iterator[tuple[pa.Table, list[str]]]:
+    first: int,
+    blank: list[int],
+    bad: list[int],
+) -> Iterator[Batch]:
     import pyarrow.csv as pcsv
 
     reader = pcsv.open_csv(
         src.path,
-        read_options=pcsv.ReadOptions(use_threads=False, block_size=1 << 22),
-        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
+        read_options=_csv_read_options(src),
+        parse_options=_csv_parse_options(src, on_invalid),
         convert_options=pcsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, strings_can_be_null=True
+            column_types={c: pa.string() for c in header},
+            strings_can_be_null=True,
+            null_values=list(src.params.null_values),
+            quoted_strings_can_be_null=False,
         ),
     )
-    line = 2  # 1-based line number of the first data row (after the header)
+    cursor = _LineCursor(first, blank, bad)
     pending: list[pa.RecordBatch] = []
     n_pending = 0
     for batch in reader:
@@ -299,105 +567,466 @@ def _csv_batches(
         while n_pending >= batch_rows:
             table = pa.Table.from_batches(pending).combine_chunks()
             head, rest = table.slice(0, batch_rows), table.slice(batch_rows)
-            rows, line = _csv_lines(line, head.num_rows, bad_rows)
-            yield _finish(head, src, rows, errors)
+            rows, seqs = cursor.take(head.num_rows)
+            yield _finish(head, src, rows, seqs, errors)
             pending, n_pending = rest.to_batches(), rest.num_rows
     if n_pending:
         table = pa.Table.from_batches(pending)
-        rows, line = _csv_lines(line, table.num_rows, bad_rows)
-        yield _finish(table, src, rows, errors)
+        rows, seqs = cursor.take(table.num_rows)
+        yield _finish(table, src, rows, seqs, errors)
 
 
-def _csv_lines(line: int, n: int, bad: list[int]) -> tuple[list[str], int]:
-    rows: list[str] = []
-    skip = set(bad)
-    while len(rows) < n:
-        if line not in skip:
-            rows.append(f"line {line}")
-        line += 1
-    return rows, line
+class _LineCursor:
+    """Line number and record index of each row Arrow returns, skipping blank and bad lines."""
+
+    def __init__(self, first: int, blank: list[int], bad: list[int]) -> None:
+        self.line = first
+        self.seq = 0
+        self.blank = blank
+        self.bad = bad
+        self._bi = 0
+        self._di = 0
+
+    def take(self, n: int) -> tuple[list[str], np.ndarray]:
+        rows: list[str] = []
+        seqs: list[int] = []
+        blank, bad = self.blank, self.bad
+        while len(rows) < n:
+            while self._bi < len(blank) and blank[self._bi] < self.line:
+                self._bi += 1
+            while self._di < len(bad) and bad[self._di] < self.line:
+                self._di += 1
+            if self._bi < len(blank) and blank[self._bi] == self.line:
+                self.line += 1
+                continue
+            if self._di < len(bad) and bad[self._di] == self.line:
+                self.line += 1
+                self.seq += 1
+                continue
+            rows.append(f"line {self.line}")
+            seqs.append(self.seq)
+            self.line += 1
+            self.seq += 1
+        return rows, np.asarray(seqs, dtype=np.int64)
 
 
-def _read_jsonl(
-    src: Source, batch_rows: int, errors: RowErrors
-) -> Iterator[tuple[pa.Table, list[str]]]:
-    schema: pa.Schema | None = None
+# --- JSON Lines and JSON arrays ---------------------------------------------------------------
+
+
+class _BadNumber(str):
+    """A JSON number float64 cannot hold (it would become inf)."""
+
+
+def _parse_float(text: str) -> float | _BadNumber:
+    v = float(text)
+    return _BadNumber(text) if math.isinf(v) else v
+
+
+_DECODER = json.JSONDecoder(parse_float=_parse_float)
+_EXACT_MAX = 1 << 63
+
+
+class _Type:
+    """The type of one value position (a column, a list's items, a struct field), widened over
+    the whole source: null → any; int → float64 when a float appears (only if every integer
+    seen is exactly a float64); nothing else. `declared` types never widen."""
+
+    __slots__ = ("kind", "declared", "item", "fields", "float_at", "inexact_int")
+
+    def __init__(self, kind: str | None = None, declared: bool = False) -> None:
+        self.kind = kind
+        self.declared = declared
+        self.item: _Type | None = None
+        self.fields: dict[str, _Type] = {}
+        self.float_at: str | None = None
+        self.inexact_int: tuple[int, str] | None = None
+
+    @staticmethod
+    def of_declared(name: str) -> _Type:
+        kinds = {"string": "str", "int64": "int", "float64": "float", "bool": "bool"}
+        if name.startswith("list<"):
+            t = _Type("list", True)
+            t.item = _Type.of_declared(name[5:-1])
+            return t
+        return _Type(kinds[name], True)
+
+    def arrow(self) -> pa.DataType:
+        if self.kind is None:
+            return pa.null()
+        if self.kind == "list":
+            return pa.list_(self.item.arrow() if self.item else pa.null())
+        if self.kind == "struct":
+            return pa.struct([(k, t.arrow()) for k, t in self.fields.items()])
+        return {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "str": pa.string()}[
+            self.kind
+        ]
+
+    def describe(self) -> str:
+        if self.kind is None:
+            return "null"
+        if self.kind == "list":
+            return f"list<{self.item.describe() if self.item else 'null'}>"
+        return {"bool": "bool", "int": "int64", "float": "float64", "str": "string"}.get(
+            self.kind, self.kind
+        )
+
+    def observe(self, v: Any, where: str) -> str | None:
+        """Widen to hold `v`; return why it cannot be held (the row is then bad)."""
+        if v is None:
+            return None
+        if isinstance(v, _BadNumber):
+            return f"number {v} is out of float64 range"
+        kind = _kind_of(v)
+        if self.kind is None and not self.declared:
+            self.kind = kind
+        if kind == "int" and self.kind in ("int", "float"):
+            if self.kind == "int" and not -_EXACT_MAX <= v < _EXACT_MAX:
+                return f"integer {v} is out of int64 range"
+            if self.inexact_int is None and float(v) != v:
+                self.inexact_int = (v, where)
+            if self.kind == "float" and float(v) != v:
+                return f"integer {v} cannot be stored exactly as float64"
+            return None
+        if kind == "float" and self.kind == "int" and not self.declared:
+            self.kind = "float"  # an integer float64 cannot hold exactly is an error at the end
+            self.float_at = where
+            return None
+        if kind != self.kind:
+            return f"{_show(v)} is {_kind_name(kind)}, the column is {self.describe()}"
+        if kind == "float" and self.float_at is None:
+            self.float_at = where
+        if kind == "list":
+            if self.item is None:
+                self.item = _Type()
+            for x in v:
+                why = self.item.observe(x, where)
+                if why:
+                    return f"item: {why}"
+        elif kind == "struct":
+            for k, x in v.items():
+                t = self.fields.get(k)
+                if t is None:
+                    if self.declared:
+                        continue
+                    t = self.fields[k] = _Type()
+                why = t.observe(x, where)
+                if why:
+                    return f"field {k!r}: {why}"
+        return None
+
+    def convert(self, v: Any) -> Any:
+        """`v` as this type's Python value; raise ValueError naming why it does not fit."""
+        if v is None:
+            return None
+        if isinstance(v, _BadNumber):
+            raise ValueError(f"number {v} is out of float64 range")
+        kind = _kind_of(v)
+        if kind == self.kind:
+            if kind == "int" and not -_EXACT_MAX <= v < _EXACT_MAX:
+                raise ValueError(f"integer {v} is out of int64 range")
+            if kind == "list":
+                item = self.item or _Type()
+                return [item.convert(x) for x in v]
+            if kind == "struct":
+                return {k: t.convert(v.get(k)) for k, t in self.fields.items()}
+            return v
+        if kind == "int" and self.kind == "float":
+            f = float(v)
+            if f != v:
+                raise ValueError(f"integer {v} cannot be stored exactly as float64")
+            return f
+        raise ValueError(f"{_show(v)} is {_kind_name(kind)}, the column is {self.describe()}")
+
+
+def _kind_of(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, list):
+        return "list"
+    return "struct"
+
+
+def _kind_name(kind: str) -> str:
+    return {
+        "bool": "a bool",
+        "int": "an integer",
+        "float": "a float",
+        "str": "a string",
+        "list": "a list",
+        "struct": "an object",
+    }[kind]
+
+
+def _show(v: Any) -> str:
+    text = json.dumps(v, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_records(src: Source, errors: RowErrors, counting: bool) -> Iterator[tuple[int, str, Any]]:
+    """Every record as `(record index, label, object)`; malformed ones reported (and counted
+    only when `counting`, i.e. on the pass that yields rows)."""
+    enc = _codec(src.params.encoding)
+    try:
+        with open(src.path, encoding=enc, newline=None) as f:
+            if src.params.format == "jsonl":
+                yield from _jsonl_lines(f, src, errors, counting)
+            else:
+                yield from _json_array(f, src, errors, counting)
+    except UnicodeDecodeError:
+        raise encoding_error(src) from None
+
+
+def _jsonl_lines(
+    f: Any, src: Source, errors: RowErrors, counting: bool
+) -> Iterator[tuple[int, str, Any]]:
+    seq = 0
+    for number, text in enumerate(f, start=1):
+        if not text.strip():
+            continue
+        label = f"line {number}"
+        try:
+            rec = _DECODER.decode(text)
+        except ValueError as err:
+            if counting:
+                errors.bad(
+                    "malformed_row",
+                    f"{src.label}: {label}: not valid JSON: {err}",
+                    seq=seq,
+                    label=label,
+                )
+            seq += 1
+            continue
+        yield seq, label, rec
+        seq += 1
+
+
+def _json_array(
+    f: Any, src: Source, errors: RowErrors, counting: bool
+) -> Iterator[tuple[int, str, Any]]:
+    """Stream the elements of one top-level JSON array; one element is at most
+    JSON_MAX_ELEMENT characters (memory stays bounded by that)."""
+    buf = ""
+    pos = 0
+    line = 1  # line number at buf[counted]
+    counted = 0
+    eof = False
+
+    def more(need_more_than: int) -> bool:
+        nonlocal buf, pos, counted, line, eof
+        if eof:
+            return False
+        if pos > (1 << 20):
+            line += buf.count("\n", counted, pos)
+            buf, counted, pos = buf[pos:], 0, 0
+        chunk = f.read(max(1 << 20, need_more_than))
+        if not chunk:
+            eof = True
+            return False
+        buf += chunk
+        return True
+
+    def skip_ws() -> bool:
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            if pos < len(buf):
+                return True
+            if not more(0):
+                return False
+
+    def where() -> int:
+        nonlocal line, counted
+        line += buf.count("\n", counted, pos)
+        counted = pos
+        return line
+
+    if not skip_ws():
+        raise DatasetError(f"{src.label}: empty file (format json expects one array of objects)")
+    if buf[pos] != "[":
+        raise DatasetError(
+            f"{src.label}: line {where()}: format json expects one top-level array of objects; use format jsonl for one object per line"
+        )
+    pos += 1
+    seq = 0
+    while True:
+        if not skip_ws():
+            raise DatasetError(
+                f"{src.label}: line {where()}: the array is not closed (truncated file?)"
+            )
+        if buf[pos] == "]" and seq == 0:
+            pos += 1
+            break
+        start_line = where()
+        label = f"element {seq} (line {start_line})"
+        while True:
+            try:
+                rec, end = _DECODER.raw_decode(buf, pos)
+                if end == len(buf) and not eof and more(0):
+                    continue  # a number may go on in the next chunk
+                break
+            except json.JSONDecodeError as err:
+                if len(buf) - pos > JSON_MAX_ELEMENT:
+                    raise DatasetError(
+                        f"{src.label}: {label}: not valid JSON or longer than {JSON_MAX_ELEMENT} characters: {err.msg}"
+                    ) from None
+                if not more(len(buf) - pos):
+                    raise DatasetError(
+                        f"{src.label}: line {start_line + buf.count(chr(10), pos, err.pos)}: not valid JSON: {err.msg}"
+                    ) from None
+        pos = end
+        yield seq, label, rec
+        seq += 1
+        if not skip_ws():
+            raise DatasetError(
+                f"{src.label}: line {where()}: the array is not closed (truncated file?)"
+            )
+        if buf[pos] == ",":
+            pos += 1
+            continue
+        if buf[pos] == "]":
+            pos += 1
+            break
+        raise DatasetError(f"{src.label}: line {where()}: expected ',' or ']' after {label}")
+    if skip_ws():
+        raise DatasetError(f"{src.label}: line {where()}: text after the closing ']' of the array")
+
+
+def _json_key(rec: dict[str, Any], src: Source, seq: int) -> str | None:
+    if src.keyless_prefix is not None:
+        return f"{src.keyless_prefix}:{seq}"
+    k = rec.get(src.key)
+    if isinstance(k, bool) or not isinstance(k, int | str):
+        return None
+    return str(k)
+
+
+def infer_json_types(src: Source) -> dict[str, _Type]:
+    """Pass 1: the type of every column, from the whole source (or `schema:`)."""
+    declared = src.params.schema_ or {}
+    wanted = None
+    if src.params.columns is not None:
+        wanted = set(src.params.columns) | set(src.params.image_columns)
+        if src.keyless_prefix is None:
+            wanted.add(src.key)
+    cols: dict[str, _Type] = {}
+    probe = RowErrors("skip")  # malformed lines are reported by pass 2
+    for _, label, rec in _json_records(src, probe, counting=False):
+        if not isinstance(rec, dict):
+            continue
+        for k, v in rec.items():
+            if wanted is not None and k not in wanted:
+                continue
+            t = cols.get(k)
+            if t is None:
+                t = cols[k] = _Type.of_declared(declared[k]) if k in declared else _Type()
+            t.observe(v, label)
+    for k, t in declared.items():
+        cols.setdefault(k, _Type.of_declared(t))
+    for k, t in cols.items():
+        _check_exact(t, src, k)
+    return cols
+
+
+def _check_exact(t: _Type, src: Source, column: str) -> None:
+    if t.kind == "float" and not t.declared and t.inexact_int is not None:
+        v, at = t.inexact_int
+        raise DatasetError(
+            f"{src.label}: column '{column}' mixes floats (first at {t.float_at}) with integers "
+            f"float64 cannot hold exactly ({v} at {at}); declare its type in {src.option('schema')}"
+        )
+    if t.item is not None:
+        _check_exact(t.item, src, column)
+    for k, f in t.fields.items():
+        _check_exact(f, src, f"{column}.{k}")
+
+
+def _read_json(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
+    types = infer_json_types(src)
+    schema = pa.schema([(k, t.arrow()) for k, t in types.items()])
     records: list[dict[str, Any]] = []
     rows: list[str] = []
+    seqs: list[int] = []
 
-    def flush() -> tuple[pa.Table, list[str]]:
-        nonlocal schema
-        if schema is None:
-            try:
-                schema = pa.Table.from_pylist(records).schema
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                schema = pa.Table.from_pylist(records[:1]).schema
-        good, good_rows = [], []
+    def flush() -> Batch:
+        table = pa.Table.from_pylist(records, schema=schema)
+        return _finish(table, src, rows, np.asarray(seqs, dtype=np.int64), errors)
+
+    for seq, label, rec in _json_records(src, errors, counting=True):
+        if not isinstance(rec, dict):
+            errors.bad(
+                "malformed_row",
+                f"{src.label}: {label}: not a JSON object ({_kind_name(_kind_of(rec))})",
+                seq=seq,
+                label=label,
+            )
+            continue
         try:
-            table = pa.Table.from_pylist(records, schema=schema)
-            good_rows = rows
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            for rec, label in zip(records, rows, strict=True):
+            out = {}
+            for k, t in types.items():
                 try:
-                    pa.Table.from_pylist([rec], schema=schema)
-                except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-                    errors.bad("wrong_type", f"{src.label}: {label}: {err}")
-                    continue
-                good.append(rec)
-                good_rows.append(label)
-            table = pa.Table.from_pylist(good, schema=schema)
-        return _finish(table, src, good_rows, errors)
-
-    with open(src.path, encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                rec = json.loads(text)
-                if not isinstance(rec, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as err:
-                errors.bad("malformed_row", f"{src.label}: line {number}: not a JSON object: {err}")
-                continue
-            records.append(rec)
-            rows.append(f"line {number}")
-            if len(records) >= batch_rows:
-                yield flush()
-                records, rows = [], []
+                    out[k] = t.convert(rec.get(k))
+                except ValueError as err:
+                    raise ValueError(f"column '{k}': {err}") from None
+        except ValueError as err:
+            errors.bad(
+                "wrong_type",
+                f"{src.label}: {label}: {err}",
+                key=_json_key(rec, src, seq),
+                seq=seq,
+                label=label,
+            )
+            continue
+        records.append(out)
+        rows.append(label)
+        seqs.append(seq)
+        if len(records) >= batch_rows:
+            yield flush()
+            records, rows, seqs = [], [], []
     if records:
         yield flush()
 
 
-def _read_arrays(
-    src: Source, batch_rows: int, errors: RowErrors
-) -> Iterator[tuple[pa.Table, list[str]]]:
+# --- numpy / HDF5 ----------------------------------------------------------------------------
+
+
+def _read_arrays(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
     fmt = src.params.format
     handle: Any = None
-    if fmt == "npy":
-        arrays = {src.params.name: np.load(src.path, mmap_mode="r", allow_pickle=False)}
-    elif fmt == "npz":
-        handle = np.load(src.path, allow_pickle=False)
-        names = src.params.columns or list(handle.files)
-        arrays = {
-            n: handle[n]
-            for n in dict.fromkeys(names + ([src.key] if src.key in handle.files else []))
-        }
-    else:
-        import h5py
+    try:
+        if fmt == "npy":
+            arrays = {src.name: np.load(src.path, mmap_mode="r", allow_pickle=False)}
+        elif fmt == "npz":
+            handle = np.load(src.path, allow_pickle=False)
+            names = src.params.columns or list(handle.files)
+            arrays = {
+                n: handle[n]
+                for n in dict.fromkeys(names + ([src.key] if src.key in handle.files else []))
+            }
+        else:
+            import h5py
 
-        handle = h5py.File(src.path, "r")
-        names = src.params.columns or sorted(
-            k for k, v in handle.items() if isinstance(v, h5py.Dataset)
-        )
-        if src.key in handle and src.key not in names:
-            names.append(src.key)
-        arrays = {n: handle[n] for n in names}
+            handle = h5py.File(src.path, "r")
+            names = src.params.columns or sorted(
+                k for k, v in handle.items() if isinstance(v, h5py.Dataset)
+            )
+            if src.key in handle and src.key not in names:
+                names.append(src.key)
+            arrays = {n: handle[n] for n in names}
+    except (ValueError, OSError) as err:
+        raise DatasetError(f"{src.label}: not a readable {fmt} file: {err}") from None
     try:
         lengths = {n: a.shape[0] for n, a in arrays.items()}
         if len(set(lengths.values())) != 1:
             raise DatasetError(f"{src.label}: arrays have different lengths on axis 0: {lengths}")
         total = next(iter(lengths.values()))
-        key_arr = arrays.pop(src.key, None)
+        key_arr = arrays.pop(src.key, None) if src.keyless_prefix is None else None
         for s in range(0, total, batch_rows):
             e = min(total, s + batch_rows)
             cols = {n: _fixed_column(np.asarray(a[s:e])) for n, a in arrays.items()}
@@ -415,7 +1044,8 @@ def _read_arrays(
                 table = table.replace_schema_metadata(
                     {b"dataops.shapes": json.dumps(meta).encode()}
                 )
-            yield _finish(table, src, rows, errors, key_values=keys)
+            seqs = np.arange(s, e, dtype=np.int64)
+            yield _finish(table, src, rows, seqs, errors, key_values=keys)
     finally:
         if handle is not None:
             handle.close()
