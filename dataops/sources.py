@@ -467,6 +467,8 @@ def _csv_header(src: Source) -> list[str]:
             read_options=_csv_read_options(src),
             parse_options=_csv_parse_options(src, lambda row: "skip"),
         )
+        names = list(reader.schema.names)
+        reader.close()
     except UnicodeDecodeError:
         raise encoding_error(src) from None
     except pa.ArrowInvalid as err:
@@ -475,8 +477,6 @@ def _csv_header(src: Source) -> list[str]:
         if "Empty CSV file" in str(err):
             raise DatasetError(f"{src.label}: empty CSV file (no header row)") from None
         raise DatasetError(f"{src.label}: cannot parse CSV header: {err}") from None
-    names = list(reader.schema.names)
-    reader.close()
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise DatasetError(f"{src.label}: line 1: the header repeats column names {dup}")
