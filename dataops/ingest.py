@@ -267,7 +267,7 @@ def run_ingest(
                         )
                 shapes.update(_shapes_of(table))
                 table = table.replace_schema_metadata(None)
-                table = table.append_column(row_column(src.name), pa.array(batch.rows, pa.string()))
+                table = table.append_column(row_column(src.name), batch.rows)
                 table = table.append_column(_SEQ, pa.array(batch.seqs, pa.int64()))
                 good += table.num_rows
                 store.add(si, "good", table)
@@ -491,8 +491,11 @@ def _first_rows(
     tables = [t for t in (good, bad) if t is not None and t.num_rows]
     if not tables:
         return None, None, None, None
+    total = sum(t.num_rows for t in tables)
+    if pc.count_distinct(_concat([t.column("__key") for t in tables])).as_py() == total:
+        return good, bad, None, None  # no repeated key (the usual case)
     n_good = good.num_rows if good is not None else 0
-    keys = pa.chunked_array([t.column("__key") for t in tables], pa.string()).combine_chunks()
+    keys = _concat([t.column("__key") for t in tables]).combine_chunks()
     seqs = np.concatenate([t.column(_SEQ).to_numpy() for t in tables])
     codes = pc.dictionary_encode(keys).indices.to_numpy()
     order = np.lexsort((seqs, codes))
@@ -543,8 +546,11 @@ def _join_partition(
     bad_sets = [
         t.column("__key") if t is not None else pa.array([], pa.string()) for t in bad_firsts
     ]
-    universe = pc.unique(pa.chunked_array([*key_sets, *bad_sets], pa.string()).combine_chunks())
+    universe = pc.unique(_concat([*key_sets, *bad_sets]).combine_chunks())
     n = len(universe)
+    if n and all(not len(b) for b in bad_sets) and all(len(k) == n for k in key_sets):
+        # every key is in every source, none bad (the usual case)
+        return _gather(firsts)  # type: ignore[arg-type]
     # the reason each key is lost: the first source where its first row is bad, else the first
     # source that has no row for it
     lost_src = np.full(n, -1, dtype=np.int64)
@@ -595,7 +601,16 @@ def _join_partition(
         primary = primary.filter(pc.invert(pc.is_in(primary.column("__key"), value_set=lost_keys)))
     if primary.num_rows == 0:
         return None
-    primary = primary.sort_by(_SEQ)
+    firsts = [primary, *firsts[1:]]
+    return _gather(firsts)  # type: ignore[arg-type]
+
+
+def _gather(firsts: list[pa.Table]) -> pa.Table:
+    """The first source's rows in record order, each other source's columns gathered by key."""
+    primary = firsts[0]
+    seq = primary.column(_SEQ).to_numpy()
+    if len(seq) > 1 and not bool(np.all(seq[1:] > seq[:-1])):
+        primary = primary.sort_by(_SEQ)
     seq_col = primary.column(_SEQ)
     result = primary.drop_columns([_SEQ])
     for t in firsts[1:]:
@@ -605,6 +620,14 @@ def _join_partition(
         for name in matched.column_names:
             result = result.append_column(name, matched.column(name))
     return result.append_column(_SEQ, seq_col)
+
+
+def _concat(columns: list[Any]) -> pa.ChunkedArray:
+    """String columns (arrays or chunked arrays) as one chunked array, without copying."""
+    chunks: list[pa.Array] = []
+    for c in columns:
+        chunks.extend(c.chunks if isinstance(c, pa.ChunkedArray) else [c])
+    return pa.chunked_array(chunks, pa.string())
 
 
 def _positions(values: Any, value_set: Any) -> np.ndarray:

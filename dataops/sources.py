@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataops.config import IngestParams, SourceParams
 from dataops.errors import ConfigError, DatasetError
@@ -73,7 +74,7 @@ class RowErrors:
 @dataclass(frozen=True)
 class Batch:
     table: pa.Table  # first column `__key` (string)
-    rows: list[str]
+    rows: pa.Array  # string label of each row
     seqs: np.ndarray  # int64 record index of each row in its source
 
 
@@ -277,8 +278,6 @@ def _key_array(values: Any, src: Source) -> pa.Array:
 
 
 def keyless_keys(prefix: str, seqs: np.ndarray) -> pa.Array:
-    import pyarrow.compute as pc
-
     return pc.binary_join_element_wise(
         pa.scalar(prefix + ":"), pa.array(seqs, pa.int64()).cast(pa.string()), ""
     )
@@ -287,12 +286,14 @@ def keyless_keys(prefix: str, seqs: np.ndarray) -> pa.Array:
 def _finish(
     table: pa.Table,
     src: Source,
-    rows: list[str],
+    rows: Any,
     seqs: np.ndarray,
     errors: RowErrors,
     key_values: Any = None,
 ) -> Batch:
     """Normalize the key column to strings, load image path columns, drop bad rows."""
+    labels = rows if isinstance(rows, pa.Array) else pa.array(rows, pa.string())
+    rows = _Labels(labels)
     if src.keyless_prefix is not None:
         key_values = keyless_keys(src.keyless_prefix, seqs)
     elif key_values is None:
@@ -351,9 +352,19 @@ def _finish(
     table = table.add_column(0, "__key", keys)
     if not ok.all():
         table = table.filter(pa.array(ok))
-        rows = [r for r, k in zip(rows, ok, strict=True) if k]
+        labels = labels.filter(pa.array(ok))
         seqs = seqs[ok]
-    return Batch(table, rows, np.asarray(seqs, dtype=np.int64))
+    return Batch(table, labels, np.asarray(seqs, dtype=np.int64))
+
+
+class _Labels:
+    """Row labels by index, for messages (read from Arrow only when a row is bad)."""
+
+    def __init__(self, arr: pa.Array) -> None:
+        self.arr = arr
+
+    def __getitem__(self, i: int) -> str:
+        return str(self.arr[int(i)].as_py())
 
 
 def _select_nokey(table: pa.Table, src: Source) -> pa.Table:
@@ -462,11 +473,17 @@ def _csv_header(src: Source) -> list[str]:
     if not src.params.header:
         return list(src.params.column_names or [])
     try:
-        reader = pcsv.open_csv(
-            src.path,
-            read_options=_csv_read_options(src),
-            parse_options=_csv_parse_options(src, lambda row: "skip"),
-        )
+        for block in (1 << 16, 1 << 22, 1 << 26):  # the header line must fit in one block
+            try:
+                reader = pcsv.open_csv(
+                    src.path,
+                    read_options=_csv_read_options(src, block),
+                    parse_options=_csv_parse_options(src, lambda row: "skip"),
+                )
+                break
+            except pa.ArrowInvalid as err:
+                if "straddling" not in str(err) or block == 1 << 26:
+                    raise
         names = list(reader.schema.names)
         reader.close()
     except UnicodeDecodeError:
@@ -491,16 +508,16 @@ def _read_csv(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch
     bad: list[int] = []  # lines that are bad records
     fatal: list[str] = []
 
-    def on_invalid(row: Any) -> str:
+    def on_invalid(row: Any, number: int) -> str:
         # An exception raised here would be swallowed by Arrow: remember it, stop the reader.
         if row.text == "" and row.actual_columns == 1:
-            blank.append(row.number)
+            blank.append(number)
             return "skip"
-        msg = f"{src.label}: line {row.number}: expected {row.expected_columns} columns, got {row.actual_columns}"
+        msg = f"{src.label}: line {number}: expected {row.expected_columns} columns, got {row.actual_columns}"
         if errors.policy == "fail":
             fatal.append(msg)
             return "error"
-        seq = row.number - first - len(blank)
+        seq = number - first - len(blank)
         key = None
         if src.keyless_prefix is not None:
             key = f"{src.keyless_prefix}:{seq}"
@@ -508,8 +525,8 @@ def _read_csv(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch
             fields = _split_row(row.text, src)
             if key_index < len(fields) and fields[key_index] not in src.params.null_values:
                 key = fields[key_index]
-        errors.bad("malformed_row", msg, key=key, seq=seq, label=f"line {row.number}")
-        bad.append(row.number)
+        errors.bad("malformed_row", msg, key=key, seq=seq, label=f"line {number}")
+        bad.append(number)
         return "skip"
 
     try:
@@ -535,6 +552,91 @@ def _split_row(text: str, src: Source) -> list[str]:
     return next(reader, [])
 
 
+CSV_CHUNK_BYTES = 8 << 20
+
+
+def _line_splittable(encoding: str) -> bool:
+    """Every b"\\n" byte of a file in this encoding ends a line (UTF-8, Latin-1, cp1252, ...)."""
+    try:
+        return "\n".encode(encoding) == b"\n" and "\n\n".encode(encoding) == b"\n\n"
+    except (LookupError, UnicodeError):
+        return False
+
+
+def _csv_record_batches(
+    src: Source, header: list[str], on_invalid: Any
+) -> Iterator[pa.RecordBatch]:
+    """The data rows as Arrow batches. The file is cut at line ends into chunks of about
+    CSV_CHUNK_BYTES, each parsed on its own (Arrow's streaming CSV reader reads ahead without
+    bound: its memory grew with the file), so memory does not depend on the file's size.
+    Rows do not span lines (quoted newlines are not supported), so the cut never splits one."""
+    import pyarrow.csv as pcsv
+
+    convert = pcsv.ConvertOptions(
+        column_types={c: pa.string() for c in header},
+        strings_can_be_null=True,
+        null_values=list(src.params.null_values),
+        quoted_strings_can_be_null=False,
+    )
+    codec = codecs.lookup(src.params.encoding).name
+    if not _line_splittable(codec):  # e.g. UTF-16: Arrow's reader over the whole file
+        read = _csv_read_options(src)
+        yield from pcsv.open_csv(
+            src.path,
+            read_options=read,
+            parse_options=_csv_parse_options(src, lambda row: on_invalid(row, row.number)),
+            convert_options=convert,
+        )
+        return
+
+    def parse(chunk: bytes, base: int) -> Iterator[pa.RecordBatch]:
+        read = pcsv.ReadOptions(
+            use_threads=False,
+            block_size=len(chunk) + 1,
+            encoding="utf8" if codec == "utf-8" else codec,
+            column_names=header,
+        )
+        table = pcsv.read_csv(
+            pa.py_buffer(chunk),
+            read_options=read,
+            parse_options=_csv_parse_options(
+                src, lambda row: on_invalid(row, base + row.number - 1)
+            ),
+            convert_options=convert,
+        )
+        yield from table.to_batches()
+
+    with open(src.path, "rb") as f:
+        if codec == "utf-8" and f.read(3) != codecs.BOM_UTF8:
+            f.seek(0)
+        line = 1  # line number of the next byte
+        rest = b""
+        if src.params.header:
+            while b"\n" not in rest:
+                data = f.read(1 << 16)
+                if not data:
+                    return
+                rest += data
+            rest = rest[rest.index(b"\n") + 1 :]
+            line = 2
+        while True:
+            data = f.read(CSV_CHUNK_BYTES)
+            buf = rest + data if rest else data
+            if data:
+                cut = buf.rfind(b"\n")
+                if cut < 0:
+                    rest = buf
+                    continue
+                chunk, rest = buf[: cut + 1], buf[cut + 1 :]
+            else:
+                chunk, rest = buf, b""
+            if chunk:
+                yield from parse(chunk, line)
+                line += chunk.count(b"\n")
+            if not data:
+                return
+
+
 def _csv_batches(
     src: Source,
     header: list[str],
@@ -545,23 +647,10 @@ def _csv_batches(
     blank: list[int],
     bad: list[int],
 ) -> Iterator[Batch]:
-    import pyarrow.csv as pcsv
-
-    reader = pcsv.open_csv(
-        src.path,
-        read_options=_csv_read_options(src),
-        parse_options=_csv_parse_options(src, on_invalid),
-        convert_options=pcsv.ConvertOptions(
-            column_types={c: pa.string() for c in header},
-            strings_can_be_null=True,
-            null_values=list(src.params.null_values),
-            quoted_strings_can_be_null=False,
-        ),
-    )
     cursor = _LineCursor(first, blank, bad)
     pending: list[pa.RecordBatch] = []
     n_pending = 0
-    for batch in reader:
+    for batch in _csv_record_batches(src, header, on_invalid):
         pending.append(batch)
         n_pending += batch.num_rows
         while n_pending >= batch_rows:
@@ -577,37 +666,28 @@ def _csv_batches(
 
 
 class _LineCursor:
-    """Line number and record index of each row Arrow returns, skipping blank and bad lines."""
+    """Line number and record index of each row Arrow returns, skipping blank lines (not
+    records) and bad lines (records that were skipped); vectorized."""
 
     def __init__(self, first: int, blank: list[int], bad: list[int]) -> None:
-        self.line = first
-        self.seq = 0
-        self.blank = blank
+        self.first = first
+        self.line = first  # the next line to consider
+        self.blank = blank  # both lists grow in line order while Arrow parses
         self.bad = bad
-        self._bi = 0
-        self._di = 0
 
-    def take(self, n: int) -> tuple[list[str], np.ndarray]:
-        rows: list[str] = []
-        seqs: list[int] = []
-        blank, bad = self.blank, self.bad
-        while len(rows) < n:
-            while self._bi < len(blank) and blank[self._bi] < self.line:
-                self._bi += 1
-            while self._di < len(bad) and bad[self._di] < self.line:
-                self._di += 1
-            if self._bi < len(blank) and blank[self._bi] == self.line:
-                self.line += 1
-                continue
-            if self._di < len(bad) and bad[self._di] == self.line:
-                self.line += 1
-                self.seq += 1
-                continue
-            rows.append(f"line {self.line}")
-            seqs.append(self.seq)
-            self.line += 1
-            self.seq += 1
-        return rows, np.asarray(seqs, dtype=np.int64)
+    def take(self, n: int) -> tuple[pa.Array, np.ndarray]:
+        blank = np.asarray(self.blank, dtype=np.int64)
+        skip = np.union1d(blank, np.asarray(self.bad, dtype=np.int64))
+        skip = skip[skip >= self.line]
+        cand = np.arange(self.line, self.line + n + len(skip), dtype=np.int64)
+        lines = cand[~np.isin(cand, skip, assume_unique=True)][:n]
+        if len(lines):
+            self.line = int(lines[-1]) + 1
+        seqs = lines - self.first - np.searchsorted(blank, lines)
+        labels = pc.binary_join_element_wise(
+            pa.scalar("line "), pa.array(lines).cast(pa.string()), ""
+        )
+        return labels, seqs
 
 
 # --- JSON Lines and JSON arrays ---------------------------------------------------------------
