@@ -10,6 +10,7 @@ can account for it once.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import json
@@ -460,7 +461,7 @@ def _csv_parse_options(src: Source, handler: Any) -> Any:
     return pcsv.ParseOptions(
         delimiter=p.delimiter,
         quote_char=p.quote_char if p.quote_char is not None else False,
-        ignore_empty_lines=False,
+        ignore_empty_lines=True,  # blank lines are found by `_blank_lines`
         newlines_in_values=False,
         invalid_row_handler=handler,
     )
@@ -504,20 +505,17 @@ def _read_csv(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch
     header = _csv_header(src)
     first = 2 if src.params.header else 1  # line number of the first data row
     key_index = header.index(src.key) if src.key in header else None
-    blank: list[int] = []  # lines that are not records (empty)
-    bad: list[int] = []  # lines that are bad records
+    cursor = _LineCursor(first)
+    bad = cursor.bad
     fatal: list[str] = []
 
     def on_invalid(row: Any, number: int) -> str:
         # An exception raised here would be swallowed by Arrow: remember it, stop the reader.
-        if row.text == "" and row.actual_columns == 1:
-            blank.append(number)
-            return "skip"
         msg = f"{src.label}: line {number}: expected {row.expected_columns} columns, got {row.actual_columns}"
         if errors.policy == "fail":
             fatal.append(msg)
             return "error"
-        seq = number - first - len(blank)
+        seq = number - first - cursor.blanks_before(number)
         key = None
         if src.keyless_prefix is not None:
             key = f"{src.keyless_prefix}:{seq}"
@@ -530,7 +528,7 @@ def _read_csv(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch
         return "skip"
 
     try:
-        yield from _csv_batches(src, header, batch_rows, errors, on_invalid, first, blank, bad)
+        yield from _csv_batches(src, header, batch_rows, errors, on_invalid, cursor)
     except UnicodeDecodeError:
         raise encoding_error(src) from None
     except pa.ArrowInvalid as err:
@@ -555,74 +553,39 @@ def _split_row(text: str, src: Source) -> list[str]:
 CSV_CHUNK_BYTES = 8 << 20
 
 
-def _line_splittable(encoding: str) -> bool:
-    """Every b"\\n" byte of a file in this encoding ends a line (UTF-8, Latin-1, cp1252, ...)."""
-    try:
-        return "\n".encode(encoding) == b"\n" and "\n\n".encode(encoding) == b"\n\n"
-    except (LookupError, UnicodeError):
-        return False
-
-
-def _csv_record_batches(
-    src: Source, header: list[str], on_invalid: Any
-) -> Iterator[pa.RecordBatch]:
-    """The data rows as Arrow batches. The file is cut at line ends into chunks of about
-    CSV_CHUNK_BYTES, each parsed on its own (Arrow's streaming CSV reader reads ahead without
-    bound: its memory grew with the file), so memory does not depend on the file's size.
-    Rows do not span lines (quoted newlines are not supported), so the cut never splits one."""
-    import pyarrow.csv as pcsv
-
-    convert = pcsv.ConvertOptions(
-        column_types={c: pa.string() for c in header},
-        strings_can_be_null=True,
-        null_values=list(src.params.null_values),
-        quoted_strings_can_be_null=False,
-    )
+def _utf8_chunks(src: Source) -> Iterator[tuple[bytes, int]]:
+    """The data lines as UTF-8 bytes in chunks of about CSV_CHUNK_BYTES cut at line ends, each
+    with the line number of its first line. UTF-8 input is passed through (Arrow checks it);
+    any other encoding is decoded incrementally and re-encoded."""
     codec = codecs.lookup(src.params.encoding).name
-    if not _line_splittable(codec):  # e.g. UTF-16: Arrow's reader over the whole file
-        read = _csv_read_options(src)
-        yield from pcsv.open_csv(
-            src.path,
-            read_options=read,
-            parse_options=_csv_parse_options(src, lambda row: on_invalid(row, row.number)),
-            convert_options=convert,
-        )
-        return
-
-    def parse(chunk: bytes, base: int) -> Iterator[pa.RecordBatch]:
-        read = pcsv.ReadOptions(
-            use_threads=False,
-            block_size=len(chunk) + 1,
-            encoding="utf8" if codec == "utf-8" else codec,
-            column_names=header,
-        )
-        table = pcsv.read_csv(
-            pa.py_buffer(chunk),
-            read_options=read,
-            parse_options=_csv_parse_options(
-                src, lambda row: on_invalid(row, base + row.number - 1)
-            ),
-            convert_options=convert,
-        )
-        yield from table.to_batches()
-
+    decoder = None if codec == "utf-8" else codecs.getincrementaldecoder(codec)("strict")
     with open(src.path, "rb") as f:
-        if codec == "utf-8" and f.read(3) != codecs.BOM_UTF8:
+        if decoder is None and f.read(3) != codecs.BOM_UTF8:
             f.seek(0)
-        line = 1  # line number of the next byte
+
+        def read(n: int) -> bytes:
+            data = f.read(n)
+            if decoder is None:
+                return data
+            return decoder.decode(data, final=not data).encode("utf-8")
+
+        line = 1  # line number of the first line in `rest`
         rest = b""
+        eof = False
         if src.params.header:
-            while b"\n" not in rest:
-                data = f.read(1 << 16)
-                if not data:
-                    return
+            while b"\n" not in rest and not eof:
+                data = read(1 << 16)
+                eof = not data and f.tell() >= os.fstat(f.fileno()).st_size
                 rest += data
+            if b"\n" not in rest:
+                return
             rest = rest[rest.index(b"\n") + 1 :]
             line = 2
         while True:
-            data = f.read(CSV_CHUNK_BYTES)
+            raw_more = f.tell() < os.fstat(f.fileno()).st_size
+            data = read(CSV_CHUNK_BYTES) if raw_more else b""
             buf = rest + data if rest else data
-            if data:
+            if raw_more:
                 cut = buf.rfind(b"\n")
                 if cut < 0:
                     rest = buf
@@ -631,10 +594,62 @@ def _csv_record_batches(
             else:
                 chunk, rest = buf, b""
             if chunk:
-                yield from parse(chunk, line)
+                yield chunk, line
                 line += chunk.count(b"\n")
-            if not data:
+            if not raw_more:
                 return
+
+
+def _blank_lines(chunk: bytes, first_line: int) -> list[int]:
+    """Line numbers of the empty lines of a chunk (Arrow skips them without a word)."""
+    a = np.frombuffer(chunk, dtype=np.uint8)
+    ends = np.flatnonzero(a == 10)
+    if len(a) and a[-1] != 10:
+        ends = np.append(ends, len(a))
+    starts = np.r_[0, ends[:-1] + 1] if len(ends) else np.zeros(0, np.int64)
+    length = ends - starts
+    cr_only = (length == 1) & (a[np.minimum(starts, max(len(a) - 1, 0))] == 13)
+    return (np.flatnonzero((length == 0) | cr_only) + first_line).tolist()
+
+
+def _csv_record_batches(
+    src: Source, header: list[str], on_invalid: Any, cursor: _LineCursor
+) -> Iterator[pa.RecordBatch]:
+    """The data rows as Arrow batches, a chunk of the file at a time (Arrow's streaming CSV
+    reader reads ahead without bound: its memory grew with the file), so memory does not
+    depend on the file's size. Rows do not span lines (quoted newlines are not supported), so a
+    cut at a line end never splits one."""
+    import pyarrow.csv as pcsv
+
+    convert = pcsv.ConvertOptions(
+        column_types={c: pa.string() for c in header},
+        strings_can_be_null=True,
+        null_values=list(src.params.null_values),
+        quoted_strings_can_be_null=False,
+    )
+    for chunk, base in _utf8_chunks(src):
+        blanks = _blank_lines(chunk, base)
+        cursor.blank.extend(blanks)
+
+        def handler(row: Any, base: int = base, blanks: list[int] = blanks) -> str:
+            # Arrow numbers the non-empty lines of the chunk from 1
+            line = base + row.number - 1
+            for b in blanks:
+                if b > line:
+                    break
+                line += 1
+            return on_invalid(row, line)
+
+        read = pcsv.ReadOptions(
+            use_threads=False, block_size=len(chunk) + 1, encoding="utf8", column_names=header
+        )
+        table = pcsv.read_csv(
+            pa.py_buffer(chunk),
+            read_options=read,
+            parse_options=_csv_parse_options(src, handler),
+            convert_options=convert,
+        )
+        yield from table.to_batches()
 
 
 def _csv_batches(
@@ -643,14 +658,11 @@ def _csv_batches(
     batch_rows: int,
     errors: RowErrors,
     on_invalid: Any,
-    first: int,
-    blank: list[int],
-    bad: list[int],
+    cursor: _LineCursor,
 ) -> Iterator[Batch]:
-    cursor = _LineCursor(first, blank, bad)
     pending: list[pa.RecordBatch] = []
     n_pending = 0
-    for batch in _csv_record_batches(src, header, on_invalid):
+    for batch in _csv_record_batches(src, header, on_invalid, cursor):
         pending.append(batch)
         n_pending += batch.num_rows
         while n_pending >= batch_rows:
@@ -669,11 +681,17 @@ class _LineCursor:
     """Line number and record index of each row Arrow returns, skipping blank lines (not
     records) and bad lines (records that were skipped); vectorized."""
 
-    def __init__(self, first: int, blank: list[int], bad: list[int]) -> None:
+    def __init__(self, first: int) -> None:
         self.first = first
         self.line = first  # the next line to consider
-        self.blank = blank  # both lists grow in line order while Arrow parses
-        self.bad = bad
+        # blank and bad line numbers, appended in line order while Arrow parses; those before
+        # `line` are dropped once used (only the count of blank ones is kept)
+        self.blank: list[int] = []
+        self.bad: list[int] = []
+        self.blank_dropped = 0
+
+    def blanks_before(self, line: int) -> int:
+        return self.blank_dropped + bisect.bisect_left(self.blank, line)
 
     def take(self, n: int) -> tuple[pa.Array, np.ndarray]:
         blank = np.asarray(self.blank, dtype=np.int64)
@@ -683,7 +701,11 @@ class _LineCursor:
         lines = cand[~np.isin(cand, skip, assume_unique=True)][:n]
         if len(lines):
             self.line = int(lines[-1]) + 1
-        seqs = lines - self.first - np.searchsorted(blank, lines)
+        seqs = lines - self.first - self.blank_dropped - np.searchsorted(blank, lines)
+        done = int(np.searchsorted(blank, self.line))
+        del self.blank[:done]
+        self.blank_dropped += done
+        del self.bad[: int(np.searchsorted(np.asarray(self.bad, dtype=np.int64), self.line))]
         labels = pc.binary_join_element_wise(
             pa.scalar("line "), pa.array(lines).cast(pa.string()), ""
         )

@@ -185,3 +185,21 @@ def test_keyless_image_folder_is_a_config_error():
         IngestParams.model_validate(
             {"key": None, "sources": [{"name": "i", "format": "image_folder", "path": "x"}]}
         )
+
+
+def test_large_partitions_are_split_again_with_the_same_result(tmp_path, monkeypatch):
+    import dataops.ingest as ingest
+
+    sources = three_sources(tmp_path, 500, short_row=11)
+    _, one, m1 = run(tmp_path, sources)
+    monkeypatch.setattr(ingest, "_MIN_SPLIT_BYTES", 0)
+    _, split, m2 = run(tmp_path, sources, partition_bytes=8 << 10)
+    assert split.equals(one) and m2["counts"] == m1["counts"]
+    assert (tmp_path / "out" / "snapshot.parquet").read_bytes() == _snapshot_bytes(
+        tmp_path, sources
+    )
+
+
+def _snapshot_bytes(root: Path, sources: list[dict]) -> bytes:
+    run(root, sources)
+    return (root / "out" / "snapshot.parquet").read_bytes()

@@ -317,3 +317,52 @@ def test_missing_key_column_is_a_config_error(tmp_path):
     (tmp_path / "a.csv").write_text("x\n1\n")
     with pytest.raises(ConfigError, match=r"key column 'id' not in a.csv"):
         ingest(tmp_path, [{"name": "a", "format": "csv", "path": "a.csv"}])
+
+
+def test_csv_read_in_small_chunks_keeps_lines_and_keys_exact(tmp_path, monkeypatch):
+    import dataops.sources as sources
+
+    monkeypatch.setattr(sources, "CSV_CHUNK_BYTES", 16)  # many chunks, cut at line ends
+    lines = ["id,v"]
+    for i in range(40):
+        lines.append(f"{i},{'x' * (i % 7)}")
+        if i % 9 == 4:
+            lines.append("")  # blank: not a record
+        if i % 11 == 5:
+            lines.append(f"{100 + i},too,many")  # bad record
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
+    t = ingest(
+        tmp_path, [{"name": "c", "format": "csv", "path": "c.csv"}], on_error="skip", key=None
+    )
+    good = [(n, line) for n, line in enumerate(lines[1:], start=2) if line and line.count(",") == 1]
+    assert t.column("__row.c").to_pylist() == [f"line {n}" for n, _ in good]
+    assert t.column("v").to_pylist() == [line.split(",")[1] or None for _, line in good]
+    # keyless keys count records (bad ones too), not blank lines
+    records = [line for line in lines[1:] if line]
+    expected_keys = [f"c:{records.index(line)}" for _, line in good]
+    assert t.column("key").to_pylist() == expected_keys
+    assert read_manifest(tmp_path / "out")["skipped"] == {"malformed_row": 4}
+
+
+def test_utf16_csv_is_read_whole_by_arrow(tmp_path):
+    (tmp_path / "u.csv").write_bytes("id,name\n1,Ωmega\n2,ß\n".encode("utf-16"))
+    t = ingest(tmp_path, [{"name": "u", "format": "csv", "path": "u.csv", "encoding": "utf-16"}])
+    assert t.column("name").to_pylist() == ["Ωmega", "ß"]
+    assert t.column("__row.u").to_pylist() == ["line 2", "line 3"]
+
+
+def test_latin1_jsonl_declared(tmp_path):
+    (tmp_path / "l.jsonl").write_bytes('{"id": 1, "t": "Größe"}\n'.encode("latin-1"))
+    src = {"name": "l", "format": "jsonl", "path": "l.jsonl", "encoding": "latin-1"}
+    assert ingest(tmp_path, [src]).column("t").to_pylist() == ["Größe"]
+
+
+def test_byte_undefined_in_the_declared_encoding(tmp_path):
+    data = b"id,v\n1,ok\n2,\x81\n"
+    (tmp_path / "w.csv").write_bytes(data)
+    src = {"name": "w", "format": "csv", "path": "w.csv", "encoding": "cp1252"}
+    assert data.index(b"\x81") == 12
+    assert message(tmp_path, [src]) == (
+        "w.csv: byte 12 (line 3) is not valid cp1252 (0x81); "
+        "set ingest.sources.0.encoding to the file's encoding, e.g. latin-1"
+    )
