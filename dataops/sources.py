@@ -326,8 +326,8 @@ def _finish(
             key_list = keys.to_pylist()
         paths = table.column(col).to_pylist()
         data: list[bytes | None] = []
-        for i, rel in enumerate(paths):
-            if rel is None or not ok[i]:
+        for j, rel in enumerate(paths):
+            if rel is None or not ok[j]:
                 data.append(None)
                 continue
             p = src.path.parent / rel
@@ -342,12 +342,12 @@ def _finish(
             if why is not None:
                 errors.bad(
                     "unreadable_image",
-                    f"{src.label}: {rows[i]}: image file {rel!r} cannot be read: {why}",
-                    key=key_list[i],
-                    seq=int(seqs[i]),
-                    label=rows[i],
+                    f"{src.label}: {rows[j]}: image file {rel!r} cannot be read: {why}",
+                    key=key_list[j],
+                    seq=int(seqs[j]),
+                    label=rows[j],
                 )
-                ok[i] = False
+                ok[j] = False
                 data.append(None)
         table = table.set_column(table.column_names.index(col), col, pa.array(data, pa.binary()))
     table = table.add_column(0, "__key", keys)
@@ -1029,8 +1029,8 @@ def infer_json_types(src: Source) -> dict[str, _Type]:
             if t is None:
                 t = cols[k] = _Type.of_declared(declared[k]) if k in declared else _Type()
             t.observe(v, label)
-    for k, t in declared.items():
-        cols.setdefault(k, _Type.of_declared(t))
+    for k, decl in declared.items():
+        cols.setdefault(k, _Type.of_declared(decl))
     for k, t in cols.items():
         _check_exact(t, src, k)
     return cols

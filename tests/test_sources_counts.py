@@ -191,15 +191,29 @@ def test_large_partitions_are_split_again_with_the_same_result(tmp_path, monkeyp
     import dataops.ingest as ingest
 
     sources = three_sources(tmp_path, 500, short_row=11)
-    _, one, m1 = run(tmp_path, sources)
-    monkeypatch.setattr(ingest, "_MIN_SPLIT_BYTES", 0)
-    _, split, m2 = run(tmp_path, sources, partition_bytes=8 << 10)
-    assert split.equals(one) and m2["counts"] == m1["counts"]
-    assert (tmp_path / "out" / "snapshot.parquet").read_bytes() == _snapshot_bytes(
-        tmp_path, sources
-    )
+    run(tmp_path, sources)
+    whole = (tmp_path / "out" / "snapshot.parquet").read_bytes()
+    m1 = read_manifest(tmp_path / "out")
+    monkeypatch.setattr(ingest, "_MIN_SPLIT_BYTES", 0)  # split every partition over 8 KiB
+    run(tmp_path, sources, partition_bytes=8 << 10)
+    assert (tmp_path / "out" / "snapshot.parquet").read_bytes() == whole
+    assert read_manifest(tmp_path / "out")["counts"] == m1["counts"]
 
 
-def _snapshot_bytes(root: Path, sources: list[dict]) -> bytes:
-    run(root, sources)
-    return (root / "out" / "snapshot.parquet").read_bytes()
+def test_unreadable_image_is_counted_once_with_its_key(tmp_path):
+    (tmp_path / "p.png").write_bytes(b"png")
+    (tmp_path / "a.csv").write_text("id,pic\n1,p.png\n2,gone.png\n3,p.png\n")
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in (1, 2, 3)))
+    sources = [
+        {"name": "a", "format": "csv", "path": "a.csv", "image_columns": ["pic"]},
+        {"name": "b", "format": "jsonl", "path": "b.jsonl"},
+    ]
+    _, table, manifest = run(tmp_path, sources)
+    assert table.column("id").to_pylist() == ["1", "3"]
+    assert manifest["counts"] == {
+        "examples": {"read": 3, "written": 2, "skipped": {"unreadable_image": 1}},
+        "sources": {
+            "a": {"rows_read": 3, "rows_joined": 2, "rows_skipped": {"unreadable_image": 1}},
+            "b": {"rows_read": 3, "rows_joined": 2, "rows_skipped": {"bad_in_a": 1}},
+        },
+    }
