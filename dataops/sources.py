@@ -726,6 +726,7 @@ def _parse_float(text: str) -> float | _BadNumber:
 
 _DECODER = json.JSONDecoder(parse_float=_parse_float)
 _EXACT_MAX = 1 << 63
+_SAFE_INT = 1 << 53  # every integer up to this is a float64 exactly
 
 
 class _Type:
@@ -774,7 +775,19 @@ class _Type:
 
     def observe(self, v: Any, where: str) -> str | None:
         """Widen to hold `v`; return why it cannot be held (the row is then bad)."""
-        if v is None:
+        tv = type(v)  # fast paths: a scalar of the column's own kind
+        if tv is str:
+            if self.kind == "str":
+                return None
+        elif tv is float:
+            if self.kind == "float":
+                if self.float_at is None:
+                    self.float_at = where
+                return None
+        elif tv is int:
+            if self.kind == "int" and -_SAFE_INT <= v <= _SAFE_INT:
+                return None
+        elif v is None:
             return None
         if isinstance(v, _BadNumber):
             return f"number {v} is out of float64 range"
@@ -818,8 +831,13 @@ class _Type:
 
     def convert(self, v: Any) -> Any:
         """`v` as this type's Python value; raise ValueError naming why it does not fit."""
-        if v is None:
-            return None
+        tv = type(v)
+        if (
+            (tv is str and self.kind == "str")
+            or (tv is float and self.kind == "float")
+            or v is None
+        ):
+            return v
         if isinstance(v, _BadNumber):
             raise ValueError(f"number {v} is out of float64 range")
         kind = _kind_of(v)
@@ -1009,8 +1027,10 @@ def _json_key(rec: dict[str, Any], src: Source, seq: int) -> str | None:
     return str(k)
 
 
-def infer_json_types(src: Source) -> dict[str, _Type]:
-    """Pass 1: the type of every column, from the whole source (or `schema:`)."""
+def infer_json_types(src: Source) -> tuple[dict[str, _Type], bool]:
+    """Pass 1: the type of every column, from the whole source (or `schema:`); and whether
+    every value already has its column's type (no conflict, no declared type), so pass 2 may
+    hand the records to Arrow as they are."""
     declared = src.params.schema_ or {}
     wanted = None
     if src.params.columns is not None:
@@ -1018,6 +1038,7 @@ def infer_json_types(src: Source) -> dict[str, _Type]:
         if src.keyless_prefix is None:
             wanted.add(src.key)
     cols: dict[str, _Type] = {}
+    clean = not declared
     probe = RowErrors("skip")  # malformed lines are reported by pass 2
     for _, label, rec in _json_records(src, probe, counting=False):
         if not isinstance(rec, dict):
@@ -1028,12 +1049,13 @@ def infer_json_types(src: Source) -> dict[str, _Type]:
             t = cols.get(k)
             if t is None:
                 t = cols[k] = _Type.of_declared(declared[k]) if k in declared else _Type()
-            t.observe(v, label)
+            if t.observe(v, label) is not None:
+                clean = False
     for k, decl in declared.items():
         cols.setdefault(k, _Type.of_declared(decl))
     for k, t in cols.items():
         _check_exact(t, src, k)
-    return cols
+    return cols, clean
 
 
 def _check_exact(t: _Type, src: Source, column: str) -> None:
@@ -1050,14 +1072,49 @@ def _check_exact(t: _Type, src: Source, column: str) -> None:
 
 
 def _read_json(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
-    types = infer_json_types(src)
+    types, clean = infer_json_types(src)
     schema = pa.schema([(k, t.arrow()) for k, t in types.items()])
     records: list[dict[str, Any]] = []
     rows: list[str] = []
     seqs: list[int] = []
 
+    def convert(rec: dict[str, Any], seq: int, label: str) -> dict[str, Any] | None:
+        """The record in its columns' types, or None (a bad row, reported)."""
+        out = {}
+        for k, t in types.items():
+            try:
+                out[k] = t.convert(rec.get(k))
+            except ValueError as err:
+                errors.bad(
+                    "wrong_type",
+                    f"{src.label}: {label}: column '{k}': {err}",
+                    key=_json_key(rec, src, seq),
+                    seq=seq,
+                    label=label,
+                )
+                return None
+        return out
+
     def flush() -> Batch:
-        table = pa.Table.from_pylist(records, schema=schema)
+        nonlocal records, rows, seqs
+        if clean:
+            # pass 1 saw every value fit its column: Arrow converts them as they are, unless
+            # an integer float64 holds exactly is beyond what Arrow converts (2**53): then
+            # each record goes through `convert`
+            try:
+                table = pa.Table.from_pylist(records, schema=schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+                kept = [
+                    (out, r, q)
+                    for rec, r, q in zip(records, rows, seqs, strict=True)
+                    if (out := convert(rec, q, r)) is not None
+                ]
+                records = [k[0] for k in kept]
+                rows = [k[1] for k in kept]
+                seqs = [k[2] for k in kept]
+                table = pa.Table.from_pylist(records, schema=schema)
+        else:
+            table = pa.Table.from_pylist(records, schema=schema)
         return _finish(table, src, rows, np.asarray(seqs, dtype=np.int64), errors)
 
     for seq, label, rec in _json_records(src, errors, counting=True):
@@ -1069,23 +1126,12 @@ def _read_json(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batc
                 label=label,
             )
             continue
-        try:
-            out = {}
-            for k, t in types.items():
-                try:
-                    out[k] = t.convert(rec.get(k))
-                except ValueError as err:
-                    raise ValueError(f"column '{k}': {err}") from None
-        except ValueError as err:
-            errors.bad(
-                "wrong_type",
-                f"{src.label}: {label}: {err}",
-                key=_json_key(rec, src, seq),
-                seq=seq,
-                label=label,
-            )
-            continue
-        records.append(out)
+        if not clean:
+            out = convert(rec, seq, label)
+            if out is None:
+                continue
+            rec = out
+        records.append(rec)
         rows.append(label)
         seqs.append(seq)
         if len(records) >= batch_rows:
