@@ -104,16 +104,26 @@ def _shapes_of(table: pa.Table) -> dict[str, list[int]]:
 
 
 class _Scratch:
-    """Per (source, kind, partition) tables: in memory when there is one partition at the top
-    level, otherwise buffered (all buffers together up to _BUFFER_BYTES) and appended to
-    Parquet files. Partition of a key: `(key_hash // divisor) % parts`."""
+    """Per (source, kind, partition) tables: in memory while they hold at most `memory_limit`
+    bytes (then they move to disk in `parts` partitions, at least 2), otherwise buffered (all
+    buffers together up to _BUFFER_BYTES) and appended to Arrow IPC files. Partition of a key:
+    `(key_hash // divisor) % parts`."""
 
-    def __init__(self, directory: Path, parts: int, divisor: int = 1, memory: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        parts: int,
+        divisor: int = 1,
+        memory: bool = False,
+        memory_limit: int = 0,
+    ) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.parts = parts
         self.divisor = divisor
         self.memory = memory
+        self.memory_limit = memory_limit
+        self.held = 0  # bytes held in memory mode
         self.buffers: dict[tuple[int, str, int], list[pa.Table]] = {}
         self.buffered = 0
         self.writers: dict[tuple[int, str, int], Any] = {}
@@ -124,6 +134,9 @@ class _Scratch:
     def add(self, si: int, kind: str, table: pa.Table) -> None:
         if self.memory:
             self.buffers.setdefault((si, kind, 0), []).append(table)
+            self.held += table.nbytes
+            if self.held > self.memory_limit:
+                self._to_disk()
             return
         pids = partition_of(table.column("__key"), self.parts, self.divisor)
         order = np.argsort(pids, kind="stable")
@@ -136,6 +149,14 @@ class _Scratch:
             self.buffered += piece.nbytes
         if self.buffered > _BUFFER_BYTES:
             self.flush()
+
+    def _to_disk(self) -> None:
+        held = sorted(self.buffers.items())
+        self.memory, self.buffers, self.held = False, {}, 0
+        self.parts = max(2, self.parts)
+        for (si, kind, _), tables in held:
+            for t in tables:
+                self.add(si, kind, t)
 
     def flush(self) -> None:
         if self.memory:
@@ -247,7 +268,12 @@ def run_ingest(
     inputs = {s.name: manifest_entry(s, root) for s in sources}
     acct = _Accounts([s.name for s in sources])
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="dataops-ingest-") as scratch:
-        store = _Scratch(Path(scratch) / "parts", parts, memory=parts == 1)
+        store = _Scratch(
+            Path(scratch) / "parts",
+            parts,
+            memory=parts == 1,
+            memory_limit=params.partition_bytes,
+        )
         owners: dict[str, str] = {}
         shapes: dict[str, list[int]] = {}
         for si, src in enumerate(sources):
@@ -283,11 +309,11 @@ def run_ingest(
 
         out_writer = _OutWriter(tmp / SNAPSHOT_FILE, params.batch_rows, key_name, shapes)
         joiner = _Joiner(sources, on_error, acct, params.partition_bytes, Path(scratch))
-        if parts == 1:
+        if store.memory:
             for joined in joiner.join(store, 0, depth=0):
                 out_writer.write(joined)
         else:
-            for p in range(parts):
+            for p in range(store.parts):
                 for joined in joiner.join(store, p, depth=0):
                     joiner.spill(joined, params.batch_rows)
             for table in _merge_by_seq(joiner.spilled, params.batch_rows):
