@@ -1,10 +1,16 @@
 """Stage 1, ingest: read the declared sources, join them on the key, write a Parquet snapshot.
 
-Memory stays bounded: sources are read in batches; when the inputs are larger than
-`ingest.partition_bytes` they are hash-partitioned on the key into temporary Parquet files
-first, and each partition is joined on its own (a grace hash join). The joined partitions are
-then merged back into the order of the first source, so the snapshot's bytes do not depend on
-the partitioning.
+Memory stays bounded: sources are read in batches (CSV in 8 MiB chunks); when the inputs are
+larger than `ingest.partition_bytes` (input bytes, or Arrow bytes once read) they are
+hash-partitioned on the key (64-bit FNV-1a) into temporary Arrow IPC files, a partition still
+larger than that is split again, and each partition is joined on its own (a grace hash join).
+The joined partitions are then merged back into the order of the first source, so the
+snapshot's bytes do not depend on the partitioning. Peak memory is about 3 x partition_bytes
+plus a constant (measured: 263 / 272 MiB for 40 / 160 MB of CSV at 16 MiB partitions).
+
+Keyless (`ingest.key: null`): each row's key is `<first source name>:<record index>`, the
+index counting from 0 every record of its source (bad ones too, blank lines not); every source
+is matched by that index.
 
 Counts reconcile: every row read from a source is either joined or skipped with one reason,
 per source (`counts.sources`), and every candidate example (a distinct key, an extra row with a

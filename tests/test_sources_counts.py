@@ -217,3 +217,15 @@ def test_unreadable_image_is_counted_once_with_its_key(tmp_path):
             "b": {"rows_read": 3, "rows_joined": 2, "rows_skipped": {"bad_in_a": 1}},
         },
     }
+
+
+def test_memory_path_moves_to_disk_when_arrow_outgrows_the_input(tmp_path):
+    sources = three_sources(tmp_path, 300, short_row=3)
+    run(tmp_path, sources)
+    whole = (tmp_path / "out" / "snapshot.parquet").read_bytes()
+    m1 = read_manifest(tmp_path / "out")
+    # one partition by input bytes, but the Arrow tables outgrow it: they move to disk
+    total = sum((tmp_path / n).stat().st_size for n in ("a.csv", "b.jsonl", "c.npz"))
+    _, _, m2 = run(tmp_path, sources, partition_bytes=total + 1)
+    assert (tmp_path / "out" / "snapshot.parquet").read_bytes() == whole
+    assert m2["counts"] == m1["counts"]
