@@ -724,7 +724,28 @@ def _parse_float(text: str) -> float | _BadNumber:
     return _BadNumber(text) if math.isinf(v) else v
 
 
-_DECODER = json.JSONDecoder(parse_float=_parse_float)
+class _DuplicateKey(ValueError):
+    """An object names a key twice (Python's json would keep the last value silently)."""
+
+
+class _Malformed:
+    """A JSON array element that parsed but is not a usable record."""
+
+    def __init__(self, msg: str) -> None:
+        self.msg = msg
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"key {dup!r} appears twice in one object")
+    return obj
+
+
+_DECODER = json.JSONDecoder(parse_float=_parse_float, object_pairs_hook=_unique_object)
+_LENIENT = json.JSONDecoder(parse_float=_parse_float)
 _EXACT_MAX = 1 << 63
 _SAFE_INT = 1 << 53  # every integer up to this is a float64 exactly
 
@@ -985,12 +1006,15 @@ def _json_array(
             break
         start_line = where()
         label = f"element {seq} (line {start_line})"
+        decoder, dup = _DECODER, None
         while True:
             try:
-                rec, end = _DECODER.raw_decode(buf, pos)
+                rec, end = decoder.raw_decode(buf, pos)
                 if end == len(buf) and not eof and more(0):
                     continue  # a number may go on in the next chunk
                 break
+            except _DuplicateKey as err:
+                decoder, dup = _LENIENT, str(err)  # parse it again only to find its end
             except json.JSONDecodeError as err:
                 if len(buf) - pos > JSON_MAX_ELEMENT:
                     raise DatasetError(
@@ -1001,7 +1025,7 @@ def _json_array(
                         f"{src.label}: line {start_line + buf.count(chr(10), pos, err.pos)}: not valid JSON: {err.msg}"
                     ) from None
         pos = end
-        yield seq, label, rec
+        yield seq, label, (rec if dup is None else _Malformed(dup))
         seq += 1
         if not skip_ws():
             raise DatasetError(
@@ -1118,6 +1142,14 @@ def _read_json(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batc
         return _finish(table, src, rows, np.asarray(seqs, dtype=np.int64), errors)
 
     for seq, label, rec in _json_records(src, errors, counting=True):
+        if isinstance(rec, _Malformed):
+            errors.bad(
+                "malformed_row",
+                f"{src.label}: {label}: not valid JSON: {rec.msg}",
+                seq=seq,
+                label=label,
+            )
+            continue
         if not isinstance(rec, dict):
             errors.bad(
                 "malformed_row",

@@ -366,3 +366,19 @@ def test_byte_undefined_in_the_declared_encoding(tmp_path):
         "w.csv: byte 12 (line 3) is not valid cp1252 (0x81); "
         "set ingest.sources.0.encoding to the file's encoding, e.g. latin-1"
     )
+
+
+def test_a_key_twice_in_one_object_is_a_bad_row(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"id": 1, "x": 1}\n{"id": 2, "x": 1, "x": 2}\n')
+    src = {"name": "d", "format": "jsonl", "path": "d.jsonl"}
+    assert message(tmp_path, [src]) == (
+        "d.jsonl: line 2: not valid JSON: key 'x' appears twice in one object" + SKIP_HINT
+    )
+    (tmp_path / "a.json").write_text('[{"id": 1, "o": {"p": 1, "p": 2}}, {"id": 2, "o": {"p": 3}}]')
+    src = {"name": "a", "format": "json", "path": "a.json"}
+    assert message(tmp_path, [src]) == (
+        "a.json: element 0 (line 1): not valid JSON: key 'p' appears twice in one object"
+        + SKIP_HINT
+    )
+    t = ingest(tmp_path, [src], on_error="skip")
+    assert t.column("o").to_pylist() == [{"p": 3}]
