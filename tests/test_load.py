@@ -220,11 +220,13 @@ def test_corrupted_shard_names_the_file(small_tfrecords, tmp_path):
         DatasetError, match=rf"{shard.name}: sha256 [0-9a-f]{{64}}, metadata.json says"
     ):
         dataops.load(d, "test", verify="sha256")
-    it = Loader(
-        d, "test", batch_size=16
-    ).iterator()  # default checks only sizes: caught while reading
+    # the default quick check reads a shard's first and last 64 KiB: all of this small one
+    with pytest.raises(DatasetError, match=rf"{shard}: first/last 64 KiB have CRC-32C"):
+        dataops.load(d, "test")
+    it = Loader(d, "test", batch_size=16, verify="size").iterator()  # caught while reading
     with pytest.raises(
-        DatasetError, match=rf"corrupted shard: {shard}: data CRC mismatch in record \d+"
+        DatasetError,
+        match=rf"^{shard}: records \d+-\d+ \(index block 0, bytes \d+-\d+\): bytes do not match their CRC-32C — the shard is corrupt$",
     ):
         for _ in it:
             pass

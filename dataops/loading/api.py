@@ -105,10 +105,14 @@ class Loader:
             raise ConfigError(
                 f"split {self.split!r} gives no batch per epoch ({self.num_examples} examples, batch_size {self.batch_size}, drop_remainder={self.drop_remainder}); repeat=None would never yield"
             )
-        check_files(self.segments, self.source.kind, opts.verify)
-        self._readers = Readers(self._plan())
+        self._opened = check_files(self.segments, self.source.kind, opts.verify, meta)
+        self._readers = Readers(self._plan(), self._opened)
         if opts.cache and self.source.kind == "tfrecord":
-            self._readers.load_cache(f"{self.source.origin}: split {self.split!r}")
+            tf = tf_module()
+            try:
+                self._readers.load_cache(f"{self.source.origin}: split {self.split!r}")
+            except tf.errors.OpError as err:
+                raise self.diagnose(err) from None
 
     def _plan(self) -> Plan:
         o = self.options
@@ -201,6 +205,7 @@ class Loader:
             self.source.kind,
             self.metadata.compression,
             f"{self.source.origin} split {self.split!r}",
+            self._opened.identities,
         )
 
     def dataset(self, state: StateLike | None = None) -> Any:

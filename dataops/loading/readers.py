@@ -20,10 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from dataops.errors import DatasetError
+from dataops.loading.checks import Opened
 from dataops.loading.splits import Segment
 from dataops.loading.state import LoaderState
 from dataops.metadata import DatasetMetadata
-from dataops.shard_index import FRAME_HEADER, FRAME_OVERHEAD, ShardIndex, read_block, read_index
+from dataops.shard_index import (
+    FRAME_HEADER,
+    FRAME_OVERHEAD,
+    ShardIndex,
+    changed_while_reading,
+    file_identity,
+    read_block,
+    read_index,
+)
 
 BIG = 1 << 62
 
@@ -58,10 +67,12 @@ class Plan:
 class Readers:
     """The record pipelines of one plan; shard indexes and the cache are read once."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, opened: Opened | None = None) -> None:
         self.plan = plan
+        self.opened = opened or Opened()
         self.cached: Any = None
         self._indexes: list[ShardIndex] | None = None
+        self._no_index = False
 
     def batch(self, ds: Any, size: int, drop: bool) -> Any:
         if self.plan.kind == "snapshot":
@@ -71,25 +82,129 @@ class Readers:
     def epochs(self, st: LoaderState) -> Any:
         """Batches from `st`: the rest of its epoch, then the following epochs."""
         plan = self.plan
-        if not plan.shuffle and plan.kind != "snapshot" and self.cached is None:
+        if not plan.shuffle and self.shard_indexes() is not None:
             return self._plain_epochs(st)
         tf = tf_module()
         stop = BIG if plan.repeat is None else plan.repeat
         epochs = tf.data.Dataset.range(st.epoch, max(st.epoch, stop))
         return epochs.flat_map(self._epoch_fn(st.epoch, st.position, st.seed))
 
+    # ---- shard indexes
+
+    def _all_indexes(self) -> list[ShardIndex] | None:
+        """The indexes of the selected shards in first-read order, or None when a shard has
+        none (a compressed or older dataset): records are then read with `TFRecordDataset`."""
+        if self._indexes is None and not self._no_index and self.plan.kind == "tfrecord":
+            by_file = {s.file: s.shard for s in self.plan.segments if s.shard is not None}
+            if any(sh.index is None for sh in by_file.values()):
+                self._no_index = True
+                return None
+            out = []
+            for f, sh in by_file.items():
+                assert sh.index is not None
+                ix = self.opened.indexes.get(f) or read_index(
+                    f,
+                    Path(f).with_name(sh.index.file),
+                    sh.num_examples,
+                    sh.num_bytes,
+                    sha256=sh.index.sha256,
+                    identities=self.opened.identities,
+                )
+                out.append(ix)
+            self._indexes = out
+        return self._indexes
+
+    def shard_indexes(self) -> list[ShardIndex] | None:
+        """The indexes the stream is read with (None: cached, snapshot or no indexes)."""
+        return None if self.cached is not None else self._all_indexes()
+
+    def _block_table(self, indexes: list[ShardIndex], ranges: list[tuple[int, int]]) -> Any:
+        """`[shard number, block, skip, take]` rows covering, per segment, its rows `ranges[k]`
+        (first row within the segment, count), in order."""
+        import numpy as np
+
+        number = {ix.shard: i for i, ix in enumerate(indexes)}
+        rows: list[tuple[int, int, int, int]] = []
+        for seg, (skip, count) in zip(self.plan.segments, ranges, strict=True):
+            ix = number[seg.file]
+            rows += [(ix, *b) for b in indexes[ix].blocks_for(seg.start + skip, count)]
+        return np.array(rows, dtype=np.int64).reshape(-1, 4)
+
+    def _block_records(self, indexes: list[ShardIndex]) -> Any:
+        """A function: (shard number, block, skip, take) → that block's records, a string vector.
+
+        Each block (about 1 MiB) is read with one `pread`, checked against its CRC-32C and the
+        record framing (`dataops.shard_index.read_block`), and cut into records with one
+        `tf.strings.substr` at the offsets of the index: no per-record step at all.
+        """
+        tf = tf_module()
+        import numpy as np
+
+        def read(i: Any, block: Any, skip: Any, take: Any) -> tuple[bytes, Any, Any]:
+            blob, rel = read_block(indexes[int(i)], int(block))
+            rel = rel[int(skip) : int(skip) + int(take) + 1]
+            return blob, rel[:-1] + FRAME_HEADER, np.diff(rel) - FRAME_OVERHEAD
+
+        def records(i: Any, block: Any, skip: Any, take: Any) -> Any:
+            blob, starts, lengths = tf.numpy_function(
+                read, [i, block, skip, take], [tf.string, tf.int64, tf.int64], stateful=False
+            )
+            blob.set_shape([])
+            starts.set_shape([None])
+            lengths.set_shape([None])
+            return tf.strings.substr(blob, starts, lengths)
+
+        return records
+
+    def _indexed_records(self, indexes: list[ShardIndex], position: int) -> Any:
+        """One unshuffled epoch from `position` as string vectors, one per index block read."""
+        tf = tf_module()
+        ranges, offset = [], 0
+        for seg in self.plan.segments:
+            skip = min(max(position - offset, 0), seg.count)
+            offset += seg.count
+            ranges.append((skip, seg.count - skip))
+        table = self._block_table(indexes, ranges)
+        cols = tuple(tf.constant(table[:, k]) for k in range(4))
+        return tf.data.Dataset.from_tensor_slices(cols).map(self._block_records(indexes))
+
+    def _plain_epochs(self, st: LoaderState) -> Any:
+        """Unshuffled batches from `st` through the indexes: the rest of its epoch, then whole
+        epochs (batched per epoch)."""
+        B, drop = self.plan.batch_size, self.plan.drop_remainder
+        indexes = self.shard_indexes()
+        assert indexes is not None
+
+        def epoch(position: int) -> Any:
+            return self._indexed_records(indexes, position).rebatch(B, drop_remainder=drop)
+
+        first = epoch(st.position)
+        if self.plan.repeat is not None and st.epoch >= self.plan.repeat:
+            return first.take(0)
+        more = None if self.plan.repeat is None else self.plan.repeat - st.epoch - 1
+        if more == 0:
+            return first
+        return first.concatenate(epoch(0).repeat(more))
+
+    # ---- cache
+
     def load_cache(self, where: str) -> None:
         """Read the selected records into memory (`where` names the source in errors)."""
         tf = tf_module()
-        chunks = []
-        for seg in self.plan.segments:
-            ds = (
-                tf.data.TFRecordDataset(seg.file, compression_type=self.plan.compression)
-                .skip(seg.start)
-                .take(seg.count)
+        indexes = self._all_indexes()
+        if indexes is not None:
+            table = self._block_table(indexes, [(0, s.count) for s in self.plan.segments])
+            cols = tuple(tf.constant(table[:, k]) for k in range(4))
+            ds = tf.data.Dataset.from_tensor_slices(cols).map(self._block_records(indexes))
+        else:
+            files, starts, counts, _, _, totals = self._segment_columns()
+            segs = tf.data.Dataset.from_tensor_slices((files, starts, counts, totals))
+            reader = self._shard_reader()
+            ds = segs.take(len(self.plan.segments)).flat_map(
+                lambda f, a, n, t: reader(f, a, n, 0, t, 0, 0)
             )
-            for batch in ds.batch(65536):
-                chunks.append(batch)
+            ds = ds.batch(65536)
+        chunks = list(ds)  # a TensorFlow error here is named by the caller (`Loader.diagnose`)
         self.cached = tf.concat(chunks, 0) if chunks else tf.constant([], tf.string)
         want = sum(s.count for s in self.plan.segments)
         if int(self.cached.shape[0]) != want:
@@ -97,76 +212,128 @@ class Readers:
                 f"{where}: read {int(self.cached.shape[0])} records, metadata.json promises {want}"
             )
 
-    def _segment_table(self) -> tuple[Any, ...]:
-        tf = tf_module()
-        files = [s.file for s in self.plan.segments] or [""]
-        starts = [s.start for s in self.plan.segments] or [0]
-        counts = [s.count for s in self.plan.segments] or [0]
+    # ---- segment readers (one segment → a dataset of records)
+
+    def _segment_columns(self) -> tuple[list[Any], ...]:
+        segs = self.plan.segments
+        if self.plan.kind == "snapshot":
+            files = [s.split for s in segs]
+        else:
+            files = [s.file for s in segs]
         offsets, mem, acc = [], [], 0
-        for s in self.plan.segments:
+        for s in segs:
             offsets.append(acc)
             mem.append(acc - s.start)  # cache index of row r of this segment = mem + r
             acc += s.count
-        offsets = offsets or [0]
-        mem = mem or [0]
-        if self.plan.kind == "snapshot":
-            files = [s.split for s in self.plan.segments] or [""]
-        return (
-            tf.constant(files, tf.string),
-            tf.constant(starts, tf.int64),
-            tf.constant(counts, tf.int64),
-            tf.constant(offsets, tf.int64),
-            tf.constant(mem, tf.int64),
-        )
+        totals = [s.shard.num_examples if s.shard is not None else 0 for s in segs]
+        cols = (files, [s.start for s in segs], [s.count for s in segs], offsets, mem, totals)
+        return tuple(c or [d] for c, d in zip(cols, ("", 0, 0, 0, 0, 0), strict=True))
 
-    def _reader(self) -> Any:
+    def _shard_reader(self) -> Any:
+        """A segment of a shard without index, by `TFRecordDataset`: checked not to have
+        changed since the loader was built when it is opened, and, when read to the shard's
+        end, to hold exactly the records metadata.json says."""
         tf = tf_module()
-        if self.plan.kind == "snapshot":
-            splits = list(dict.fromkeys(s.split for s in self.plan.segments))
-            loaded = None
-            base: dict[str, int] = {}
-            total = 0
-            for name in splits:
-                d = tf.data.Dataset.load(str(self.plan.directory / name))
-                loaded = d if loaded is None else loaded.concatenate(d)
-                base[name] = total
-                total += self.plan.metadata.split(name).num_examples
-            if loaded is None:  # an empty selection: any split gives the element structure
-                first = self.plan.metadata.splits[0].name
-                loaded = tf.data.Dataset.load(str(self.plan.directory / first)).take(0)
-            keys = tf.constant(list(base) or [""])
-            vals = tf.constant(list(base.values()) or [0], tf.int64)
-            everything = loaded
-
-            def read_snapshot(split: Any, start: Any, count: Any, mem: Any) -> Any:
-                offset = tf.reduce_sum(tf.where(keys == split, vals, tf.zeros_like(vals)))
-                return everything.skip(offset + start).take(count)
-
-            return read_snapshot
-        if self.cached is not None:
-            cached = self.cached
-
-            def read_cached(file: Any, start: Any, count: Any, mem: Any) -> Any:
-                return tf.data.Dataset.from_tensor_slices(cached[mem + start : mem + start + count])
-
-            return read_cached
         compression = self.plan.compression
+        identities = self.opened.identities
 
-        def read_shard(file: Any, start: Any, count: Any, mem: Any) -> Any:
-            return (
-                tf.data.TFRecordDataset(file, compression_type=compression).skip(start).take(count)
-            )
+        def unchanged(f: bytes) -> bytes:
+            name = f.decode()
+            try:
+                now = file_identity(name)
+            except FileNotFoundError:
+                now = None
+            if name in identities and now != identities[name]:
+                raise changed_while_reading(name)
+            return f
+
+        def read_shard(f: Any, a: Any, n: Any, m: Any, t: Any, lo: Any, hi: Any) -> Any:
+            f = tf.numpy_function(unchanged, [f], tf.string, stateful=True)
+            f.set_shape([])
+            to_end = a + n >= t
+            ds = tf.data.TFRecordDataset(f, compression_type=compression).skip(a)
+            ds = ds.take(tf.where(to_end, tf.constant(-1, tf.int64), n))
+            return ds.apply(tf.data.experimental.assert_cardinality(n))
 
         return read_shard
 
-    def _batch(self, ds: Any, size: int, drop: bool) -> Any:
+    def _reader(self) -> Any:
+        """The segment reader of this plan: (file, start, count, mem, total, lo, hi) → records."""
+        tf = tf_module()
         if self.plan.kind == "snapshot":
-            return ds.ragged_batch(size, drop_remainder=drop)
-        return ds.batch(size, drop_remainder=drop)
+            return self._snapshot_reader()
+        if self.cached is not None:
+            cached = self.cached
+
+            def read_cached(f: Any, a: Any, n: Any, m: Any, t: Any, lo: Any, hi: Any) -> Any:
+                return tf.data.Dataset.from_tensor_slices(cached[m + a : m + a + n])
+
+            return read_cached
+        indexes = self._all_indexes()
+        if indexes is None:
+            return self._shard_reader()
+        cols = tuple(tf.constant(self._whole_table[:, k]) for k in range(4))
+        records = self._block_records(indexes)
+
+        def read_indexed(f: Any, a: Any, n: Any, m: Any, t: Any, lo: Any, hi: Any) -> Any:
+            rows = tuple(c[lo:hi] for c in cols)
+            return tf.data.Dataset.from_tensor_slices(rows).map(records).unbatch()
+
+        return read_indexed
+
+    @property
+    def _whole_table(self) -> Any:
+        indexes = self._all_indexes()
+        assert indexes is not None
+        return self._block_table(indexes, [(0, s.count) for s in self.plan.segments])
+
+    def _row_ranges(self) -> tuple[list[int], list[int]]:
+        """Per segment, its rows `[lo, hi)` of `_whole_table` (zeros without indexes)."""
+        n = len(self.plan.segments)
+        indexes = self._all_indexes() if self.cached is None else None
+        if indexes is None or self.plan.kind != "tfrecord":
+            return [0] * max(n, 1), [0] * max(n, 1)
+        number = {ix.shard: i for i, ix in enumerate(indexes)}
+        lo, hi, acc = [], [], 0
+        for seg in self.plan.segments:
+            k = len(indexes[number[seg.file]].blocks_for(seg.start, seg.count))
+            lo.append(acc)
+            hi.append(acc + k)
+            acc += k
+        return lo or [0], hi or [0]
+
+    def _snapshot_reader(self) -> Any:
+        tf = tf_module()
+        splits = list(dict.fromkeys(s.split for s in self.plan.segments))
+        loaded = None
+        base: dict[str, int] = {}
+        total = 0
+        for name in splits:
+            d = tf.data.Dataset.load(str(self.plan.directory / name))
+            loaded = d if loaded is None else loaded.concatenate(d)
+            base[name] = total
+            total += self.plan.metadata.split(name).num_examples
+        if loaded is None:  # an empty selection: any split gives the element structure
+            first = self.plan.metadata.splits[0].name
+            loaded = tf.data.Dataset.load(str(self.plan.directory / first)).take(0)
+        keys = tf.constant(list(base) or [""])
+        vals = tf.constant(list(base.values()) or [0], tf.int64)
+        everything = loaded
+
+        def read_snapshot(split: Any, a: Any, n: Any, m: Any, t: Any, lo: Any, hi: Any) -> Any:
+            offset = tf.reduce_sum(tf.where(keys == split, vals, tf.zeros_like(vals)))
+            return everything.skip(offset + a).take(n)
+
+        return read_snapshot
+
+    # ---- epochs through segment readers (shuffled; or cached, snapshot, no index)
 
     def _epoch_fn(self, start_epoch: int, start_position: int, seed_value: int) -> Any:
         tf = tf_module()
-        files, starts, counts, offsets, mem = self._segment_table()
+        columns = self._segment_columns()
+        files = tf.constant(columns[0], tf.string)
+        starts, counts, offsets, mem, totals = (tf.constant(c, tf.int64) for c in columns[1:])
+        lo, hi = (tf.constant(c, tf.int64) for c in self._row_ranges())
         nseg = len(self.plan.segments)
         reader = self._reader()
         B, W, drop = self.plan.batch_size, self.plan.shuffle_buffer, self.plan.drop_remainder
@@ -182,7 +349,7 @@ class Readers:
             if not self.plan.shuffle:
                 skip = tf.clip_by_value(p - offsets, 0, counts)
                 segs = tf.data.Dataset.from_tensor_slices(
-                    (files, starts + skip, counts - skip, mem)
+                    (files, starts + skip, counts - skip, mem, totals, lo, hi)
                 )
                 if nseg == 0:
                     segs = segs.take(0)
@@ -193,12 +360,10 @@ class Readers:
                 seed=tf.random.experimental.stateless_fold_in(key, 0),
             )
             segs = tf.data.Dataset.from_tensor_slices(
-                tuple(tf.gather(t, perm) for t in (files, starts, counts, mem))
+                tuple(tf.gather(t, perm) for t in (files, starts, counts, mem, totals, lo, hi))
             )
             recs = segs.interleave(
-                lambda f, a, n, m: reader(f, a, n, m),
-                cycle_length=max(1, min(self.plan.interleave, nseg)),
-                block_length=1,
+                reader, cycle_length=max(1, min(self.plan.interleave, nseg)), block_length=1
             )
             q, r = p // W, p % W
             block_key = tf.random.experimental.stateless_fold_in(key, 1)
@@ -222,123 +387,3 @@ class Readers:
             return blocks.rebatch(B, drop_remainder=drop)
 
         return epoch
-
-    def _plain_records(self, position: int) -> Any:
-        """One unshuffled epoch of raw records from `position`, with few tf.data layers per record.
-
-        Runs of whole shards are read by one `TFRecordDataset`; only a partly used shard (a
-        slice, or a restored position) gets `skip`/`take`. Per-record layers cost about as much
-        as parsing on small records, so this path is what the read benchmark measures.
-        """
-        tf = tf_module()
-        comp = self.plan.compression
-        pieces: list[Any] = []
-        run: list[str] = []
-
-        def flush() -> None:
-            if run:
-                pieces.append(tf.data.TFRecordDataset(list(run), compression_type=comp))
-                run.clear()
-
-        offset = 0
-        for seg in self.plan.segments:
-            skip = min(max(position - offset, 0), seg.count)
-            offset += seg.count
-            start, count = seg.start + skip, seg.count - skip
-            if count == 0:
-                continue
-            assert seg.shard is not None
-            total = seg.shard.num_examples
-            if start == 0 and count == total:
-                run.append(seg.file)
-                continue
-            flush()
-            piece = tf.data.TFRecordDataset(seg.file, compression_type=comp)
-            if start:
-                piece = piece.skip(start)
-            if start + count < total:
-                piece = piece.take(count)
-            pieces.append(piece)
-        flush()
-        if not pieces:
-            return tf.data.Dataset.from_tensor_slices(tf.constant([], tf.string))
-        ds = pieces[0]
-        for piece in pieces[1:]:
-            ds = ds.concatenate(piece)
-        return ds
-
-    def shard_indexes(self) -> list[ShardIndex] | None:
-        """The indexes of the selected shards, or None when a shard has none (a compressed or
-        older dataset), in which case records are read with `TFRecordDataset`."""
-        if self._indexes is None:
-            if self.plan.kind != "tfrecord" or self.cached is not None:
-                return None
-            by_file = {s.file: s.shard for s in self.plan.segments if s.shard is not None}
-            if any(sh.index is None for sh in by_file.values()):
-                return None
-            self._indexes = []
-            for f, sh in by_file.items():
-                assert sh.index is not None
-                self._indexes.append(
-                    read_index(f, Path(f).with_name(sh.index.file), sh.num_examples, sh.num_bytes)
-                )
-        return self._indexes
-
-    def _indexed_records(self, indexes: list[ShardIndex], position: int) -> Any:
-        """One unshuffled epoch from `position` as string vectors, one per index block read.
-
-        Each block (about 1 MiB) is read with one `pread`, checked against its CRC-32C and the
-        record framing (`dataops.shard_index.read_block`), and cut into records with one
-        `tf.strings.substr` at the offsets of the index: no per-record step at all.
-        """
-        tf = tf_module()
-        import numpy as np
-
-        number = {ix.shard: i for i, ix in enumerate(indexes)}
-        rows: list[tuple[int, int, int, int]] = []
-        offset = 0
-        for seg in self.plan.segments:
-            skip = min(max(position - offset, 0), seg.count)
-            offset += seg.count
-            ix = number[seg.file]
-            rows += [(ix, *b) for b in indexes[ix].blocks_for(seg.start + skip, seg.count - skip)]
-        table = np.array(rows, dtype=np.int64).reshape(-1, 4)
-
-        def read(i: Any, block: Any, skip: Any, take: Any) -> tuple[bytes, Any, Any]:
-            blob, rel = read_block(indexes[int(i)], int(block))
-            rel = rel[int(skip) : int(skip) + int(take) + 1]
-            return blob, rel[:-1] + FRAME_HEADER, np.diff(rel) - FRAME_OVERHEAD
-
-        def records(i: Any, block: Any, skip: Any, take: Any) -> Any:
-            blob, starts, lengths = tf.numpy_function(
-                read, [i, block, skip, take], [tf.string, tf.int64, tf.int64], stateful=False
-            )
-            blob.set_shape([])
-            starts.set_shape([None])
-            lengths.set_shape([None])
-            return tf.strings.substr(blob, starts, lengths)
-
-        cols = tuple(tf.constant(table[:, k]) for k in range(4))
-        return tf.data.Dataset.from_tensor_slices(cols).map(records)
-
-    def _plain_epochs(self, st: LoaderState) -> Any:
-        """Unshuffled batches from `st`: the rest of its epoch, then whole epochs (batched per epoch)."""
-        B, drop = self.plan.batch_size, self.plan.drop_remainder
-        indexes = self.shard_indexes()
-        if indexes is not None:
-
-            def epoch(position: int) -> Any:
-                return self._indexed_records(indexes, position).rebatch(B, drop_remainder=drop)
-
-        else:
-
-            def epoch(position: int) -> Any:
-                return self.batch(self._plain_records(position), B, drop)
-
-        first = epoch(st.position)
-        if self.plan.repeat is not None and st.epoch >= self.plan.repeat:
-            return first.take(0)
-        more = None if self.plan.repeat is None else self.plan.repeat - st.epoch - 1
-        if more == 0:
-            return first
-        return first.concatenate(epoch(0).repeat(more))
