@@ -106,16 +106,6 @@ def check_files(
         _check_size(p, shard.num_bytes, "shard")
         if ip is not None and shard.index is not None:
             _check_size(ip, shard.index.num_bytes, "shard index")
-            if verify in ("quick", "sha256"):
-                _check_sha256(ip, shard.index.sha256, "shard index")
-            opened.indexes[file] = read_index(
-                p,
-                ip,
-                shard.num_examples,
-                shard.num_bytes,
-                sha256=shard.index.sha256,
-                identities=opened.identities,
-            )
         if verify == "sha256":
             _check_sha256(p, shard.sha256, "shard")
         elif verify == "quick":
@@ -129,6 +119,17 @@ def check_files(
                     f"{p}: first/last 64 KiB have CRC-32C {crc:08x}, metadata.json says "
                     f"{shard.edges_crc32c:08x} — the shard was replaced or is corrupted"
                 )
+        if ip is not None and shard.index is not None:
+            if verify in ("quick", "sha256"):
+                _check_sha256(ip, shard.index.sha256, "shard index")
+            opened.indexes[file] = read_index(
+                p,
+                ip,
+                shard.num_examples,
+                shard.num_bytes,
+                sha256=shard.index.sha256,
+                identities=opened.identities,
+            )
     return opened
 
 
@@ -178,7 +179,8 @@ def diagnose(
                 problems.append(
                     f"{file}: sha256 differs from metadata.json (records frame correctly but their content changed)"
                 )
-    first = str(getattr(err, "message", str(err))).splitlines()[0]
     if problems:
-        return DatasetError("corrupted shard: " + "; ".join(problems) + f" (TensorFlow: {first})")
+        return DatasetError("; ".join(problems))
+    first = str(getattr(err, "message", str(err))).splitlines()[0]
+    first = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", first)
     return DatasetError(f"reading {where} failed: {first}")

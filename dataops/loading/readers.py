@@ -198,7 +198,9 @@ class Readers:
             ds = tf.data.Dataset.from_tensor_slices(cols).map(self._block_records(indexes))
         else:
             files, starts, counts, _, _, totals = self._segment_columns()
-            segs = tf.data.Dataset.from_tensor_slices((files, starts, counts, totals))
+            segs = tf.data.Dataset.from_tensor_slices(
+                (tf.constant(files), *(tf.constant(c, tf.int64) for c in (starts, counts, totals)))
+            )
             reader = self._shard_reader()
             ds = segs.take(len(self.plan.segments)).flat_map(
                 lambda f, a, n, t: reader(f, a, n, 0, t, 0, 0)
