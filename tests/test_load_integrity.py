@@ -170,7 +170,7 @@ def _replace_with_test_shard(d: Path, with_index: bool) -> tuple[Path, Path]:
     if with_index and val.index is not None:
         assert val.index.num_bytes == test.index.num_bytes
         shutil.copyfile(d / test.index.file, d / val.index.file)
-    return d / val.file, d / val.file.replace(".tfrecord-", ".tfindex-")
+    return d / val.file, d / (val.index.file if val.index is not None else "")
 
 
 @pytest.mark.parametrize("with_index", [False, True])

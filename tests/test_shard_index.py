@@ -51,9 +51,7 @@ def test_index_agrees_with_the_framing(blocky):
     meta = read_metadata(blocky)
     for split in meta.splits:
         for i, sh in enumerate(split.shards):
-            assert sh.index is not None and sh.index.file == sh.file.replace(
-                ".tfrecord-", ".tfindex-"
-            )
+            assert sh.index is not None and sh.index.file == shard_index.index_name(sh.file)
             ix = _index(blocky, split.name, i)
             assert ix.num_blocks > 3
             records = []

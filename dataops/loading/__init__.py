@@ -5,7 +5,8 @@
     splits    split expressions → shard segments, and the segment → shard lookup
     state     LoaderState and the pure position arithmetic (epochs, batches, resume)
     checks    integrity: what is checked when a loader is built, and naming a failure
-    readers   raw records: plain, indexed (block by block), shuffled epochs, cached, snapshot
+    readers   raw records: indexed (block by block), shuffled epochs, cached, plain, per worker
+    snapshot  the reader of a `tf.data` snapshot export
     decode    parse + decode of a batch of records into the element of the dataset
     iterator  DatasetIterator: a resumable iterator that owns its state
     api       Loader (wires the parts) and `load`

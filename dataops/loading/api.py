@@ -18,6 +18,16 @@ without reading them (unshuffled) or skips raw records before they are parsed (s
 | `image`      | `tf.TensorSpec([B, H, W, C], tf.uint8)`, decoded                  |
 
 With `supervised=(x, y)` each element is a tuple `(x, y)` of those features instead.
+
+**Several training workers** (`num_workers=N, worker_index=i`, or `input_context=` a
+`tf.distribute.InputContext`): the stream is the one-worker stream with the global batch
+`N * batch_size`; worker i's batch k holds the positions of global batch k that are `i`
+modulo N. The workers together read each epoch exactly once, each within one example of
+the others; a worker with no part of an epoch's short last batch yields one batch fewer
+(use `drop_remainder=True` for synchronous training). The global order depends on the
+dataset, split, seed, shuffle_buffer, interleave, drop_remainder and the global batch size
+— not on N. A state is the global position, the same for every worker: it resumes any
+worker, also with another N of the same global batch size.
 """
 
 from __future__ import annotations
@@ -98,10 +108,17 @@ class Loader:
         self.seed = int(seed)
         self.repeat = opts.repeat
         self.features = _wanted_features(meta.features, opts, meta.name)
+        self.num_workers, self.worker_index = opts.num_workers, opts.worker_index
         self.geometry = Geometry(
-            self.num_examples, opts.batch_size, opts.drop_remainder, opts.repeat, self.split
+            self.num_examples,
+            opts.batch_size * opts.num_workers,  # the global batch
+            opts.drop_remainder,
+            opts.repeat,
+            self.split,
+            opts.num_workers,
+            opts.worker_index,
         )
-        if self.repeat is None and self.epoch_size == 0:
+        if self.repeat is None and self.geometry.batches_per_epoch == 0:
             raise ConfigError(
                 f"split {self.split!r} gives no batch per epoch ({self.num_examples} examples, batch_size {self.batch_size}, drop_remainder={self.drop_remainder}); repeat=None would never yield"
             )
@@ -127,6 +144,7 @@ class Loader:
             shuffle_buffer=o.shuffle_buffer,
             interleave=o.interleave,
             repeat=o.repeat,
+            geometry=self.geometry,
         )
 
     # ---- facts
@@ -144,7 +162,7 @@ class Loader:
     def order(self) -> OrderOptions:
         o = self.options
         return OrderOptions(
-            batch_size=o.batch_size,
+            batch_size=self.geometry.batch_size,
             drop_remainder=o.drop_remainder,
             shuffle=o.shuffle,
             shuffle_buffer=o.shuffle_buffer if o.shuffle else 0,

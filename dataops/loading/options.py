@@ -50,6 +50,17 @@ class LoadOptions:
     num_parallel_calls: int | None = field(
         default=None, metadata={"doc": "Parallel calls of the parse/decode step."}
     )
+    num_workers: int = field(
+        default=1, metadata={"doc": "Training workers reading this split together (see below)."}
+    )
+    worker_index: int = field(default=0, metadata={"doc": "Which of them this one is, from 0."})
+    input_context: Any = field(
+        default=None,
+        metadata={
+            "doc": "A `tf.distribute.InputContext`: num_workers and worker_index from it "
+            "(num_input_pipelines, input_pipeline_id)."
+        },
+    )
     verify: Verify = field(
         default="quick",
         metadata={
@@ -74,6 +85,24 @@ class LoadOptions:
         if self.verify not in VERIFY_MODES:
             raise ConfigError(
                 f"verify must be one of {', '.join(repr(v) for v in VERIFY_MODES)}, got {self.verify!r}"
+            )
+        ctx = self.input_context
+        if ctx is not None:
+            n, i = int(ctx.num_input_pipelines), int(ctx.input_pipeline_id)
+            if (self.num_workers, self.worker_index) not in ((1, 0), (n, i)):
+                raise ConfigError(
+                    f"input_context says worker {i} of {n}, but num_workers={self.num_workers}, "
+                    f"worker_index={self.worker_index} were given too; give one or the other"
+                )
+            object.__setattr__(self, "num_workers", n)
+            object.__setattr__(self, "worker_index", i)
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int):
+            raise ConfigError(f"num_workers must be an integer, got {self.num_workers!r}")
+        if self.num_workers < 1:
+            raise ConfigError(f"num_workers must be at least 1, got {self.num_workers}")
+        if not 0 <= self.worker_index < self.num_workers:
+            raise ConfigError(
+                f"worker_index must be in 0..{self.num_workers - 1} (num_workers={self.num_workers}), got {self.worker_index}"
             )
         if self.features is not None and not isinstance(self.features, tuple):
             object.__setattr__(self, "features", tuple(self.features))

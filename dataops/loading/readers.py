@@ -1,14 +1,12 @@
 """Raw records of one loader's segments, as tf.data pipelines of batches.
 
-* `plain`: an unshuffled epoch; with shard indexes, block by block (one `pread` and one
-  CRC-32C check per ~1 MiB block, records cut out at the index's offsets), else with
-  `TFRecordDataset` over runs of whole shards;
-* `shuffled`: per epoch, the shard segments permuted, `interleave` of them read round-robin,
+* unshuffled, with shard indexes: block by block (one `pread` and one CRC-32C check per
+  ~1 MiB block, records cut out at the index's offsets);
+* shuffled: per epoch, the shard segments permuted, `interleave` of them read round-robin,
   every block of `shuffle_buffer` records permuted (stateless RNG keyed by seed, epoch and
-  block number);
-* `cached`: the selected records held in memory, read like the shards;
-* `snapshot`: the splits of a `tf.data` snapshot export.
-
+  block number); records through the index, or `TFRecordDataset` for shards without one;
+* cached (records in memory), snapshot exports and shards without index use the same
+  segment readers. With several workers each keeps its positions (see `Geometry`).
 Each epoch is batched on its own (no batch spans two epochs).
 """
 
@@ -21,8 +19,9 @@ from typing import Any
 
 from dataops.errors import DatasetError
 from dataops.loading.checks import Opened
+from dataops.loading.snapshot import snapshot_reader
 from dataops.loading.splits import Segment
-from dataops.loading.state import LoaderState
+from dataops.loading.state import Geometry, LoaderState
 from dataops.metadata import DatasetMetadata
 from dataops.shard_index import (
     FRAME_HEADER,
@@ -58,6 +57,7 @@ class Plan:
     shuffle_buffer: int
     interleave: int
     repeat: int | None
+    geometry: Geometry
 
     @property
     def compression(self) -> str:
@@ -157,16 +157,31 @@ class Readers:
         return records
 
     def _indexed_records(self, indexes: list[ShardIndex], position: int) -> Any:
-        """One unshuffled epoch from `position` as string vectors, one per index block read."""
+        """One unshuffled epoch from `position` as string vectors, one per index block read
+        (with several workers, this worker's records of each block)."""
         tf = tf_module()
-        ranges, offset = [], 0
+        import numpy as np
+
+        g = self.plan.geometry
+        ranges, offset, end = [], 0, g.epoch_end(position)
         for seg in self.plan.segments:
-            skip = min(max(position - offset, 0), seg.count)
+            a = min(max(position - offset, 0), seg.count)
+            b = min(max(end - offset, 0), seg.count)
             offset += seg.count
-            ranges.append((skip, seg.count - skip))
+            ranges.append((a, max(b - a, 0)))
         table = self._block_table(indexes, ranges)
         cols = tuple(tf.constant(table[:, k]) for k in range(4))
-        return tf.data.Dataset.from_tensor_slices(cols).map(self._block_records(indexes))
+        records = self._block_records(indexes)
+        if g.num_workers == 1:
+            return tf.data.Dataset.from_tensor_slices(cols).map(records)
+        first = np.concatenate([[0], np.cumsum(table[:, 3])[:-1]]).astype(np.int64) + position
+        n, w = g.num_workers, g.worker_index
+
+        def mine(i: Any, block: Any, skip: Any, take: Any, at: Any) -> Any:
+            v = records(i, block, skip, take)
+            return v[(w - at) % n :: n]
+
+        return tf.data.Dataset.from_tensor_slices((*cols, tf.constant(first))).map(mine)
 
     def _plain_epochs(self, st: LoaderState) -> Any:
         """Unshuffled batches from `st` through the indexes: the rest of its epoch, then whole
@@ -228,8 +243,10 @@ class Readers:
             mem.append(acc - s.start)  # cache index of row r of this segment = mem + r
             acc += s.count
         totals = [s.shard.num_examples if s.shard is not None else 0 for s in segs]
-        cols = (files, [s.start for s in segs], [s.count for s in segs], offsets, mem, totals)
-        return tuple(c or [d] for c, d in zip(cols, ("", 0, 0, 0, 0, 0), strict=True))
+        ints: list[list[Any]] = [[s.start for s in segs], [s.count for s in segs], offsets, mem]
+        cols: list[list[Any]] = [files, *ints, totals]
+        defaults: tuple[Any, ...] = ("", 0, 0, 0, 0, 0)
+        return tuple(c or [d] for c, d in zip(cols, defaults, strict=True))
 
     def _shard_reader(self) -> Any:
         """A segment of a shard without index, by `TFRecordDataset`: checked not to have
@@ -263,7 +280,7 @@ class Readers:
         """The segment reader of this plan: (file, start, count, mem, total, lo, hi) → records."""
         tf = tf_module()
         if self.plan.kind == "snapshot":
-            return self._snapshot_reader()
+            return snapshot_reader(self.plan.directory, self.plan.metadata, self.plan.segments)
         if self.cached is not None:
             cached = self.cached
 
@@ -304,30 +321,6 @@ class Readers:
             acc += k
         return lo or [0], hi or [0]
 
-    def _snapshot_reader(self) -> Any:
-        tf = tf_module()
-        splits = list(dict.fromkeys(s.split for s in self.plan.segments))
-        loaded = None
-        base: dict[str, int] = {}
-        total = 0
-        for name in splits:
-            d = tf.data.Dataset.load(str(self.plan.directory / name))
-            loaded = d if loaded is None else loaded.concatenate(d)
-            base[name] = total
-            total += self.plan.metadata.split(name).num_examples
-        if loaded is None:  # an empty selection: any split gives the element structure
-            first = self.plan.metadata.splits[0].name
-            loaded = tf.data.Dataset.load(str(self.plan.directory / first)).take(0)
-        keys = tf.constant(list(base) or [""])
-        vals = tf.constant(list(base.values()) or [0], tf.int64)
-        everything = loaded
-
-        def read_snapshot(split: Any, a: Any, n: Any, m: Any, t: Any, lo: Any, hi: Any) -> Any:
-            offset = tf.reduce_sum(tf.where(keys == split, vals, tf.zeros_like(vals)))
-            return everything.skip(offset + a).take(n)
-
-        return read_snapshot
-
     # ---- epochs through segment readers (shuffled; or cached, snapshot, no index)
 
     def _epoch_fn(self, start_epoch: int, start_position: int, seed_value: int) -> Any:
@@ -341,6 +334,10 @@ class Readers:
         B, W, drop = self.plan.batch_size, self.plan.shuffle_buffer, self.plan.drop_remainder
         seed = tf.constant([seed_value & 0x7FFFFFFF, (seed_value >> 31) & 0x7FFFFFFF], tf.int64)
         snapshot = self.plan.kind == "snapshot"
+        g = self.plan.geometry
+        N, w = g.num_workers, g.worker_index
+        end_first = tf.constant(g.epoch_end(start_position), tf.int64)
+        end_zero = tf.constant(g.epoch_end(0), tf.int64)
 
         def epoch(e: Any) -> Any:
             p = tf.where(
@@ -355,7 +352,11 @@ class Readers:
                 )
                 if nseg == 0:
                     segs = segs.take(0)
-                return self.batch(segs.flat_map(reader), B, drop)
+                recs = segs.flat_map(reader)
+                if N > 1:  # this worker's positions: those = worker_index (mod N), before the end
+                    end = tf.where(tf.equal(e, start_epoch), end_first, end_zero)
+                    recs = recs.take(end - p).skip((w - p) % N).shard(N, 0)
+                return self.batch(recs, B, drop)
             key = tf.random.experimental.stateless_fold_in(seed, e)
             perm = tf.random.experimental.stateless_shuffle(
                 tf.range(nseg, dtype=tf.int64),
@@ -381,7 +382,14 @@ class Readers:
                     tf.range(n), seed=tf.random.experimental.stateless_fold_in(block_key, i)
                 )
                 cut = tf.where(tf.equal(i, q), r, tf.constant(0, tf.int64))
-                return tf.nest.map_structure(lambda t: tf.gather(t, order[cut:]), block)
+                take = order[cut:]
+                if N > 1:  # this worker's positions: those = worker_index (mod N), before the end
+                    at = i * W + cut
+                    end = tf.where(tf.equal(e, start_epoch), end_first, end_zero)
+                    stop = tf.clip_by_value(end - at, 0, tf.size(take, out_type=tf.int64))
+                    first = (w - at) % N
+                    take = tf.gather(take, tf.range(first, tf.maximum(stop, first), N))
+                return tf.nest.map_structure(lambda t: tf.gather(t, take), block)
 
             blocks = self.batch(recs, W, False).enumerate().skip(q).map(permute)
             if snapshot:

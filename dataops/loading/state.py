@@ -9,7 +9,6 @@ arithmetic (`Geometry.advance`), with no data read.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,9 @@ class OrderOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    batch_size: int = Field(description="Examples per batch.")
+    batch_size: int = Field(
+        description="Examples per global batch: the batch size times the number of workers reading together."
+    )
     drop_remainder: bool = Field(description="Whether each epoch's last, short batch is dropped.")
     shuffle: bool = Field(description="Whether the order is shuffled.")
     shuffle_buffer: int = Field(description="Records permuted together (one block) when shuffling.")
@@ -105,17 +106,24 @@ def check_compatible(state: LoaderState, expected: LoaderState) -> None:
 
 @dataclass(frozen=True)
 class Geometry:
-    """How a stream of `num_examples` per epoch is cut into batches and epochs."""
+    """How a stream of `num_examples` per epoch is cut into batches and epochs.
+
+    `batch_size` is the global batch: with `num_workers` > 1 each worker's batch k is its part
+    of global batch k — the positions of it congruent to `worker_index` modulo `num_workers`
+    — and every worker's state is the same global position.
+    """
 
     num_examples: int
     batch_size: int
     drop_remainder: bool
     repeat: int | None
     split: str = ""
+    num_workers: int = 1
+    worker_index: int = 0
 
     @property
     def epoch_size(self) -> int:
-        """Examples delivered per full epoch (fewer with drop_remainder)."""
+        """Examples delivered per full epoch by all workers (fewer with drop_remainder)."""
         n = self.num_examples
         return (n // self.batch_size) * self.batch_size if self.drop_remainder else n
 
@@ -126,8 +134,23 @@ class Geometry:
         left = self.num_examples - position
         return position + (left // self.batch_size) * self.batch_size
 
+    def _has_share(self, position: int, end: int) -> bool:
+        """Whether positions [position, end) hold one of this worker's."""
+        return (self.worker_index - position) % self.num_workers < end - position
+
+    def batches_between(self, position: int, end: int) -> int:
+        """This worker's batches from `position` to `end` (one per global batch it has a part of)."""
+        if end <= position:
+            return 0
+        full, rem = divmod(end - position, self.batch_size)
+        return full + (1 if rem and self._has_share(end - rem, end) else 0)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.batches_between(0, self.epoch_end(0))
+
     def normalize(self, state: LoaderState) -> LoaderState:
-        """Move a position at the end of an epoch to the start of the next."""
+        """Move a position at the end of an epoch (or of this worker's part of it) to the start of the next."""
         if state.position < 0 or state.epoch < 0:
             raise DatasetError(
                 f"iterator state has a negative epoch or position ({state.epoch}, {state.position})"
@@ -136,7 +159,8 @@ class Geometry:
             raise DatasetError(
                 f"iterator state position {state.position} is past the {self.num_examples} examples of split {self.split!r}"
             )
-        if state.position >= self.epoch_end(state.position) and state.position > 0:
+        end = self.epoch_end(state.position)
+        if state.position > 0 and not self._has_share(state.position, end):
             return state.model_copy(update={"epoch": state.epoch + 1, "position": 0})
         return state
 
@@ -145,13 +169,13 @@ class Geometry:
         epoch, pos = state.epoch, state.position
         for _ in range(num_batches):
             end = self.epoch_end(pos)
-            if pos >= end:
-                if self.epoch_size == 0:
+            if not self._has_share(pos, end):
+                if self.batches_per_epoch == 0:
                     break
                 epoch, pos = epoch + 1, 0
                 end = self.epoch_end(0)
             pos = min(pos + self.batch_size, end)
-            if pos >= end:
+            if not self._has_share(pos, end):
                 epoch, pos = epoch + 1, 0
         return state.model_copy(update={"epoch": epoch, "position": pos})
 
@@ -162,6 +186,5 @@ class Geometry:
         st = self.normalize(state)
         if st.epoch >= self.repeat:
             return 0
-        first_left = self.epoch_end(st.position) - st.position
-        per_epoch = math.ceil(self.epoch_size / self.batch_size)
-        return math.ceil(first_left / self.batch_size) + per_epoch * (self.repeat - st.epoch - 1)
+        first = self.batches_between(st.position, self.epoch_end(st.position))
+        return first + self.batches_per_epoch * (self.repeat - st.epoch - 1)
