@@ -15,7 +15,7 @@ without reading them (unshuffled) or skips raw records before they are parsed (s
 | `sequence`   | `tf.RaggedTensorSpec([B, None], int64, ragged_rank=1)`; with `ragged=False`, `tf.TensorSpec([B, None])` padded with 0 |
 | `text`       | `tf.TensorSpec([B], tf.string)` (UTF-8 bytes)                     |
 | `bytes`      | `tf.TensorSpec([B], tf.string)`                                   |
-| `image`      | `tf.TensorSpec([B, H, W, C], tf.uint8)`, decoded                  |
+| `image`      | `tf.TensorSpec([B, H, W, C], tf.uint8 or tf.uint16)`, decoded     |
 
 With `supervised=(x, y)` each element is a tuple `(x, y)` of those features instead.
 

@@ -21,7 +21,7 @@ def finisher(
     """A function: batch of serialized records (or, from a snapshot, of values) → element."""
     import tensorflow as tf
 
-    from dataops.spec import decode_feature, feature_spec
+    from dataops.spec import decode_feature, dense_feature, feature_spec
 
     spec = {f.name: feature_spec(f) for f in features}
 
@@ -31,8 +31,8 @@ def finisher(
             v = values[f.name]
             if not snapshot:
                 v = decode_feature(f, v)
-            if f.kind == "sequence" and not ragged and isinstance(v, tf.RaggedTensor):
-                v = v.to_tensor(default_value=tf.zeros([], v.dtype))
+            if not ragged:
+                v = dense_feature(f, v)
             out[f.name] = v
         if supervised is not None:
             x, y = supervised
