@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,22 @@ class DatasetParams(_Model):
     on_error: OnError = Field(
         "fail",
         description="Bad input rows: `fail` stops naming the file and row; `skip` drops the row and counts it by reason.",
+    )
+    description: str = Field(
+        "",
+        max_length=10_000,
+        description="Dataset card: what the dataset is (metadata.json, dataset_info.json, `dataops info`).",
+    )
+    homepage: str = Field(
+        "", max_length=2_000, description="Dataset card: a URL where to read more."
+    )
+    citation: str = Field(
+        "", max_length=10_000, description="Dataset card: how to cite it (e.g. BibTeX)."
+    )
+    license: str = Field(
+        "",
+        max_length=1_000,
+        description="Dataset card: its license, an SPDX identifier (`CC-BY-4.0`) or a short text.",
     )
 
 
@@ -99,9 +116,18 @@ class IngestParams(_Model):
         return self
 
 
+def _description() -> Any:
+    return Field(
+        "",
+        max_length=1_000,
+        description="Dataset card: what the feature means (metadata.json, features.json, `dataops info`).",
+    )
+
+
 class NumericFeature(_Model):
     kind: Literal["numeric"]
     name: str
+    description: str = _description()
     column: str | None = Field(None, description="Input column (default: the feature name).")
     dtype: Literal["float32", "int64"] = "float32"
     impute: Literal["none", "mean", "zero"] = Field(
@@ -117,6 +143,7 @@ class NumericFeature(_Model):
 class TensorFeature(_Model):
     kind: Literal["tensor"]
     name: str
+    description: str = _description()
     column: str | None = None
     dtype: Literal["float32", "int64"] = "float32"
     shape: list[int] = Field(description="Fixed shape of every value, e.g. [8] or [4, 4].")
@@ -125,6 +152,7 @@ class TensorFeature(_Model):
 class CategoricalFeature(_Model):
     kind: Literal["categorical"]
     name: str
+    description: str = _description()
     column: str | None = None
     unknown: Literal["error", "oov"] = Field(
         "oov",
@@ -135,6 +163,7 @@ class CategoricalFeature(_Model):
 class TextFeature(_Model):
     kind: Literal["text"]
     name: str
+    description: str = _description()
     column: str | None = None
     lowercase: bool = True
     normalize: Literal["NFC", "NFKC", "none"] = "NFKC"
@@ -150,6 +179,7 @@ class TextFeature(_Model):
 class SequenceFeature(_Model):
     kind: Literal["sequence"]
     name: str
+    description: str = _description()
     column: str | None = None
     dtype: Literal["float32", "int64"] = "int64"
 
@@ -157,6 +187,7 @@ class SequenceFeature(_Model):
 class ImageFeature(_Model):
     kind: Literal["image"]
     name: str
+    description: str = _description()
     column: str | None = None
     size: list[int] | None = Field(
         None,
@@ -178,6 +209,7 @@ class ImageFeature(_Model):
 class PassthroughFeature(_Model):
     kind: Literal["key"]
     name: str
+    description: str = _description()
     column: str | None = None
 
 
@@ -193,10 +225,13 @@ Feature = Annotated[
 ]
 
 
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
 class SplitParams(_Model):
     seed: int = Field(0, description="Seed of the split hash.")
     ratios: dict[str, float] = Field(
-        description="Split name → fraction; they sum to 1. A row's split depends only on its key and the seed."
+        description="Split name → fraction; they sum to 1. A row's split depends only on its key, the seed and the order of the ratios (rows are placed on their cumulative sums), so the order is part of the dataset's fingerprint."
     )
 
     @field_validator("ratios")
@@ -205,6 +240,10 @@ class SplitParams(_Model):
         if not v:
             raise ValueError("at least one split is needed")
         for name, r in v.items():
+            if not _SPLIT_NAME.fullmatch(name):
+                raise ValueError(
+                    f"split name {name!r} must be letters, digits and '_' (it is part of every shard file name)"
+                )
             if not (0 < r <= 1):
                 raise ValueError(f"ratio of split {name!r} must be in (0, 1], got {r}")
         total = math.fsum(v.values())

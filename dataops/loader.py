@@ -29,7 +29,6 @@ With `supervised=(x, y)` each element is a tuple `(x, y)` of those features inst
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dataops.errors import ConfigError, DatasetError
+from dataops.fingerprint import cache_key
 from dataops.fsutil import sha256_file
 from dataops.metadata import (
     METADATA_FILE,
@@ -50,11 +50,12 @@ from dataops.metadata import (
     parse_metadata,
     read_metadata,
 )
+from dataops.naming import DATASET_DIR
 from dataops.resume import LoaderState, OrderOptions, check_compatible, make_iterator, parse_state
 from dataops.shard_index import FRAME_HEADER, FRAME_OVERHEAD, ShardIndex, read_block, read_index
 
 EXPORT_FILE = "export.json"
-DEFAULT_DVC_PATH = "data/tfrecords"
+DEFAULT_DVC_PATH = DATASET_DIR
 _BIG = 1 << 62
 
 Verify = Literal["size", "sha256", "none"]
@@ -166,7 +167,7 @@ def materialize_revision(
         meta = parse_metadata(json.loads(meta_bytes), f"{where}/{METADATA_FILE}")
     except json.JSONDecodeError as err:
         raise DatasetError(f"{where}/{METADATA_FILE}: not valid JSON: {err}") from None
-    key = hashlib.sha256(meta_bytes).hexdigest()[:16]
+    key = cache_key(meta_bytes)
     target = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = target / f"{meta.name}-{key}"
     if (target / METADATA_FILE).is_file():
@@ -178,6 +179,7 @@ def materialize_revision(
         for split in meta.splits:
             for file, sha256 in _dataset_files(split.shards):
                 dest = tmp / file
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     fs.get_file(f"{path}/{file}", str(dest))
                 except Exception as err:
@@ -494,7 +496,7 @@ class Loader:
                 )
             _check_file(p, shard.num_bytes, shard.sha256, "shard", verify)
             if shard.index is not None:
-                ip = p.with_name(shard.index.file)
+                ip = self.source.directory / shard.index.file
                 if not ip.is_file():
                     raise DatasetError(
                         f"{ip}: missing (metadata.json lists it as the index of {p.name}; run `dvc pull`?)"
@@ -747,7 +749,9 @@ class Loader:
                 sh = by_file[f]
                 assert sh.index is not None
                 self._indexes.append(
-                    read_index(f, Path(f).with_name(sh.index.file), sh.num_examples, sh.num_bytes)
+                    read_index(
+                        f, self.source.directory / sh.index.file, sh.num_examples, sh.num_bytes
+                    )
                 )
         return self._indexes
 

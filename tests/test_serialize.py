@@ -10,11 +10,17 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
+from dataops import naming
 from dataops.config import SerializeParams
 from dataops.metadata import SCHEMA_PATH, json_schema, read_metadata
 from dataops.serialize import run_serialize
 from dataops.spec import compression_type, decode_batch, parse_spec
 from dataops.verify import verify_dataset
+from tests.conftest import small_params
+
+
+def _files(directory):
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
 
 
 def _read_all(directory, split):
@@ -70,13 +76,14 @@ def test_compressed_shards_read_back(small_dataset, tmp_path, compression, defla
 
 def test_serialize_is_deterministic_and_batch_size_free(small_dataset, tmp_path):
     src = small_dataset / "data" / "preprocessed"
-    run_serialize(SerializeParams(batch_rows=7), "sample", src, tmp_path / "a")
-    files = list((small_dataset / "data" / "tfrecords").glob("*.tf*-*"))
-    assert len(files) == 6  # a shard and its index per split
-    for f in files:
-        assert (tmp_path / "a" / f.name).read_bytes() == f.read_bytes(), f.name
-    a, b = read_metadata(tmp_path / "a"), read_metadata(small_dataset / "data" / "tfrecords")
-    assert a.fingerprint == b.fingerprint and a.splits == b.splits  # batch size changes no byte
+    ref = small_dataset / "data" / "tfrecords"
+    run_serialize(SerializeParams(batch_rows=7), small_params().dataset, src, tmp_path / "a")
+    files = _files(ref)
+    assert files == _files(tmp_path / "a")
+    kinds = [k for k, _ in filter(None, map(naming.parse, files))]
+    assert kinds.count("shard") == kinds.count("index") == 3  # a shard and its index per split
+    for f in files:  # metadata.json too: batch sizes are not recorded, they change no byte
+        assert (tmp_path / "a" / f).read_bytes() == (ref / f).read_bytes(), f
 
 
 def test_target_shard_size_sets_the_shard_count(small_dataset, tmp_path):

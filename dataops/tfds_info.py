@@ -1,0 +1,152 @@
+"""TFDS's metadata for a dataset directory: `dataset_info.json`, `features.json` and the class
+names of each categorical feature (`<feature>.labels.txt`), so that
+`tfds.builder_from_directory(DIR).as_dataset(split=...)` reads our shards, with label names.
+
+The files follow what `tfds.folder_dataset.write_metadata` (tensorflow-datasets 4.9) writes:
+`dataset_info.json` is the JSON form of TFDS's `DatasetInfo` proto (64-bit integers as strings)
+and `features.json` that of `FeaturesDict.to_json()`. They are written from `metadata.json`
+alone, deterministically (sorted keys, no timestamps, no absolute paths), without importing
+TFDS. How each of our features maps:
+
+    categorical (int64 scalar + vocabulary)  ClassLabel (names in <feature>.labels.txt)
+    tensor                                   Tensor(shape, dtype)
+    sequence                                 Sequence(Tensor([], dtype))
+    text                                     Text
+    bytes                                    Tensor([], string)
+    image, png                               Image(shape, uint8, png)
+    image, raw                               Tensor(shape, uint8, encoding="bytes")
+
+Only uncompressed datasets get these files: TFDS's TFRecord reader takes no GZIP/ZLIB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dataops.metadata import DatasetMetadata, FeatureInfo
+from dataops.naming import DATASET_INFO_FILE, FEATURES_FILE, SHARD_FORMAT, TEMPLATE, labels_file
+
+TFDS_VERSION = "1.0.0"
+"""TFDS wants a `major.minor.patch` version; the dataset's own versions are git tags."""
+
+OOV_NAME = "[OOV]"
+"""Name of the out-of-vocabulary class (id = vocabulary size) of `unknown: oov` features."""
+
+_TFDS = "tensorflow_datasets.core.features."
+
+
+def class_names(meta: DatasetMetadata, f: FeatureInfo) -> list[str] | None:
+    """The names of every id a categorical feature can hold (its vocabulary, then the OOV
+    class when `unknown: oov`), or None when `f` is not categorical."""
+    if f.vocabulary is None:
+        return None
+    names = list(f.vocabulary)
+    if _unknown_policy(meta, f.name) == "oov":
+        oov = OOV_NAME
+        while oov in names:
+            oov += "_"
+        names.append(oov)
+    return names
+
+
+def _unknown_policy(meta: DatasetMetadata, name: str) -> str | None:
+    feats = meta.preprocessing.get("params", {}).get("preprocess", {}).get("features", [])
+    for f in feats:
+        if isinstance(f, dict) and f.get("name") == name:
+            return f.get("unknown")
+    return None
+
+
+def _tensor(shape: list[int | None], dtype: str, encoding: str = "none") -> dict[str, Any]:
+    dims = {"dimensions": [str(-1 if d is None else d) for d in shape]} if shape else {}
+    return {
+        "pythonClassName": _TFDS + "tensor_feature.Tensor",
+        "tensor": {"dtype": dtype, "encoding": encoding, "shape": dims},
+    }
+
+
+def feature_json(meta: DatasetMetadata, f: FeatureInfo) -> dict[str, Any]:
+    """One feature as TFDS's `FeatureConnector.to_json()` writes it."""
+    names = class_names(meta, f)
+    if names is not None and not any("\n" in n or "\r" in n for n in names):
+        out: dict[str, Any] = {
+            "pythonClassName": _TFDS + "class_label_feature.ClassLabel",
+            "classLabel": {"numClasses": str(len(names))},
+        }
+    elif f.kind == "sequence":
+        out = {
+            "pythonClassName": _TFDS + "sequence_feature.Sequence",
+            "sequence": {"feature": _tensor([], f.dtype), "length": "-1"},
+        }
+    elif f.kind == "text":
+        out = {"pythonClassName": _TFDS + "text_feature.Text", "text": {}}
+    elif f.kind == "image" and f.encoding == "png":
+        out = {
+            "pythonClassName": _TFDS + "image_feature.Image",
+            "image": {
+                "dtype": f.dtype,
+                "encodingFormat": "png",
+                "shape": {"dimensions": [str(d) for d in f.shape]},
+            },
+        }
+    elif f.kind == "image":
+        out = _tensor(f.shape, f.dtype, "bytes")
+    elif f.kind == "bytes":
+        out = _tensor([], "string")
+    else:
+        out = _tensor(f.shape, f.dtype)
+    if f.description:
+        out["description"] = f.description
+    return out
+
+
+def features_json(meta: DatasetMetadata) -> dict[str, Any]:
+    """`features.json`: a FeaturesDict of every feature."""
+    return {
+        "pythonClassName": _TFDS + "features_dict.FeaturesDict",
+        "featuresDict": {"features": {f.name: feature_json(meta, f) for f in meta.features}},
+    }
+
+
+def dataset_info_json(meta: DatasetMetadata) -> dict[str, Any]:
+    """`dataset_info.json`: name, version, the card, and per split its shard lengths and size."""
+    info: dict[str, Any] = {
+        "name": meta.name,
+        "version": TFDS_VERSION,
+        "fileFormat": SHARD_FORMAT,
+        "moduleName": "",
+        "description": meta.description,
+        "citation": meta.citation,
+        "splits": [
+            {
+                "name": s.name,
+                "numBytes": str(s.num_bytes),
+                "shardLengths": [str(sh.num_examples) for sh in s.shards],
+                "filepathTemplate": TEMPLATE,
+            }
+            for s in meta.splits
+        ],
+    }
+    if meta.homepage:
+        info["location"] = {"urls": [meta.homepage]}
+    if meta.license:
+        info["redistributionInfo"] = {"license": meta.license}
+    return info
+
+
+def write_tfds_info(directory: str | Path, meta: DatasetMetadata) -> list[Path]:
+    """Write `dataset_info.json`, `features.json` and the labels files; return their paths."""
+    from dataops.fsutil import write_json
+
+    directory = Path(directory)
+    written = [directory / DATASET_INFO_FILE, directory / FEATURES_FILE]
+    write_json(written[0], dataset_info_json(meta))
+    write_json(written[1], features_json(meta))
+    for f in meta.features:
+        names = class_names(meta, f)
+        if names is not None and not any("\n" in n or "\r" in n for n in names):
+            path = directory / labels_file(f.name)
+            path.write_text("".join(n + "\n" for n in names), encoding="utf-8")
+            written.append(path)
+    return written
