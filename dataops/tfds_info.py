@@ -26,6 +26,7 @@ from typing import Any
 
 from dataops.metadata import DatasetMetadata, FeatureInfo
 from dataops.naming import DATASET_INFO_FILE, FEATURES_FILE, SHARD_FORMAT, TEMPLATE, labels_file
+from dataops.shard_index import FRAME_OVERHEAD
 
 TFDS_VERSION = "1.0.0"
 """TFDS wants a `major.minor.patch` version; the dataset's own versions are git tags."""
@@ -121,7 +122,9 @@ def dataset_info_json(meta: DatasetMetadata) -> dict[str, Any]:
         "splits": [
             {
                 "name": s.name,
-                "numBytes": str(s.num_bytes),
+                # TFDS counts the examples' bytes, without the 16 bytes of TFRecord framing
+                # around each (uncompressed shards only get these files).
+                "numBytes": str(s.num_bytes - FRAME_OVERHEAD * s.num_examples),
                 "shardLengths": [str(sh.num_examples) for sh in s.shards],
                 "filepathTemplate": TEMPLATE,
             }

@@ -146,3 +146,29 @@ def test_gzip_members_are_deterministic_and_decompress_to_the_plain_shard(
         assert packed.count(b"\x1f\x8b\x08") >= f.stat().st_size // 10_000  # one member per 10 kB
         assert gzip.decompress(packed) == f.read_bytes()
     assert verify_dataset(tmp_path / "a").ok
+
+
+def test_compressed_datasets_get_no_tfds_files(small_dataset, tmp_path):
+    """TFDS's TFRecord reader takes no GZIP/ZLIB: such a directory gets no TFDS metadata."""
+    d = tmp_path / "gz"
+    run_serialize(
+        SerializeParams(compression="gzip"), "sample", small_dataset / "data" / "preprocessed", d
+    )
+    assert sorted(p.name for p in d.iterdir()) == sorted(
+        [
+            naming.METADATA_FILE,
+            *(f"sample-{s}.tfrecord-00000-of-00001" for s in ("train", "validation", "test")),
+        ]
+    )
+
+
+def test_tfds_files_of_the_sample_dataset(small_tfrecords):
+    info = json.loads((small_tfrecords / naming.DATASET_INFO_FILE).read_text())
+    meta = read_metadata(small_tfrecords)
+    assert [(s["name"], s["shardLengths"]) for s in info["splits"]] == [
+        (s.name, [str(sh.num_examples) for sh in s.shards]) for s in meta.splits
+    ]
+    feats = json.loads((small_tfrecords / naming.FEATURES_FILE).read_text())
+    assert sorted(feats["featuresDict"]["features"]) == sorted(f.name for f in meta.features)
+    labels = (small_tfrecords / naming.labels_file("label")).read_text().splitlines()
+    assert labels == meta.feature("label").vocabulary
