@@ -53,6 +53,15 @@ class FeatureInfo(_Model):
         "", description="What the feature means (from `preprocess.features[].description`)."
     )
 
+    def class_name(self, class_id: int) -> str:
+        """The name of a categorical id: its vocabulary entry, `[OOV]` for the out-of-vocabulary
+        id (= vocabulary size), or the id itself for a feature without a vocabulary."""
+        if self.vocabulary is None:
+            return str(class_id)
+        if 0 <= class_id < len(self.vocabulary):
+            return self.vocabulary[class_id]
+        return "[OOV]" if class_id == len(self.vocabulary) else f"<invalid id {class_id}>"
+
     @property
     def wire(self) -> Literal["float", "int64", "bytes"]:
         """The `tf.train.Feature` list that holds the value."""
@@ -131,13 +140,13 @@ class DatasetMetadata(_Model):
         "", description="Its license, an SPDX identifier or a short text (`dataset.license`)."
     )
     fingerprint: str = Field(
-        description="The dataset's content identity (`dataops.fingerprint.dataset_fingerprint`): sha256 of the inputs' digests, the dataset name and every ingest/preprocess/serialize param that changes a byte of the output (split ratios in their order); batch sizes, partition sizes and the dataset card are left out."
+        description="The dataset's content identity (`dataops.fingerprint.dataset_fingerprint`): sha256 of the inputs' digests, the dataset name and every ingest/preprocess/serialize param that changes a byte of the output (split ratios in their order); batch sizes and the dataset card are left out."
     )
     compression: Compression = "none"
     features: list[FeatureInfo]
     splits: list[SplitInfo]
     preprocessing: dict[str, Any] = Field(
-        description="`params` (the ingest/preprocess/serialize sections used) and `state` (fitted statistics and vocabularies)."
+        description="`params` (the ingest/preprocess/serialize sections used, as the fingerprint sees them: without batch sizes or feature descriptions, split ratios as an ordered list of `{name, ratio}`) and `state` (fitted statistics and vocabularies)."
     )
     inputs: dict[str, InputInfo] = Field(
         description="Per source: format, path, number and size of its files, and one digest of them all."

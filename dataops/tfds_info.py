@@ -31,7 +31,7 @@ from dataops.shard_index import FRAME_OVERHEAD
 TFDS_VERSION = "1.0.0"
 """TFDS wants a `major.minor.patch` version; the dataset's own versions are git tags."""
 
-OOV_NAME = "[OOV]"
+OOV_NAME = "[OOV]"  # as FeatureInfo.class_name says it
 """Name of the out-of-vocabulary class (id = vocabulary size) of `unknown: oov` features."""
 
 _TFDS = "tensorflow_datasets.core.features."

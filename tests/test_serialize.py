@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -172,3 +173,76 @@ def test_tfds_files_of_the_sample_dataset(small_tfrecords):
     assert sorted(feats["featuresDict"]["features"]) == sorted(f.name for f in meta.features)
     labels = (small_tfrecords / naming.labels_file("label")).read_text().splitlines()
     assert labels == meta.feature("label").vocabulary
+
+
+def test_the_dataset_card_reaches_metadata_tfds_and_info(small_dataset, tmp_path):
+    from dataops.config import DatasetParams, parse_params
+    from dataops.summary import render_info
+    from tests.conftest import small_params_data
+
+    data = small_params_data()
+    data["dataset"].update(
+        description="Generated shapes.\nFour classes.",
+        homepage="https://example.org/shapes",
+        citation="@misc{shapes,\n  title={Shapes}\n}",
+        license="CC-BY-4.0",
+    )
+    data["preprocess"]["features"][2]["description"] = "The shape drawn in the image."
+    params = parse_params(data)
+    assert params.preprocess.features[2].name == "label"
+    pre = tmp_path / "pre"
+    shutil.copytree(small_dataset / "data" / "preprocessed", pre)
+    state = json.loads((pre / "state.json").read_text())
+    state["params"]["preprocess"] = params.section("preprocess")  # as preprocess records it
+    (pre / "state.json").write_text(json.dumps(state))
+    run_serialize(SerializeParams(), params.dataset, pre, tmp_path / "ds")
+    meta = read_metadata(tmp_path / "ds")
+    assert (meta.description, meta.homepage, meta.license) == (
+        "Generated shapes.\nFour classes.",
+        "https://example.org/shapes",
+        "CC-BY-4.0",
+    )
+    assert meta.feature("label").description == "The shape drawn in the image."
+    ref = read_metadata(small_dataset / "data" / "tfrecords")
+    assert meta.fingerprint == ref.fingerprint  # the card documents the data, it changes none
+    info = json.loads((tmp_path / "ds" / naming.DATASET_INFO_FILE).read_text())
+    assert info["redistributionInfo"] == {"license": "CC-BY-4.0"}
+    assert info["location"] == {"urls": ["https://example.org/shapes"]}
+    feats = json.loads((tmp_path / "ds" / naming.FEATURES_FILE).read_text())
+    label = feats["featuresDict"]["features"]["label"]
+    assert label["description"] == "The shape drawn in the image."
+    text = render_info(tmp_path / "ds")
+    assert "about       Generated shapes. Four classes." in text
+    assert "license     CC-BY-4.0" in text
+    assert "citation    @misc{shapes,\n              title={Shapes}" in text
+    assert "      The shape drawn in the image." in text
+    assert "      classes: 0=circle, 1=cross, 2=square, 3=stripes" in text
+    assert DatasetParams().description == ""  # the card is optional
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d["dataset"].update(description="x" * 10_001),
+            "key 'dataset.description': String should have at most 10000 characters",
+        ),
+        (
+            lambda d: d["preprocess"]["features"][0].update(description="x" * 1001),
+            "key 'preprocess.features.0.key.description': String should have at most 1000 characters",
+        ),
+        (
+            lambda d: d["preprocess"]["split"].update(ratios={"train-a": 0.5, "b": 0.5}),
+            "split name 'train-a' must be letters, digits and '_'",
+        ),
+    ],
+)
+def test_card_and_split_names_are_bounded(mutate, expected):
+    from dataops.config import parse_params
+    from dataops.errors import ConfigError
+    from tests.conftest import small_params_data
+
+    data = small_params_data()
+    mutate(data)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse_params(data)
