@@ -8,7 +8,8 @@ and `features.json` that of `FeaturesDict.to_json()`. They are written from `met
 alone, deterministically (sorted keys, no timestamps, no absolute paths), without importing
 TFDS. How each of our features maps:
 
-    categorical (int64 scalar + vocabulary)  ClassLabel (names in <feature>.labels.txt)
+    categorical (int64 scalar + vocabulary)  ClassLabel (names in <feature>.labels.txt; see
+                                             `tfds_names` for the names it cannot hold)
     tensor                                   Tensor(shape, dtype)
     sequence                                 Sequence(Tensor([], dtype))
     text                                     Text
@@ -51,6 +52,18 @@ def class_names(meta: DatasetMetadata, f: FeatureInfo) -> list[str] | None:
     return names
 
 
+def tfds_names(meta: DatasetMetadata, f: FeatureInfo) -> list[str] | None:
+    """The class names to give TFDS, or None when `f` is not categorical or TFDS's
+    `<feature>.labels.txt` cannot hold its names: TFDS reads that file one name per line,
+    stripped, skipping empty lines, so a name that is empty, has a line break, or starts or
+    ends with whitespace would shift every id after it. Such a feature is then a plain int64
+    Tensor for TFDS (ids without names)."""
+    names = class_names(meta, f)
+    if names is None or any(not n or n != n.strip() or "\n" in n or "\r" in n for n in names):
+        return None
+    return names
+
+
 def _unknown_policy(meta: DatasetMetadata, name: str) -> str | None:
     feats = meta.preprocessing.get("params", {}).get("preprocess", {}).get("features", [])
     for f in feats:
@@ -69,8 +82,8 @@ def _tensor(shape: list[int | None], dtype: str, encoding: str = "none") -> dict
 
 def feature_json(meta: DatasetMetadata, f: FeatureInfo) -> dict[str, Any]:
     """One feature as TFDS's `FeatureConnector.to_json()` writes it."""
-    names = class_names(meta, f)
-    if names is not None and not any("\n" in n or "\r" in n for n in names):
+    names = tfds_names(meta, f)
+    if names is not None:
         out: dict[str, Any] = {
             "pythonClassName": _TFDS + "class_label_feature.ClassLabel",
             "classLabel": {"numClasses": str(len(names))},
@@ -147,8 +160,8 @@ def write_tfds_info(directory: str | Path, meta: DatasetMetadata) -> list[Path]:
     write_json(written[0], dataset_info_json(meta))
     write_json(written[1], features_json(meta))
     for f in meta.features:
-        names = class_names(meta, f)
-        if names is not None and not any("\n" in n or "\r" in n for n in names):
+        names = tfds_names(meta, f)
+        if names is not None:
             path = directory / labels_file(f.name)
             path.write_text("".join(n + "\n" for n in names), encoding="utf-8")
             written.append(path)

@@ -246,3 +246,25 @@ def test_card_and_split_names_are_bounded(mutate, expected):
     mutate(data)
     with pytest.raises(ConfigError, match=re.escape(expected)):
         parse_params(data)
+
+
+@pytest.mark.parametrize(
+    ("vocabulary", "classlabel"),
+    [(["a", "b"], True), (["a", ""], False), (["a", " b"], False), (["a\nb", "c"], False)],
+)
+def test_class_names_tfds_cannot_hold_make_a_plain_tensor(vocabulary, classlabel):
+    """TFDS reads `<feature>.labels.txt` stripped, without empty lines: names it would shift
+    are not written; the feature is an int64 Tensor for TFDS instead."""
+    from dataops.metadata import DatasetMetadata, FeatureInfo
+    from dataops.tfds_info import feature_json
+
+    f = FeatureInfo(
+        name="c", kind="tensor", dtype="int64", shape=[], encoding="none", vocabulary=vocabulary
+    )
+    meta = DatasetMetadata(
+        name="x", fingerprint="0", features=[f], splits=[], preprocessing={}, inputs={}
+    )
+    out = feature_json(meta, f)
+    assert ("classLabel" in out) == classlabel
+    if not classlabel:
+        assert out["tensor"] == {"dtype": "int64", "encoding": "none", "shape": {}}
