@@ -99,13 +99,3 @@ def parse(path: str) -> tuple[FileKind, ShardName] | None:
     if not 0 <= index < count:
         return None
     return kind, ShardName(m["dataset"], m["split"], index, count)
-
-
-def shard_glob(dataset: str) -> str:
-    """Glob (relative to the dataset directory) of every file named like one of its shards."""
-    return f"{dataset}-*.{SHARD_FORMAT}-*"
-
-
-def index_glob(dataset: str) -> str:
-    """Glob of every file named like one of its shard indexes."""
-    return f"{INDEX_DIR}/{dataset}-*.{INDEX_FORMAT}-*"

@@ -75,13 +75,12 @@ def verify_dataset(directory: str | Path, check_records: bool = True) -> VerifyR
                     )
             if shard.index is not None:
                 problems += _verify_index(directory, shard, size, check_records)
-    for pattern, what in (
-        (naming.shard_glob(meta.name), "shard"),
-        (naming.index_glob(meta.name), "shard index"),
-    ):
-        for path in sorted(directory.glob(pattern)):
-            if path.relative_to(directory).as_posix() not in expected:
-                problems.append(f"{path}: {what} not listed in metadata.json")
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        named = naming.parse(rel)
+        if named and named[1].dataset == meta.name and rel not in expected:
+            what = "shard" if named[0] == "shard" else "shard index"
+            problems.append(f"{path}: {what} not listed in metadata.json")
     return VerifyResult(directory=directory, metadata=meta, problems=problems)
 
 
