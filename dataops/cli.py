@@ -15,7 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
+try:
+    import typer
+except ModuleNotFoundError as err:  # the library install: `dataops.load` only
+    print(
+        f"dataops: the command line needs the pipeline extra: pip install 'dataops[pipeline]' ({err})",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 from dataops import naming
 from dataops.errors import DataopsError, ValidationFailed

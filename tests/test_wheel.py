@@ -67,3 +67,10 @@ def test_wheel_loads_with_core_dependencies_only(tmp_path):
         str(py), "-c", CHECK, str(REPO / "tests" / "golden"), cwd=tmp_path
     )  # cwd: not the repo, so `dataops` comes from the wheel
     assert out.strip().splitlines()[-1] == "labels [0, 2, 1]"
+    cli = subprocess.run(
+        [str(py.parent / "dataops"), "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert cli.returncode == 2
+    assert "the command line needs the pipeline extra: pip install 'dataops[pipeline]'" in (
+        cli.stderr
+    )
