@@ -6,7 +6,7 @@ The files follow what `tfds.folder_dataset.write_metadata` (tensorflow-datasets 
 `dataset_info.json` is the JSON form of TFDS's `DatasetInfo` proto (64-bit integers as strings)
 and `features.json` that of `FeaturesDict.to_json()`. They are written from `metadata.json`
 alone, deterministically (sorted keys, no timestamps, no absolute paths), without importing
-TFDS. How each of our features maps:
+TFDS. How each of our features maps (each stored kind's `tfds_json`, `dataops.features.stored`):
 
     categorical (int64 scalar + vocabulary)  ClassLabel (names in <feature>.labels.txt; see
                                              `tfds_names` for the names it cannot hold)
@@ -14,8 +14,8 @@ TFDS. How each of our features maps:
     sequence                                 Sequence(Tensor([], dtype))
     text                                     Text
     bytes                                    Tensor([], string)
-    image, png                               Image(shape, uint8, png)
-    image, raw                               Tensor(shape, uint8, encoding="bytes")
+    image, png                               Image(shape, uint8|uint16, png)
+    image, raw                               Tensor(shape, uint8|uint16, encoding="bytes")
 
 Only uncompressed datasets get these files: TFDS's TFRecord reader takes no GZIP/ZLIB.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dataops.features.stored import stored_feature
 from dataops.metadata import DatasetMetadata, FeatureInfo
 from dataops.naming import DATASET_INFO_FILE, FEATURES_FILE, SHARD_FORMAT, TEMPLATE, labels_file
 from dataops.shard_index import FRAME_OVERHEAD
@@ -72,44 +73,18 @@ def _unknown_policy(meta: DatasetMetadata, name: str) -> str | None:
     return None
 
 
-def _tensor(shape: list[int | None], dtype: str, encoding: str = "none") -> dict[str, Any]:
-    dims = {"dimensions": [str(-1 if d is None else d) for d in shape]} if shape else {}
-    return {
-        "pythonClassName": _TFDS + "tensor_feature.Tensor",
-        "tensor": {"dtype": dtype, "encoding": encoding, "shape": dims},
-    }
-
-
 def feature_json(meta: DatasetMetadata, f: FeatureInfo) -> dict[str, Any]:
-    """One feature as TFDS's `FeatureConnector.to_json()` writes it."""
+    """One feature as TFDS's `FeatureConnector.to_json()` writes it: a ClassLabel for a
+    categorical feature whose names TFDS can hold, otherwise what its kind says
+    (`dataops.features.stored`)."""
     names = tfds_names(meta, f)
     if names is not None:
         out: dict[str, Any] = {
             "pythonClassName": _TFDS + "class_label_feature.ClassLabel",
             "classLabel": {"numClasses": str(len(names))},
         }
-    elif f.kind == "sequence":
-        out = {
-            "pythonClassName": _TFDS + "sequence_feature.Sequence",
-            "sequence": {"feature": _tensor([], f.dtype), "length": "-1"},
-        }
-    elif f.kind == "text":
-        out = {"pythonClassName": _TFDS + "text_feature.Text", "text": {}}
-    elif f.kind == "image" and f.encoding == "png":
-        out = {
-            "pythonClassName": _TFDS + "image_feature.Image",
-            "image": {
-                "dtype": f.dtype,
-                "encodingFormat": "png",
-                "shape": {"dimensions": [str(d) for d in f.shape]},
-            },
-        }
-    elif f.kind == "image":
-        out = _tensor(f.shape, f.dtype, "bytes")
-    elif f.kind == "bytes":
-        out = _tensor([], "string")
     else:
-        out = _tensor(f.shape, f.dtype)
+        out = stored_feature(f).tfds_json()
     if f.description:
         out["description"] = f.description
     return out

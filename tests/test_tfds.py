@@ -110,9 +110,10 @@ def test_tfds_write_metadata_takes_our_directory(small_dataset, tmp_path):
 
 
 def test_every_feature_kind_reads_the_same(tmp_path):
-    """Raw and PNG images, float sequences, int64 tensors, bytes, in 3 shards."""
+    """Raw and PNG images (8- and 16-bit), float sequences, int64 tensors, bytes, in 3 shards."""
     import io
 
+    import tensorflow as tf
     from PIL import Image
 
     from dataops.metadata import FeatureInfo
@@ -122,6 +123,8 @@ def test_every_feature_kind_reads_the_same(tmp_path):
     features = [
         FeatureInfo(name="raw_img", kind="image", dtype="uint8", shape=[4, 3, 3], encoding="raw"),
         FeatureInfo(name="png_img", kind="image", dtype="uint8", shape=[2, 5, 1], encoding="png"),
+        FeatureInfo(name="raw16", kind="image", dtype="uint16", shape=[2, 2, 1], encoding="raw"),
+        FeatureInfo(name="png16", kind="image", dtype="uint16", shape=[3, 2, 1], encoding="png"),
         FeatureInfo(name="seq", kind="sequence", dtype="float32", shape=[None], encoding="none"),
         FeatureInfo(name="t", kind="tensor", dtype="int64", shape=[3], encoding="none"),
         FeatureInfo(name="f", kind="tensor", dtype="float32", shape=[], encoding="none"),
@@ -131,10 +134,13 @@ def test_every_feature_kind_reads_the_same(tmp_path):
     for i in range(7):
         png = io.BytesIO()
         Image.fromarray(rng.integers(0, 256, (2, 5), dtype=np.uint8), "L").save(png, "PNG")
+        png16 = tf.io.encode_png(rng.integers(0, 65536, (3, 2, 1), dtype=np.uint16)).numpy()
         rows.append(
             {
                 "raw_img": rng.integers(0, 256, (4, 3, 3), dtype=np.uint8).tobytes(),
                 "png_img": png.getvalue(),
+                "raw16": rng.integers(0, 65536, 4, dtype=np.uint16).astype("<u2").tobytes(),
+                "png16": png16,
                 "seq": rng.normal(size=i).astype(np.float32).tolist(),
                 "t": [i, -i, 2**40],
                 "f": float(np.float32(i / 3)),
