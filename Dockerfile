@@ -16,8 +16,9 @@ USER airflow
 
 COPY --chown=airflow:root pyproject.toml README.md /opt/dataops/
 COPY --chown=airflow:root dataops /opt/dataops/dataops
-# Keep the Airflow that ships with the image: the project pins the same version.
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/dataops[s3]"
+# Keep the Airflow that ships with the image: the project pins the same version. `all`: the
+# pipeline (the CLI the DAG calls), DVC with S3, Airflow; the core brings `tensorflow`.
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/dataops[all]"
 
 ENV DATAOPS_PROJECT_DIR=/opt/airflow/project \
     DVC_NO_ANALYTICS=1 \

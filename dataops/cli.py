@@ -15,8 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
+try:
+    import typer
+except ModuleNotFoundError as err:  # the library install: `dataops.load` only
+    print(
+        f"dataops: the command line needs the pipeline extra: pip install 'dataops[pipeline]' ({err})",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
+from dataops import naming
 from dataops.errors import DataopsError, ValidationFailed
 
 app = typer.Typer(
@@ -72,7 +80,7 @@ def _params(path: Path):
 @app.command()
 def sample(
     params: ParamsOpt = Path("params.yaml"),
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/raw"),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(naming.RAW_DIR),
     num_examples: Annotated[
         int | None, typer.Option(help="Rows (default: sample.num_examples).")
     ] = None,
@@ -100,7 +108,7 @@ def sample(
 @app.command()
 def ingest(
     params: ParamsOpt = Path("params.yaml"),
-    out: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path("data/snapshot"),
+    out: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path(naming.SNAPSHOT_DIR),
 ) -> None:
     """Read and join the sources of `ingest` into a Parquet snapshot with a manifest."""
     from dataops.ingest import run_ingest
@@ -117,9 +125,9 @@ def ingest(
 def preprocess(
     params: ParamsOpt = Path("params.yaml"),
     snapshot: Annotated[Path, typer.Option(help="Snapshot folder (from ingest).")] = Path(
-        "data/snapshot"
+        naming.SNAPSHOT_DIR
     ),
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/preprocessed"),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(naming.PREPROCESSED_DIR),
 ) -> None:
     """Split, fit on train, and transform into one Parquet file per split."""
     from dataops.preprocess import run_preprocess
@@ -136,16 +144,16 @@ def preprocess(
 def serialize(
     params: ParamsOpt = Path("params.yaml"),
     preprocessed: Annotated[Path, typer.Option(help="Folder from preprocess.")] = Path(
-        "data/preprocessed"
+        naming.PREPROCESSED_DIR
     ),
-    out: Annotated[Path, typer.Option(help="Dataset folder.")] = Path("data/tfrecords"),
+    out: Annotated[Path, typer.Option(help="Dataset folder.")] = Path(naming.DATASET_DIR),
 ) -> None:
     """Write TFRecord shards of tf.train.Example and metadata.json."""
     from dataops.serialize import run_serialize
 
     def go():
         p = _params(params)
-        return run_serialize(p.serialize, p.dataset.name, preprocessed, out)
+        return run_serialize(p.serialize, p.dataset, preprocessed, out)
 
     r = _run("serialize", go)
     _log(
@@ -159,10 +167,8 @@ def serialize(
 @app.command()
 def validate(
     params: ParamsOpt = Path("params.yaml"),
-    dataset: Annotated[Path, typer.Option(help="Dataset folder.")] = Path("data/tfrecords"),
-    report: Annotated[Path, typer.Option(help="Report file (JSON).")] = Path(
-        "reports/validation.json"
-    ),
+    dataset: Annotated[Path, typer.Option(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    report: Annotated[Path, typer.Option(help="Report file (JSON).")] = Path(naming.REPORT_FILE),
 ) -> None:
     """Re-read every shard with TensorFlow and check the expectations; exit 1 on violations."""
     from dataops.validate import run_validate
@@ -181,7 +187,7 @@ def validate(
 @app.command()
 def verify(
     directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")] = Path(
-        "data/tfrecords"
+        naming.DATASET_DIR
     ),
 ) -> None:
     """Check a dataset folder against its metadata.json: files, sizes, sha256, records, counts."""
@@ -201,7 +207,7 @@ def verify(
 @app.command()
 def info(
     directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")] = Path(
-        "data/tfrecords"
+        naming.DATASET_DIR
     ),
     report: Annotated[Path | None, typer.Option(help="Validation report to summarize too.")] = None,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -36,6 +37,22 @@ class DatasetParams(_Model):
     on_error: OnError = Field(
         "fail",
         description="Bad input rows: `fail` stops naming the file and row; `skip` drops the row and counts it by reason.",
+    )
+    description: str = Field(
+        "",
+        max_length=10_000,
+        description="Dataset card: what the dataset is (metadata.json, dataset_info.json, `dataops info`).",
+    )
+    homepage: str = Field(
+        "", max_length=2_000, description="Dataset card: a URL where to read more."
+    )
+    citation: str = Field(
+        "", max_length=10_000, description="Dataset card: how to cite it (e.g. BibTeX)."
+    )
+    license: str = Field(
+        "",
+        max_length=1_000,
+        description="Dataset card: its license, an SPDX identifier (`CC-BY-4.0`) or a short text.",
     )
 
 
@@ -233,6 +250,14 @@ class IngestParams(_Model):
         return data
 
 
+def _description() -> Any:
+    return Field(
+        "",
+        max_length=1_000,
+        description="Dataset card: what the feature means (metadata.json, features.json, `dataops info`).",
+    )
+
+
 class _FeatureModel(_Model):
     """A feature of `preprocess.features`; `dataops.features` gives each kind its behaviour."""
 
@@ -244,10 +269,20 @@ class _FeatureModel(_Model):
         """Names of the stored features this feature writes."""
         return [self.name]
 
+    @model_serializer(mode="wrap")
+    def _omit_new_defaults(self, handler: Any) -> dict[str, Any]:
+        # `description` (added after format 1) is written only when set, so the params
+        # recorded by an existing config keep their bytes.
+        data = handler(self)
+        if data.get("description") == "":
+            data.pop("description", None)
+        return data
+
 
 class NumericFeature(_FeatureModel):
     kind: Literal["numeric"]
     name: str
+    description: str = _description()
     column: str | None = Field(None, description="Input column (default: the feature name).")
     dtype: Literal["float32", "int64"] = "float32"
     impute: Literal["none", "mean", "zero"] = Field(
@@ -263,6 +298,7 @@ class NumericFeature(_FeatureModel):
 class TensorFeature(_FeatureModel):
     kind: Literal["tensor"]
     name: str
+    description: str = _description()
     column: str | None = None
     dtype: Literal["float32", "int64"] = "float32"
     shape: list[int] = Field(description="Fixed shape of every value, e.g. [8] or [4, 4].")
@@ -271,6 +307,7 @@ class TensorFeature(_FeatureModel):
 class CategoricalFeature(_FeatureModel):
     kind: Literal["categorical"]
     name: str
+    description: str = _description()
     column: str | None = None
     unknown: Literal["error", "oov"] = Field(
         "oov",
@@ -290,6 +327,7 @@ class CategoricalFeature(_FeatureModel):
 class TextFeature(_FeatureModel):
     kind: Literal["text"]
     name: str
+    description: str = _description()
     column: str | None = None
     lowercase: bool = True
     normalize: Literal["NFC", "NFKC", "none"] = "NFKC"
@@ -318,6 +356,7 @@ class TextFeature(_FeatureModel):
 class SequenceFeature(_FeatureModel):
     kind: Literal["sequence"]
     name: str
+    description: str = _description()
     column: str | None = None
     dtype: Literal["float32", "int64"] = "int64"
 
@@ -330,6 +369,7 @@ MAX_MAX_PIXELS = 1 << 27  # below Pillow's own refusal (2 x Image.MAX_IMAGE_PIXE
 class ImageFeature(_FeatureModel):
     kind: Literal["image"]
     name: str
+    description: str = _description()
     column: str | None = None
     size: list[int] | None = Field(
         None,
@@ -421,6 +461,7 @@ class ImageFeature(_FeatureModel):
 
 
 _IMAGE_DEFAULTS: dict[str, Any] = {
+    "description": "",
     "alpha": "error",
     "background": [0, 0, 0],
     "convert_gray": False,
@@ -431,6 +472,7 @@ _IMAGE_DEFAULTS: dict[str, Any] = {
 class PassthroughFeature(_FeatureModel):
     kind: Literal["key"]
     name: str
+    description: str = _description()
     column: str | None = None
 
 
@@ -446,10 +488,13 @@ Feature = Annotated[
 ]
 
 
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
 class SplitParams(_Model):
     seed: int = Field(0, description="Seed of the split hash.")
     ratios: dict[str, float] = Field(
-        description="Split name → fraction; they sum to 1. A row's split depends only on its key and the seed."
+        description="Split name → fraction; they sum to 1. A row's split depends only on its key, the seed and the order of the ratios (rows are placed on their cumulative sums), so the order is part of the dataset's fingerprint."
     )
 
     @field_validator("ratios")
@@ -458,6 +503,10 @@ class SplitParams(_Model):
         if not v:
             raise ValueError("at least one split is needed")
         for name, r in v.items():
+            if not _SPLIT_NAME.fullmatch(name):
+                raise ValueError(
+                    f"split name {name!r} must be letters, digits and '_' (it is part of every shard file name)"
+                )
             if not (0 < r <= 1):
                 raise ValueError(f"ratio of split {name!r} must be in (0, 1], got {r}")
         total = math.fsum(v.values())

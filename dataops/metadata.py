@@ -8,17 +8,24 @@ committed; `tests/test_metadata.py` fails when the two drift. Regenerate it with
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from dataops.errors import DatasetError
+from dataops.fingerprint import files_digest
 from dataops.fsutil import write_json
+from dataops.naming import METADATA_FILE
 
 FORMAT_VERSION = 1
-METADATA_FILE = "metadata.json"
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "metadata.schema.json"
 
 FeatureKind = Literal["tensor", "sequence", "text", "bytes", "image"]
@@ -60,11 +67,22 @@ class FeatureInfo(_Model):
         description="For categorical features: the vocabulary size (ids 0..num_classes-1; num_classes itself is the out-of-vocabulary id when allowed).",
     )
     vocabulary: list[str] | None = Field(None, description="For categorical features: id → value.")
-    description: str = ""
+    description: str = Field(
+        "", description="What the feature means (from `preprocess.features[].description`)."
+    )
     decode: ImageDecode | None = Field(
         None,
         description="Images only, present when some source image was converted: which conversions. Absent otherwise.",
     )
+
+    def class_name(self, class_id: int) -> str:
+        """The name of a categorical id: its vocabulary entry, `[OOV]` for the out-of-vocabulary
+        id (= vocabulary size), or the id itself for a feature without a vocabulary."""
+        if self.vocabulary is None:
+            return str(class_id)
+        if 0 <= class_id < len(self.vocabulary):
+            return self.vocabulary[class_id]
+        return "[OOV]" if class_id == len(self.vocabulary) else f"<invalid id {class_id}>"
 
     @model_serializer(mode="wrap")
     def _omit_absent_decode(self, handler: Any) -> dict[str, Any]:
@@ -93,7 +111,7 @@ class FeatureInfo(_Model):
 
 class IndexInfo(_Model):
     file: str = Field(
-        description="The shard's index (record offsets in CRC-checked blocks; see README), relative to the dataset directory."
+        description="The shard's index (record offsets in CRC-checked blocks; see README), relative to the dataset directory: `index/<name>-<split>.tfindex-00000-of-00004`."
     )
     num_bytes: int
     sha256: str
@@ -120,22 +138,51 @@ class SplitInfo(_Model):
     shards: list[ShardInfo]
 
 
+class InputInfo(_Model):
+    """One source's files, summed up in one digest (the per-file list is in the ingest manifest)."""
+
+    format: str = Field(description="Format of the source (`ingest.sources[].format`).")
+    path: str = Field(description="File or folder of the source, relative to the project.")
+    num_files: int = Field(description="Files read from the source.")
+    num_bytes: int = Field(description="Their total size.")
+    sha256: str = Field(
+        description="`dataops.fingerprint.files_digest` of its files: the sha256 of the `sha256sum` listing of every file (`<sha256>  <path>` lines sorted by path)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_file_list(cls, data: Any) -> Any:
+        """Metadata written before this model listed every file's sha256 (`files`): read it as
+        its digest, so older published versions still load."""
+        if isinstance(data, dict) and "files" in data and "sha256" not in data:
+            files = data["files"]
+            data = {k: v for k, v in data.items() if k != "files"}
+            data["sha256"] = files_digest(files)
+        return data
+
+
 class DatasetMetadata(_Model):
     """The whole `metadata.json`."""
 
     format_version: Literal[1] = Field(1, description="Version of this format.")
     name: str = Field(description="Dataset name.")
+    description: str = Field("", description="What the dataset is (`dataset.description`).")
+    homepage: str = Field("", description="Where to read more (`dataset.homepage`).")
+    citation: str = Field("", description="How to cite it, e.g. BibTeX (`dataset.citation`).")
+    license: str = Field(
+        "", description="Its license, an SPDX identifier or a short text (`dataset.license`)."
+    )
     fingerprint: str = Field(
-        description="sha256 of the input files' content hashes and the ingest, preprocess and serialize params."
+        description="The dataset's content identity (`dataops.fingerprint.dataset_fingerprint`): sha256 of the inputs' digests, the dataset name and every ingest/preprocess/serialize param that changes a byte of the output (split ratios in their order); batch sizes and the dataset card are left out."
     )
     compression: Compression = "none"
     features: list[FeatureInfo]
     splits: list[SplitInfo]
     preprocessing: dict[str, Any] = Field(
-        description="`params` (the ingest/preprocess/serialize sections used) and `state` (fitted statistics and vocabularies)."
+        description="`params` (the ingest/preprocess/serialize sections used, as the fingerprint sees them: without batch sizes or feature descriptions, split ratios as an ordered list of `{name, ratio}`) and `state` (fitted statistics and vocabularies)."
     )
-    inputs: dict[str, Any] = Field(
-        description="Per source: format, path, and the sha256 of every input file."
+    inputs: dict[str, InputInfo] = Field(
+        description="Per source: format, path, number and size of its files, and one digest of them all."
     )
     skipped: dict[str, int] = Field(
         default_factory=dict,
@@ -159,14 +206,6 @@ class DatasetMetadata(_Model):
     @property
     def num_examples(self) -> dict[str, int]:
         return {s.name: s.num_examples for s in self.splits}
-
-
-def shard_name(dataset: str, split: str, index: int, count: int) -> str:
-    """TFDS-style shard file name: `<name>-<split>.tfrecord-00000-of-00004`."""
-    return f"{dataset}-{split}.tfrecord-{index:05d}-of-{count:05d}"
-
-
-_SHARD_RE = re.compile(r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-(?P<i>\d{5})-of-(?P<n>\d{5})$")
 
 
 def write_metadata(directory: str | Path, meta: DatasetMetadata) -> Path:

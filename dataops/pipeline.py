@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataops import naming
 from dataops.config import Params
 
 
@@ -16,23 +17,23 @@ class PipelinePaths:
 
     @property
     def raw(self) -> Path:
-        return self.root / "data" / "raw"
+        return self.root / naming.RAW_DIR
 
     @property
     def snapshot(self) -> Path:
-        return self.root / "data" / "snapshot"
+        return self.root / naming.SNAPSHOT_DIR
 
     @property
     def preprocessed(self) -> Path:
-        return self.root / "data" / "preprocessed"
+        return self.root / naming.PREPROCESSED_DIR
 
     @property
     def tfrecords(self) -> Path:
-        return self.root / "data" / "tfrecords"
+        return self.root / naming.DATASET_DIR
 
     @property
     def report(self) -> Path:
-        return self.root / "reports" / "validation.json"
+        return self.root / naming.REPORT_FILE
 
 
 def run_pipeline(
@@ -50,7 +51,7 @@ def run_pipeline(
         generate_sample(paths.raw, params.sample)
     run_ingest(params.ingest, paths.root, paths.snapshot, params.dataset.on_error)
     run_preprocess(params.preprocess, paths.snapshot, paths.preprocessed, params.dataset.on_error)
-    run_serialize(params.serialize, params.dataset.name, paths.preprocessed, paths.tfrecords)
+    run_serialize(params.serialize, params.dataset, paths.preprocessed, paths.tfrecords)
     if validate:
         from dataops.errors import ValidationFailed
         from dataops.validate import run_validate

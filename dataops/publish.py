@@ -9,7 +9,6 @@ examples per split, so listing versions needs no checkout.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -18,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dataops import naming
 from dataops.airflow_tasks import run_dvc, tool_env
 from dataops.errors import DatasetError
+from dataops.fingerprint import schema_hash as _schema_hash
 
-PUBLISHED_FILES = ("params.yaml", "dvc.lock", "reports/validation.json")
-DATASET_DIR = "data/tfrecords"
-REPORT = "reports/validation.json"
+PUBLISHED_FILES = ("params.yaml", "dvc.lock", naming.REPORT_FILE)
+DATASET_DIR = naming.DATASET_DIR
+REPORT = naming.REPORT_FILE
 TAG_RE = re.compile(r"^(?P<dataset>.+)-v(?P<major>\d+)\.(?P<build>\d+)$")
 GIT_IDENTITY = {"user.name": "dataops publish", "user.email": "dataops@localhost"}
 
@@ -71,12 +72,8 @@ def _identity_args(cwd: Path) -> list[str]:
 
 
 def schema_hash(metadata: dict[str, Any]) -> str:
-    """sha256 of the feature schema (name, kind, dtype, shape, encoding per feature), first 16 hex digits."""
-    feats = [
-        {k: f.get(k) for k in ("name", "kind", "dtype", "shape", "encoding")}
-        for f in metadata.get("features", [])
-    ]
-    return hashlib.sha256(json.dumps(feats, sort_keys=True).encode()).hexdigest()[:16]
+    """The feature schema's hash (`dataops.fingerprint.schema_hash`) of a metadata.json."""
+    return _schema_hash(metadata.get("features", []))
 
 
 def parse_tag_message(text: str) -> dict[str, str]:
@@ -122,7 +119,7 @@ def publish(cwd: Path, log: Callable[[str], None] = print, push: bool = True) ->
     the commit — only when they changed. Refuses a dataset whose validation report is not ok."""
     cwd = Path(cwd)
     report_path = cwd / REPORT
-    meta_path = cwd / DATASET_DIR / "metadata.json"
+    meta_path = cwd / DATASET_DIR / naming.METADATA_FILE
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

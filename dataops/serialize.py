@@ -26,21 +26,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataops.codec import Column, encode_batch
-from dataops.config import SerializeParams
+from dataops.config import DatasetParams, SerializeParams
 from dataops.errors import DatasetError
-from dataops.fsutil import atomic_dir, fingerprint
+from dataops.fingerprint import (
+    content_params,
+    dataset_fingerprint,
+    files_digest,
+    ordered_ratios,
+)
+from dataops.fsutil import atomic_dir
 from dataops.metadata import (
     FORMAT_VERSION,
     DatasetMetadata,
     FeatureInfo,
     IndexInfo,
+    InputInfo,
     ShardInfo,
     SplitInfo,
-    shard_name,
     write_metadata,
 )
+from dataops.naming import ShardName
 from dataops.preprocess import read_state
-from dataops.shard_index import IndexWriter, edges_crc32c, index_name
+from dataops.shard_index import IndexWriter, edges_crc32c
+from dataops.tfds_info import write_tfds_info
 
 
 @dataclass(frozen=True)
@@ -126,11 +134,13 @@ class _ShardWriter:
 
     def __init__(
         self,
-        path: Path,
+        out: Path,
+        name: ShardName,
         params: SerializeParams,
         pool: ThreadPoolExecutor | None = None,
     ) -> None:
-        self.path = path
+        self.out = out
+        self.path = path = out / name.file
         self._raw: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._hash = hashlib.sha256()
         self._level = params.level
@@ -140,11 +150,10 @@ class _ShardWriter:
         self._buf = bytearray()
         self._members: deque[Future[bytes]] = deque()
         self._pool = pool
-        self.index = (
-            IndexWriter(path.with_name(index_name(path.name)))
-            if params.compression == "none"
-            else None
-        )
+        self.index = None
+        if params.compression == "none":
+            (out / name.index_file).parent.mkdir(exist_ok=True)
+            self.index = IndexWriter(out / name.index_file)
         if params.compression == "zlib":
             self._z = _deflate_module(self._engine).compressobj(
                 self._level, zlib.DEFLATED, zlib.MAX_WBITS
@@ -190,7 +199,11 @@ class _ShardWriter:
         index = None
         if self.index is not None:
             isize, idigest = self.index.close()
-            index = IndexInfo(file=self.index.path.name, num_bytes=isize, sha256=idigest)
+            index = IndexInfo(
+                file=self.index.path.relative_to(self.out).as_posix(),
+                num_bytes=isize,
+                sha256=idigest,
+            )
         return self.path.stat().st_size, self._hash.hexdigest(), index, edges_crc32c(self.path)
 
 
@@ -283,7 +296,7 @@ def _write_split(
         bounds = [i * total // k for i in range(k + 1)]
         shards: list[ShardInfo] = []
         shard = 0
-        writer = _ShardWriter(out / shard_name(name, split, 0, k), params, gz)
+        writer = _ShardWriter(out, ShardName(name, split, 0, k), params, gz)
         row = 0  # global index of the next row to write
 
         def close_current() -> None:
@@ -315,7 +328,7 @@ def _write_split(
                 if row == bounds[shard + 1] and shard + 1 < k:
                     close_current()
                     shard += 1
-                    writer = _ShardWriter(out / shard_name(name, split, shard, k), params, gz)
+                    writer = _ShardWriter(out, ShardName(name, split, shard, k), params, gz)
 
         if encoded is not None:
             feed(encoded)
@@ -336,12 +349,29 @@ def _write_split(
 
 
 def run_serialize(
-    params: SerializeParams, name: str, preprocessed: str | Path, out: str | Path
+    params: SerializeParams,
+    dataset: DatasetParams | str,
+    preprocessed: str | Path,
+    out: str | Path,
 ) -> SerializeResult:
-    """Write `out/<name>-<split>.tfrecord-XXXXX-of-YYYYY` shards and `out/metadata.json`."""
+    """Write `out/<name>-<split>.tfrecord-XXXXX-of-YYYYY` shards, their indexes in `out/index/`,
+    `out/metadata.json` and TFDS's `dataset_info.json` and `features.json` (see `dataops.naming`).
+
+    `dataset` gives the name and the dataset card (description, homepage, citation, license);
+    a plain string is a name without a card.
+    """
+    card = DatasetParams(name=dataset) if isinstance(dataset, str) else dataset
+    name = card.name
     preprocessed = Path(preprocessed)
     state = read_state(preprocessed)
-    features = [FeatureInfo.model_validate(f) for f in state["features"]]
+    pre_params = state["params"].get("preprocess", {})
+    descriptions = {f["name"]: f.get("description") or "" for f in pre_params.get("features", [])}
+    features = []
+    for f in state["features"]:
+        info = FeatureInfo.model_validate(f)
+        if not info.description and descriptions.get(info.name):
+            info = info.model_copy(update={"description": descriptions[info.name]})
+        features.append(info)
     splits = [s["name"] for s in state["splits"]]
     with atomic_dir(out) as tmp:
         infos = []
@@ -356,32 +386,60 @@ def run_serialize(
                     pq.ParquetFile(path, pre_buffer=False), name, split, features, params, tmp
                 )
             )
-        ser = params.model_dump(mode="json")
+        used = content_params(_params_used(state["params"], splits, params))
+        inputs = {src: _input_info(entry) for src, entry in state["inputs"].items()}
         meta = DatasetMetadata(
             format_version=FORMAT_VERSION,
             name=name,
-            fingerprint=fingerprint(
-                {
-                    "format_version": FORMAT_VERSION,
-                    "name": name,
-                    "inputs": state["inputs_fingerprint"],
-                    "params": {**state["params"], "serialize": _layout_params(ser)},
-                }
+            description=card.description,
+            homepage=card.homepage,
+            citation=card.citation,
+            license=card.license,
+            fingerprint=dataset_fingerprint(
+                format_version=FORMAT_VERSION,
+                name=name,
+                inputs={k: v.model_dump() for k, v in inputs.items()},
+                params=used,
             ),
             compression=params.compression,
             features=features,
             splits=infos,
-            preprocessing={
-                "params": {**state["params"], "serialize": ser},
-                "state": state["state"],
-            },
-            inputs=state["inputs"],
+            # The params as the fingerprint sees them: batch and partition sizes, which change
+            # no byte, are left out, so changing them leaves metadata.json as it was too.
+            preprocessing={"params": used, "state": state["state"]},
+            inputs=inputs,
             skipped=state["skipped"],
         )
         write_metadata(tmp, meta)
+        if meta.compression == "none":
+            write_tfds_info(tmp, meta)
     return SerializeResult(out=Path(out), metadata=meta)
 
 
-def _layout_params(ser: dict[str, Any]) -> dict[str, Any]:
-    """Serialize params that change the bytes (batch size does not)."""
-    return {k: v for k, v in ser.items() if k != "batch_rows"}
+def _params_used(
+    recorded: dict[str, Any], splits: list[str], params: SerializeParams
+) -> dict[str, Any]:
+    """The ingest/preprocess params recorded by preprocess and the serialize params, with the
+    split ratios as an ordered list (their order decides the split; `state.json` keeps it in
+    its split list, a JSON object with sorted keys would lose it)."""
+    used = {**recorded, "serialize": params.model_dump(mode="json")}
+    pre = dict(used.get("preprocess") or {})
+    split = pre.get("split")
+    if isinstance(split, dict) and isinstance(split.get("ratios"), dict):
+        pre["split"] = {**split, "ratios": ordered_ratios(split["ratios"], splits)}
+        used["preprocess"] = pre
+    return used
+
+
+def _input_info(entry: dict[str, Any]) -> InputInfo:
+    """One source of the ingest manifest, its per-file list folded into one digest."""
+    if "files" not in entry:  # already summed up
+        return InputInfo.model_validate(entry)
+    files = entry["files"]
+    return InputInfo(
+        format=entry["format"],
+        path=entry["path"],
+        num_files=entry.get("num_files", len(files)),
+        num_bytes=entry["num_bytes"],
+        sha256=files_digest(files),
+    )

@@ -1,7 +1,8 @@
 """The index beside each uncompressed shard: where every record starts, in CRC-checked blocks.
 
-`<name>-<split>.tfindex-00000-of-00004` sits beside `<name>-<split>.tfrecord-00000-of-00004`
-(the name does not match `*.tfrecord*` globs, so tools that glob shards never pick it up).
+`index/<name>-<split>.tfindex-00000-of-00004` indexes `<name>-<split>.tfrecord-00000-of-00004`
+(names from `dataops.naming`; in a subdirectory, so tools that take every file named like a
+shard, TFDS's among them, never pick it up).
 With it the loader reads a shard a block (about 1 MiB) at a time, checks the block's CRC-32C,
 and cuts the records out at known offsets: no per-record step in Python or in tf.data. The
 shard itself stays a plain TFRecord file that any reader takes.
@@ -70,13 +71,6 @@ def changed_while_reading(path: str | Path) -> DatasetError:
         f"{path}: changed while reading (its inode, size or mtime differ from when the loader "
         "was built) — the dataset was rewritten; build a new loader"
     )
-
-
-def index_name(shard_file: str) -> str:
-    """`x-train.tfrecord-00000-of-00004` → `x-train.tfindex-00000-of-00004`."""
-    if ".tfrecord-" not in shard_file:
-        raise ValueError(f"not a shard file name: {shard_file!r}")
-    return shard_file.replace(".tfrecord-", ".tfindex-", 1)
 
 
 class IndexWriter:

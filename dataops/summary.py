@@ -1,11 +1,16 @@
-"""Human summaries of a dataset directory (`dataops info`)."""
+"""Human summaries of a dataset directory (`dataops info`): the dataset card, features with
+their class names and descriptions, splits, and the validation verdict."""
 
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
-from dataops.metadata import read_metadata
+from dataops.metadata import DatasetMetadata, FeatureInfo, read_metadata
+
+MAX_CLASS_NAMES = 10
+"""Class names listed per feature; more are counted (`... and 990 more`)."""
 
 
 def _size(n: float) -> str:
@@ -21,6 +26,7 @@ def render_info(directory: str | Path, report: str | Path | None = None) -> str:
     meta = read_metadata(directory)
     lines = [
         f"dataset     {meta.name}  (format v{meta.format_version}, compression {meta.compression})",
+        *_card(meta),
         f"location    {directory}",
         f"fingerprint {meta.fingerprint}",
         "features:",
@@ -29,6 +35,7 @@ def render_info(directory: str | Path, report: str | Path | None = None) -> str:
         shape = "[" + ", ".join("None" if d is None else str(d) for d in f.shape) + "]"
         extra = f"  {f.num_classes} classes" if f.num_classes else ""
         lines.append(f"  {f.name:<16} {f.kind:<9} {f.dtype:<8} {shape:<14} {f.encoding}{extra}")
+        lines += _feature_notes(f)
     lines.append("splits:")
     for s in meta.splits:
         lines.append(
@@ -48,3 +55,34 @@ def render_info(directory: str | Path, report: str | Path | None = None) -> str:
         lines.append(f"validation  {verdict}  ({report})")
         lines += [f"  - {v}" for v in rep.get("violations", [])]
     return "\n".join(lines)
+
+
+def _card(meta: DatasetMetadata) -> list[str]:
+    """The dataset card's lines: description (wrapped), homepage, license, citation."""
+    out = []
+    if meta.description:
+        wrapped = textwrap.wrap(" ".join(meta.description.split()), 76) or [""]
+        out.append(f"about       {wrapped[0]}")
+        out += [f"            {line}" for line in wrapped[1:]]
+    for label, value in (("homepage", meta.homepage), ("license", meta.license)):
+        if value:
+            out.append(f"{label:<11} {value}")
+    if meta.citation:
+        cite = meta.citation.strip().splitlines()
+        out.append(f"citation    {cite[0]}")
+        out += [f"            {line}" for line in cite[1:]]
+    return out
+
+
+def _feature_notes(f: FeatureInfo) -> list[str]:
+    """Under a feature: its description and its class names (id: name)."""
+    out = []
+    if f.description:
+        out += [f"      {line}" for line in textwrap.wrap(" ".join(f.description.split()), 74)]
+    if f.vocabulary is not None:
+        shown = [f"{i}={f.class_name(i)}" for i in range(min(len(f.vocabulary), MAX_CLASS_NAMES))]
+        more = len(f.vocabulary) - len(shown)
+        out.append(
+            "      classes: " + ", ".join(shown) + (f", ... and {more} more" if more > 0 else "")
+        )
+    return out

@@ -158,6 +158,6 @@ def _expectations(
                 frac = n / total
                 if frac < cb.min_fraction or frac > cb.max_fraction:
                     out.append(
-                        f"split '{split}': class {cls} of '{cb.feature}' is {frac:.3f} of examples, outside [{cb.min_fraction}, {cb.max_fraction}]"
+                        f"split '{split}': class {cls} ({meta.feature(cb.feature).class_name(int(cls))!r}) of '{cb.feature}' is {frac:.3f} of examples, outside [{cb.min_fraction}, {cb.max_fraction}]"
                     )
     return out

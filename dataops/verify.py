@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataops import naming
 from dataops.codec import FramingError, iter_records
 from dataops.errors import DatasetError
 from dataops.metadata import DatasetMetadata, ShardInfo, read_metadata
@@ -74,10 +75,12 @@ def verify_dataset(directory: str | Path, check_records: bool = True) -> VerifyR
                     )
             if shard.index is not None:
                 problems += _verify_index(directory, shard, size, check_records)
-    for pattern, what in ((".tfrecord-", "shard"), (".tfindex-", "shard index")):
-        for path in sorted(directory.glob(f"{meta.name}-*{pattern}*")):
-            if path.name not in expected:
-                problems.append(f"{path}: {what} not listed in metadata.json")
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        named = naming.parse(rel)
+        if named and named[1].dataset == meta.name and rel not in expected:
+            what = "shard" if named[0] == "shard" else "shard index"
+            problems.append(f"{path}: {what} not listed in metadata.json")
     return VerifyResult(directory=directory, metadata=meta, problems=problems)
 
 

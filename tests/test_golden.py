@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dataops.config import SerializeParams
+from dataops.config import DatasetParams, SerializeParams
 from dataops.metadata import FeatureInfo
 from dataops.serialize import run_serialize
 
@@ -21,7 +21,8 @@ from tests.helpers import write_preprocessed  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
 SHARD = "golden-train.tfrecord-00000-of-00001"
-INDEX = "golden-train.tfindex-00000-of-00001"
+INDEX = "index/golden-train.tfindex-00000-of-00001"
+TFDS_FILES = ("dataset_info.json", "features.json", "label.labels.txt")
 GOLDEN_SHA256 = "81e2ebe4d6d889245719fdbaa990e81cdbff616a219d260c5baa34f64df1d1f3"
 GOLDEN_GZIP_SHA256 = "854e1ecfeee84e53eff83d3ccd7cbc1ce97ebe5a92a7960cca986ea8be50e243"
 
@@ -34,12 +35,20 @@ FEATURES = [
         encoding="none",
         num_classes=3,
         vocabulary=["a", "b", "c"],
+        description="The class of the row.",
     ),
     FeatureInfo(name="vec", kind="tensor", dtype="float32", shape=[2, 2], encoding="none"),
     FeatureInfo(name="ids", kind="sequence", dtype="int64", shape=[None], encoding="none"),
     FeatureInfo(name="text", kind="text", dtype="string", shape=[], encoding="utf-8"),
     FeatureInfo(name="raw", kind="bytes", dtype="string", shape=[], encoding="none"),
 ]
+CARD = DatasetParams(
+    name="golden",
+    description="Three hand-made rows, one of each feature kind.",
+    homepage="https://example.org/golden",
+    citation="@misc{golden, title={Golden}}",
+    license="CC0-1.0",
+)
 ROWS = [
     {
         "label": 0,
@@ -62,7 +71,7 @@ ROWS = [
 def build(out: Path, **params: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_preprocessed(Path(tmp) / "pre", FEATURES, {"train": ROWS})
-        run_serialize(SerializeParams(**params), "golden", Path(tmp) / "pre", out)
+        run_serialize(SerializeParams(**params), CARD, Path(tmp) / "pre", out)
 
 
 def _sha256(path: Path) -> str:
@@ -72,7 +81,9 @@ def _sha256(path: Path) -> str:
 def test_golden_bytes(tmp_path):
     build(tmp_path / "ds")
     assert _sha256(GOLDEN / SHARD) == GOLDEN_SHA256
-    for name in (SHARD, INDEX, "metadata.json"):
+    files = sorted(p.relative_to(tmp_path / "ds").as_posix() for p in (tmp_path / "ds").rglob("*"))
+    assert files == sorted(["index", SHARD, INDEX, "metadata.json", *TFDS_FILES])
+    for name in (SHARD, INDEX, "metadata.json", *TFDS_FILES):
         assert (tmp_path / "ds" / name).read_bytes() == (GOLDEN / name).read_bytes(), name
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -10,11 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
+from dataops import naming
 from dataops.config import SerializeParams
 from dataops.metadata import SCHEMA_PATH, json_schema, read_metadata
 from dataops.serialize import run_serialize
 from dataops.spec import compression_type, decode_batch, parse_spec
 from dataops.verify import verify_dataset
+from tests.conftest import small_params
+
+
+def _files(directory):
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
 
 
 def _read_all(directory, split):
@@ -70,13 +77,14 @@ def test_compressed_shards_read_back(small_dataset, tmp_path, compression, defla
 
 def test_serialize_is_deterministic_and_batch_size_free(small_dataset, tmp_path):
     src = small_dataset / "data" / "preprocessed"
-    run_serialize(SerializeParams(batch_rows=7), "sample", src, tmp_path / "a")
-    files = list((small_dataset / "data" / "tfrecords").glob("*.tf*-*"))
-    assert len(files) == 6  # a shard and its index per split
-    for f in files:
-        assert (tmp_path / "a" / f.name).read_bytes() == f.read_bytes(), f.name
-    a, b = read_metadata(tmp_path / "a"), read_metadata(small_dataset / "data" / "tfrecords")
-    assert a.fingerprint == b.fingerprint and a.splits == b.splits  # batch size changes no byte
+    ref = small_dataset / "data" / "tfrecords"
+    run_serialize(SerializeParams(batch_rows=7), small_params().dataset, src, tmp_path / "a")
+    files = _files(ref)
+    assert files == _files(tmp_path / "a")
+    kinds = [k for k, _ in filter(None, map(naming.parse, files))]
+    assert kinds.count("shard") == kinds.count("index") == 3  # a shard and its index per split
+    for f in files:  # metadata.json too: batch sizes are not recorded, they change no byte
+        assert (tmp_path / "a" / f).read_bytes() == (ref / f).read_bytes(), f
 
 
 def test_target_shard_size_sets_the_shard_count(small_dataset, tmp_path):
@@ -139,3 +147,124 @@ def test_gzip_members_are_deterministic_and_decompress_to_the_plain_shard(
         assert packed.count(b"\x1f\x8b\x08") >= f.stat().st_size // 10_000  # one member per 10 kB
         assert gzip.decompress(packed) == f.read_bytes()
     assert verify_dataset(tmp_path / "a").ok
+
+
+def test_compressed_datasets_get_no_tfds_files(small_dataset, tmp_path):
+    """TFDS's TFRecord reader takes no GZIP/ZLIB: such a directory gets no TFDS metadata."""
+    d = tmp_path / "gz"
+    run_serialize(
+        SerializeParams(compression="gzip"), "sample", small_dataset / "data" / "preprocessed", d
+    )
+    assert sorted(p.name for p in d.iterdir()) == sorted(
+        [
+            naming.METADATA_FILE,
+            *(f"sample-{s}.tfrecord-00000-of-00001" for s in ("train", "validation", "test")),
+        ]
+    )
+
+
+def test_tfds_files_of_the_sample_dataset(small_tfrecords):
+    info = json.loads((small_tfrecords / naming.DATASET_INFO_FILE).read_text())
+    meta = read_metadata(small_tfrecords)
+    assert [(s["name"], s["shardLengths"]) for s in info["splits"]] == [
+        (s.name, [str(sh.num_examples) for sh in s.shards]) for s in meta.splits
+    ]
+    feats = json.loads((small_tfrecords / naming.FEATURES_FILE).read_text())
+    assert sorted(feats["featuresDict"]["features"]) == sorted(f.name for f in meta.features)
+    labels = (small_tfrecords / naming.labels_file("label")).read_text().splitlines()
+    assert labels == meta.feature("label").vocabulary
+
+
+def test_the_dataset_card_reaches_metadata_tfds_and_info(small_dataset, tmp_path):
+    from dataops.config import DatasetParams, parse_params
+    from dataops.summary import render_info
+    from tests.conftest import small_params_data
+
+    data = small_params_data()
+    data["dataset"].update(
+        description="Generated shapes.\nFour classes.",
+        homepage="https://example.org/shapes",
+        citation="@misc{shapes,\n  title={Shapes}\n}",
+        license="CC-BY-4.0",
+    )
+    data["preprocess"]["features"][2]["description"] = "The shape drawn in the image."
+    params = parse_params(data)
+    assert params.preprocess.features[2].name == "label"
+    pre = tmp_path / "pre"
+    shutil.copytree(small_dataset / "data" / "preprocessed", pre)
+    state = json.loads((pre / "state.json").read_text())
+    state["params"]["preprocess"] = params.section("preprocess")  # as preprocess records it
+    (pre / "state.json").write_text(json.dumps(state))
+    run_serialize(SerializeParams(), params.dataset, pre, tmp_path / "ds")
+    meta = read_metadata(tmp_path / "ds")
+    assert (meta.description, meta.homepage, meta.license) == (
+        "Generated shapes.\nFour classes.",
+        "https://example.org/shapes",
+        "CC-BY-4.0",
+    )
+    assert meta.feature("label").description == "The shape drawn in the image."
+    ref = read_metadata(small_dataset / "data" / "tfrecords")
+    assert meta.fingerprint == ref.fingerprint  # the card documents the data, it changes none
+    info = json.loads((tmp_path / "ds" / naming.DATASET_INFO_FILE).read_text())
+    assert info["redistributionInfo"] == {"license": "CC-BY-4.0"}
+    assert info["location"] == {"urls": ["https://example.org/shapes"]}
+    feats = json.loads((tmp_path / "ds" / naming.FEATURES_FILE).read_text())
+    label = feats["featuresDict"]["features"]["label"]
+    assert label["description"] == "The shape drawn in the image."
+    text = render_info(tmp_path / "ds")
+    assert "about       Generated shapes. Four classes." in text
+    assert "license     CC-BY-4.0" in text
+    assert "citation    @misc{shapes,\n              title={Shapes}" in text
+    assert "      The shape drawn in the image." in text
+    assert "      classes: 0=circle, 1=cross, 2=square, 3=stripes" in text
+    assert DatasetParams().description == ""  # the card is optional
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d["dataset"].update(description="x" * 10_001),
+            "key 'dataset.description': String should have at most 10000 characters",
+        ),
+        (
+            lambda d: d["preprocess"]["features"][0].update(description="x" * 1001),
+            "key 'preprocess.features.0.key.description': String should have at most 1000 characters",
+        ),
+        (
+            lambda d: d["preprocess"]["split"].update(ratios={"train-a": 0.5, "b": 0.5}),
+            "split name 'train-a' must be letters, digits and '_'",
+        ),
+    ],
+)
+def test_card_and_split_names_are_bounded(mutate, expected):
+    from dataops.config import parse_params
+    from dataops.errors import ConfigError
+    from tests.conftest import small_params_data
+
+    data = small_params_data()
+    mutate(data)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse_params(data)
+
+
+@pytest.mark.parametrize(
+    ("vocabulary", "classlabel"),
+    [(["a", "b"], True), (["a", ""], False), (["a", " b"], False), (["a\nb", "c"], False)],
+)
+def test_class_names_tfds_cannot_hold_make_a_plain_tensor(vocabulary, classlabel):
+    """TFDS reads `<feature>.labels.txt` stripped, without empty lines: names it would shift
+    are not written; the feature is an int64 Tensor for TFDS instead."""
+    from dataops.metadata import DatasetMetadata, FeatureInfo
+    from dataops.tfds_info import feature_json
+
+    f = FeatureInfo(
+        name="c", kind="tensor", dtype="int64", shape=[], encoding="none", vocabulary=vocabulary
+    )
+    meta = DatasetMetadata(
+        name="x", fingerprint="0", features=[f], splits=[], preprocessing={}, inputs={}
+    )
+    out = feature_json(meta, f)
+    assert ("classLabel" in out) == classlabel
+    if not classlabel:
+        assert out["tensor"] == {"dtype": "int64", "encoding": "none", "shape": {}}

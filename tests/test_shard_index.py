@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import dataops
 import dataops.shard_index as shard_index
+from dataops import naming
 from dataops.codec import iter_records
 from dataops.config import SerializeParams
 from dataops.errors import DatasetError
@@ -51,7 +52,9 @@ def test_index_agrees_with_the_framing(blocky):
     meta = read_metadata(blocky)
     for split in meta.splits:
         for i, sh in enumerate(split.shards):
-            assert sh.index is not None and sh.index.file == shard_index.index_name(sh.file)
+            assert sh.index is not None
+            assert naming.parse(sh.file) == ("shard", naming.parse(sh.index.file)[1])
+            assert sh.index.file == naming.parse(sh.file)[1].index_file
             ix = _index(blocky, split.name, i)
             assert ix.num_blocks > 3
             records = []
@@ -70,12 +73,14 @@ def test_index_is_reproducible_and_batch_size_free(small_dataset, blocky, tmp_pa
     monkeypatch.setattr(shard_index, "BLOCK_BYTES", BLOCK)
     src = small_dataset / "data" / "preprocessed"
     run_serialize(SerializeParams(num_shards=2, batch_rows=500), "sample", src, tmp_path / "b")
-    names = sorted(p.name for p in blocky.iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
-    assert sum(".tfindex-" in n for n in names) == sum(".tfrecord-" in n for n in names) == 6
-    for n in names:
-        if n != "metadata.json":  # which records batch_rows among the params
-            assert (tmp_path / "b" / n).read_bytes() == (blocky / n).read_bytes(), n
+    names = sorted(p.relative_to(blocky).as_posix() for p in blocky.rglob("*") if p.is_file())
+    assert names == sorted(
+        p.relative_to(tmp_path / "b").as_posix() for p in (tmp_path / "b").rglob("*") if p.is_file()
+    )
+    kinds = [k for k, _ in filter(None, map(naming.parse, names))]
+    assert kinds.count("index") == kinds.count("shard") == 6
+    for n in names:  # metadata.json too: batch_rows changes no byte, so it is not recorded
+        assert (tmp_path / "b" / n).read_bytes() == (blocky / n).read_bytes(), n
     assert read_metadata(tmp_path / "b").splits == read_metadata(blocky).splits
 
 
@@ -84,7 +89,7 @@ def test_compressed_shards_have_no_index(small_dataset, tmp_path):
     run_serialize(SerializeParams(compression="gzip"), "sample", src, tmp_path / "gz")
     meta = read_metadata(tmp_path / "gz")
     assert all(sh.index is None for s in meta.splits for sh in s.shards)
-    assert not list((tmp_path / "gz").glob("*.tfindex-*"))
+    assert not (tmp_path / "gz" / naming.INDEX_DIR).exists()
     assert len(list(dataops.load(tmp_path / "gz", batch_size=50))) == -(
         -meta.num_examples["train"] // 50
     )
@@ -190,7 +195,7 @@ def test_missing_stray_and_truncated_index(blocky, tmp_path):
     shutil.copytree(blocky, d)
     sh = read_metadata(d).split("train").shards[0]
     index = d / sh.index.file
-    stray = d / "sample-train.tfindex-00007-of-00009"
+    stray = d / naming.ShardName("sample", "train", 7, 9).index_file
     shutil.move(index, stray)
     r = run_cli("verify", str(d))
     assert r.returncode == 1

@@ -19,6 +19,18 @@ def _dims(info: FeatureInfo) -> list[int]:
     return [int(d or 0) for d in info.shape]
 
 
+_TFDS = "tensorflow_datasets.core.features."
+
+
+def tfds_tensor(shape: list[int | None], dtype: str, encoding: str = "none") -> dict[str, Any]:
+    """TFDS's JSON of a `Tensor` feature (`None` dimensions as -1)."""
+    dims = {"dimensions": [str(-1 if d is None else d) for d in shape]} if shape else {}
+    return {
+        "pythonClassName": _TFDS + "tensor_feature.Tensor",
+        "tensor": {"dtype": dtype, "encoding": encoding, "shape": dims},
+    }
+
+
 def _np_dtype(info: FeatureInfo) -> Any:
     """The NumPy dtype of a fixed-shape value's elements."""
     import numpy as np
@@ -105,6 +117,12 @@ class StoredFeature:
             return col
         return arr
 
+    # --- TFDS (features.json) -----------------------------------------------------------------
+
+    def tfds_json(self) -> dict[str, Any]:
+        """This feature as TFDS's `FeatureConnector.to_json()` writes it (`dataops.tfds_info`)."""
+        return tfds_tensor(self.info.shape, self.info.dtype)
+
     # --- validation statistics --------------------------------------------------------------
 
     def scan(self, value: Any, stats: dict[str, Any]) -> None:
@@ -151,6 +169,12 @@ class StoredSequence(StoredFeature):
     def _value_spec(self, tf: Any, dtype: Any) -> Any:
         return tf.io.RaggedFeature(dtype=dtype, row_splits_dtype=tf.int64)
 
+    def tfds_json(self) -> dict[str, Any]:
+        return {
+            "pythonClassName": _TFDS + "sequence_feature.Sequence",
+            "sequence": {"feature": tfds_tensor([], self.info.dtype), "length": "-1"},
+        }
+
     def dense(self, value: Any) -> Any:
         """Padded with zeros to the longest sequence of the batch."""
         import tensorflow as tf
@@ -193,6 +217,9 @@ class StoredText(StoredFeature):
 
     kind = "text"
 
+    def tfds_json(self) -> dict[str, Any]:
+        return {"pythonClassName": _TFDS + "text_feature.Text", "text": {}}
+
     def arrow_type(self) -> Any:
         import pyarrow as pa
 
@@ -217,12 +244,29 @@ class StoredBytes(StoredFeature):
 
     kind = "bytes"
 
+    def tfds_json(self) -> dict[str, Any]:
+        return tfds_tensor([], "string")
+
 
 class StoredImage(StoredFeature):
     """An image of fixed shape [height, width, channels], stored as PNG (8- or 16-bit) or raw
     uint8 / uint16 (little-endian) pixels."""
 
     kind = "image"
+
+    def tfds_json(self) -> dict[str, Any]:
+        """PNG: TFDS's Image (8- or 16-bit); raw pixels: a Tensor of `encoding: bytes`, which TFDS
+        decodes with `tf.io.decode_raw` (little-endian, as stored)."""
+        if self.info.encoding == "raw":
+            return tfds_tensor(self.info.shape, self.info.dtype, "bytes")
+        return {
+            "pythonClassName": _TFDS + "image_feature.Image",
+            "image": {
+                "dtype": self.info.dtype,
+                "encodingFormat": "png",
+                "shape": {"dimensions": [str(d) for d in self.info.shape]},
+            },
+        }
 
     def decode(self, value: Any) -> Any:
         """Decoded to uint8 or uint16, the feature's dtype."""

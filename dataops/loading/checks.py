@@ -94,7 +94,7 @@ def check_files(
                 f"{p}: missing (metadata.json lists it with {shard.num_examples} examples; run `dvc pull`?)"
             )
         opened.identities[file] = file_identity(p)
-        ip = p.with_name(shard.index.file) if shard.index is not None else None
+        ip = p.parent / shard.index.file if shard.index is not None else None
         if ip is not None:
             if not ip.is_file():
                 raise DatasetError(

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dataops.errors import ConfigError
+from dataops.naming import DATASET_DIR
 
-DEFAULT_DVC_PATH = "data/tfrecords"
+DEFAULT_DVC_PATH = DATASET_DIR
 
 Verify = Literal["quick", "size", "sha256", "none"]
 VERIFY_MODES = ("quick", "size", "sha256", "none")

@@ -104,7 +104,7 @@ class Readers:
                 assert sh.index is not None
                 ix = self.opened.indexes.get(f) or read_index(
                     f,
-                    Path(f).with_name(sh.index.file),
+                    Path(f).parent / sh.index.file,
                     sh.num_examples,
                     sh.num_bytes,
                     sha256=sh.index.sha256,

@@ -3,7 +3,6 @@ materialized once into a local cache keyed by its metadata.json."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from dataops.errors import DatasetError
+from dataops.fingerprint import cache_key
 from dataops.fsutil import sha256_file
 from dataops.loading.options import DEFAULT_DVC_PATH
 from dataops.metadata import (
@@ -114,7 +114,7 @@ def materialize_revision(
         meta = parse_metadata(json.loads(meta_bytes), f"{where}/{METADATA_FILE}")
     except json.JSONDecodeError as err:
         raise DatasetError(f"{where}/{METADATA_FILE}: not valid JSON: {err}") from None
-    key = hashlib.sha256(meta_bytes).hexdigest()[:16]
+    key = cache_key(meta_bytes)
     target = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = target / f"{meta.name}-{key}"
     if (target / METADATA_FILE).is_file():
@@ -126,6 +126,7 @@ def materialize_revision(
         for split in meta.splits:
             for file, sha256 in _dataset_files(split.shards):
                 dest = tmp / file
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     fs.get_file(f"{path}/{file}", str(dest))
                 except Exception as err:

@@ -1,0 +1,70 @@
+"""The package's shape, checked: `dvc.yaml` deps follow the imports, no import cycles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from dataops import dvcyaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_committed_dvc_yaml_is_the_derived_one():
+    """Deps follow the code and params.yaml; run `dataops dvc-yaml` after changing either."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    want = dvcyaml.render(params, with_sample=True, root=REPO)
+    have = (REPO / "dvc.yaml").read_text(encoding="utf-8")
+    assert have == want, "dvc.yaml is stale: run `dataops dvc-yaml` and commit it"
+
+
+def test_a_stage_depends_on_what_its_modules_import():
+    """The derivation is real: it follows an import made inside a function, across modules."""
+    ingest = dvcyaml.code_deps(dvcyaml.STAGES[0], REPO)
+    assert "dataops/config.py" in ingest and "dataops/sources.py" in ingest
+    assert "dataops/loader.py" not in ingest  # ingest never reads TFRecords
+    validate = dvcyaml.code_deps(dvcyaml.STAGES[-1], REPO)
+    assert "dataops/verify.py" in validate
+
+
+def test_every_source_path_is_an_ingest_dep():
+    params = {
+        "ingest": {
+            "sources": [
+                {"name": "a", "format": "csv", "path": "elsewhere/a.csv"},
+                {"name": "b", "format": "csv", "path": "x/b.csv", "image_columns": ["img"]},
+                {"name": "c", "format": "image_folder", "path": "data/sample/images"},
+            ]
+        }
+    }
+    with_sample = yaml.safe_load(dvcyaml.render(params, with_sample=True, root=REPO))
+    deps = with_sample["stages"]["ingest"]["deps"]
+    assert deps[:3] == ["data/sample", "elsewhere/a.csv", "x"]
+    without = yaml.safe_load(dvcyaml.render(params, with_sample=False, root=REPO))
+    assert "sample" not in without["stages"]
+    assert without["stages"]["ingest"]["deps"][:3] == ["elsewhere/a.csv", "x", "data/sample/images"]
+    # Sections the file leaves out are not params deps (DVC would refuse a missing key).
+    assert "params" not in without["stages"]["serialize"]
+
+
+def test_no_import_cycles():
+    graph = {m: dvcyaml.imports_of(m, REPO) for m in dvcyaml.all_modules(REPO)}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph.get(m, ())):
+            if n == "dataops" or n.startswith(m + "."):
+                continue  # a package re-exporting its own children
+            if state.get(n) == 1:
+                cycles.append(stack[stack.index(n) :] + [n])
+            elif n not in state:
+                visit(n, [*stack, n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, f"import cycles: {cycles}"
