@@ -247,16 +247,15 @@ def dvc_remote_url(cwd: Path | str) -> str | None:
             cp.read(dvc_dir / name, encoding="utf-8")
         except configparser.Error:
             continue
-    sections = {s.strip("'\" "): s for s in cp.sections()}
-    core = sections.get("core")
+    core = next((sec for sec in cp.sections() if sec.strip("'\" ") == "core"), None)
     name = cp.get(core, "remote", fallback=None) if core else None
     if not name:
         return None
     sec = next(
         (
             raw
-            for key, raw in sections.items()
-            if re.fullmatch(rf'remote\s+"{re.escape(name)}"', key)
+            for raw in cp.sections()
+            if re.fullmatch(rf"""'?remote\s+"{re.escape(name)}"'?""", raw.strip())
         ),
         None,
     )
@@ -594,6 +593,9 @@ def _rebase(cwd: Path, parent: str, tip: str, log) -> None:
     tracked = [f for f in PUBLISHED_FILES if _ok(cwd, "cat-file", "-e", f"HEAD:{f}")]
     if tracked:
         git(cwd, "checkout", "HEAD", "--", *tracked)
+    for f in saved:
+        if f not in tracked:
+            (cwd / f).unlink()  # untracked here, maybe tracked on the tip: kept in `saved`
     try:
         git(cwd, "reset", "--quiet", "--keep", tip)
     except GitError as err:
@@ -681,7 +683,9 @@ def publish(
             # an earlier attempt tagged it but did not push: complete that publish
             tag, commit, files = pv.tag, pv.commit, []
             parent = _own_publish_commit(cwd, commit, tip)
+            resumed = True
         else:
+            resumed = False
             head = _head(cwd)
             if head is None:
                 raise DatasetError(
@@ -746,7 +750,8 @@ def publish(
             return result(
                 True,
                 f"published {tag} at commit {commit[:12]}: {_examples(v.num_examples)} examples, "
-                f"fingerprint {v.fingerprint[:12]}, pushed to {where}",
+                f"fingerprint {v.fingerprint[:12]}, pushed to {where}"
+                + (" (an earlier attempt's tag, now pushed)" if resumed else ""),
                 _version(cwd, v.dataset, tag),
                 files,
             )
