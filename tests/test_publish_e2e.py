@@ -4,11 +4,12 @@ the committed data; elsewhere, `git checkout <tag> && dvc pull && dataops verify
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 from pathlib import Path
 
 import pytest
-from airflow_helpers import VENV_BIN, git, make_clone, tool_env
+from airflow_helpers import REPO, VENV_BIN, git, make_clone, tool_env
 
 from dataops.fsutil import sha256_file
 from dataops.publish import publish, published_versions
@@ -32,7 +33,7 @@ def shards(d: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(d.iterdir()) if p.is_file()}
 
 
-def test_fresh_clone_publishes_v1_and_another_machine_gets_the_exact_bytes(tmp_path):
+def test_fresh_clone_publishes_v1_and_another_machine_gets_the_exact_bytes(tmp_path, monkeypatch):
     # a developer commits the pipeline's data (dvc.lock) and pushes it; nobody published yet
     dev = make_clone(tmp_path / "dev", num_examples=120)
     dvc(dev, "repro", "--quiet")
@@ -77,3 +78,17 @@ def test_fresh_clone_publishes_v1_and_another_machine_gets_the_exact_bytes(tmp_p
     got = shards(consumer / "data" / "tfrecords")
     assert got == shards(worker / "data" / "tfrecords")
     assert any(name.startswith("sample-train.tfrecord") for name in got), sorted(got)
+
+    # the downstream DAG's task body, fed the event's extra only (the workspaces are gone)
+    import shutil
+
+    monkeypatch.setenv("DATAOPS_CACHE_DIR", str(tmp_path / "consumer-cache"))
+    shutil.rmtree(worker)
+    shutil.rmtree(dev)
+    spec = importlib.util.spec_from_file_location(
+        "downstream", REPO / "examples" / "downstream_dag.py"
+    )
+    downstream = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(downstream)
+    got = downstream.load_from_event(dict(extra), "train")
+    assert got["examples"] == extra["num_examples"]["train"] and got["tag"] == "sample-v1.0"
