@@ -242,9 +242,9 @@ def dvc_remote_url(cwd: Path | str) -> str | None:
     removed; a local path is made absolute. None when no default remote is configured."""
     dvc_dir = Path(cwd) / ".dvc"
     cp = configparser.ConfigParser()
-    for name in ("config", "config.local"):
+    for fname in ("config", "config.local"):
         try:
-            cp.read(dvc_dir / name, encoding="utf-8")
+            cp.read(dvc_dir / fname, encoding="utf-8")
         except configparser.Error:
             continue
     core = next((sec for sec in cp.sections() if sec.strip("'\" ") == "core"), None)
