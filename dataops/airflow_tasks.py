@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,7 +16,16 @@ LOCK_MESSAGE = "Unable to acquire lock"
 
 
 class StageFailed(DataopsError):
-    """A `dvc` command exited non-zero; the message carries DVC's own last lines."""
+    """A `dvc` command exited non-zero; the message carries DVC's own last lines.
+
+    `command_exit` is the exit code of the stage's own command when DVC reports it
+    ("exited with N"): `dataops` exits 2 for a config error and 1 for bad data or a failed
+    validation — both fail again the same way, so such a failure is not `retryable`."""
+
+    def __init__(self, message: str, command_exit: int | None = None) -> None:
+        super().__init__(message)
+        self.command_exit = command_exit
+        self.retryable = command_exit not in (1, 2)
 
 
 class RepoLocked(DataopsError):
@@ -94,13 +104,28 @@ def run_dvc(
                 continue
             raise RepoLocked(f"{cwd}: DVC repository lock still held after {lock_wait_s:g}s")
         errors = [ln for ln in last[-10:] if ln.strip()]
+        exits = re.findall(r"exited with (-?\d+)", text)
         raise StageFailed(
-            f"`dvc {' '.join(args)}` failed with exit code {code} in {cwd}:\n" + "\n".join(errors)
+            f"`dvc {' '.join(args)}` failed with exit code {code} in {cwd}:\n" + "\n".join(errors),
+            command_exit=int(exits[-1]) if exits else None,
         )
 
 
+def is_retryable(err: BaseException) -> bool:
+    """Whether running the task again can help: a config error, bad data, a failed validation or a
+    stage command that exited 1 or 2 fail the same way again; the DVC lock, the network and a remote
+    refusing a push may not. Errors this project does not know are retried."""
+    if isinstance(err, DataopsError):
+        return bool(getattr(err, "retryable", False)) or isinstance(err, RepoLocked)
+    return True
+
+
 def run_stage(
-    stage: str, cwd: Path, log: Callable[[str], None] = print, lock_wait_s: float = 600.0
+    stage: str,
+    cwd: Path,
+    log: Callable[[str], None] = print,
+    lock_wait_s: float = 600.0,
+    poll_s: float = 2.0,
 ) -> None:
     """Reproduce one DVC stage, and only it: `dvc repro --single-item <stage>`."""
-    run_dvc(["repro", "--single-item", stage], cwd, log, lock_wait_s=lock_wait_s)
+    run_dvc(["repro", "--single-item", stage], cwd, log, lock_wait_s=lock_wait_s, poll_s=poll_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,24 @@ STAGE_TASKS = ["sample", "ingest", "preprocess", "serialize", "validate"]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> tuple[Path, Path]:
+def project(tmp_path_factory):
+    """(workspace, AIRFLOW_HOME); versions are pushed to a bare repository, the team's git remote."""
     root = tmp_path_factory.mktemp("dagrun")
     clone = make_clone(root / "proj", num_examples=120)
+    team = root / "team.git"
+    git(root, "init", "-q", "--bare", "-b", "main", str(team))
     airflow_db(root / "airflow-home", clone)
-    return clone, root / "airflow-home"
+    saved = os.environ.get("DATAOPS_GIT_REMOTE")
+    os.environ["DATAOPS_GIT_REMOTE"] = str(team)  # the dag_test subprocess inherits it
+    yield clone, root / "airflow-home"
+    if saved is None:
+        os.environ.pop("DATAOPS_GIT_REMOTE", None)
+    else:
+        os.environ["DATAOPS_GIT_REMOTE"] = saved
+
+
+def _team(clone: Path) -> Path:
+    return clone.parent / "team.git"
 
 
 def _remote_has(clone: Path, md5: str) -> bool:
@@ -35,13 +49,22 @@ def test_runs_publish_a_version_then_nothing_then_a_new_param(project):
     # 1. first run: every stage runs, publish commits and tags, the data is in the remote
     r1, _ = dag_test(home, clone)
     assert r1["state"] == "success", r1
-    assert r1["tasks"] == {t: "success" for t in ["apply_params", *STAGE_TASKS, "publish"]}
+    assert r1["tasks"] == {
+        t: "success" for t in ["apply_params", *STAGE_TASKS, "publish", "restore_workspace"]
+    }
     head = git(clone, "rev-parse", "HEAD")
     assert head != first_commit
     assert git(clone, "tag", "--points-at", "HEAD") == "sample-v1.0"
     subject = git(clone, "log", "-1", "--format=%s")
     event = r1["events"][-1]
     assert event["commit"] == head and event["tag"] == "sample-v1.0"
+    # the version left the machine: commit and tag are in the team's repository
+    team = _team(clone)
+    assert git(team, "rev-parse", "main") == head
+    assert git(team, "rev-parse", "refs/tags/sample-v1.0^{commit}") == head
+    assert event["git_remote"] == str(team) and event["git_branch"] == "main"
+    assert event["dvc_remote"] == str(clone.parent / "remote") and event["version"] == "v1.0"
+    assert event["load"] == f"dataops.load('sample-v1.0', 'train', repo={str(team)!r})"
     assert sum(event["num_examples"].values()) == 120
     n = event["num_examples"]
     assert (
@@ -87,13 +110,13 @@ def test_runs_publish_a_version_then_nothing_then_a_new_param(project):
     assert {s["name"]: s["num_examples"] for s in detail["splits"]} == n
     assert detail["params"]["sample"]["num_examples"] == 120
 
-    # 2. second run: nothing changed, so no commit, no tag, no asset event; publish says so
+    # 2. second run: the fingerprint is published, so no commit, no tag, no asset event
     r2, out2 = dag_test(home, clone)
     assert r2["state"] == "success", r2
     assert r2["tasks"]["publish"] == "skipped" and all(
         r2["tasks"][t] == "success" for t in STAGE_TASKS
     )
-    assert "nothing changed:" in out2 and "no commit, no tag" in out2
+    assert "nothing to publish:" in out2 and "already published as sample-v1.0" in out2
     assert git(clone, "rev-parse", "HEAD") == head
     assert git(clone, "tag").split() == ["sample-v1.0"]
     assert len(r2["events"]) == len(r1["events"])
@@ -114,6 +137,21 @@ def test_runs_publish_a_version_then_nothing_then_a_new_param(project):
     ]
     assert sum(r3["events"][-1]["num_examples"].values()) == 150
     assert [v.tag for v in list_versions(clone)] == ["sample-v1.1", "sample-v1.0"]
+    assert git(_team(clone), "rev-parse", "main") == git(clone, "rev-parse", "HEAD")
+
+
+def test_failed_validation_fails_at_once_and_the_workspace_is_restored(project):
+    clone, home = project
+    head = git(clone, "rev-parse", "HEAD")
+    committed = {f: git(clone, "show", f"HEAD:{f}") for f in ("params.yaml", "dvc.lock")}
+    r, out = dag_test(home, clone, {"validate__min_examples__train": 100000})
+    assert r["state"] == "failed", r
+    assert r["tasks"]["validate"] == "failed" and r["tasks"]["publish"] == "upstream_failed"
+    assert "up_for_retry" not in json.dumps(r) and "UP_FOR_RETRY" not in out  # no retry
+    assert r["tasks"]["restore_workspace"] == "success"
+    assert "restored params.yaml as committed at HEAD" in out
+    assert {f: (clone / f).read_text().strip() for f in committed} == committed
+    assert git(clone, "rev-parse", "HEAD") == head and len(r["events"]) == 2
 
 
 def test_invalid_param_fails_the_first_task_with_the_validation_message(project):
@@ -128,4 +166,10 @@ def test_invalid_param_fails_the_first_task_with_the_validation_message(project)
         "key 'preprocess.split.ratios': Value error, split ratios must sum to 1, they sum to 0.7"
         in out
     )
+    assert (clone / "params.yaml").read_bytes() == before
+
+    # a dataset name git cannot put in a tag is refused before any work
+    r, out = dag_test(home, clone, {"dataset__name": "a..b"})
+    assert r["state"] == "failed" and r["tasks"]["apply_params"] == "failed"
+    assert "key 'dataset.name': 'a..b' cannot name a git tag" in out
     assert (clone / "params.yaml").read_bytes() == before

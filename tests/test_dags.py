@@ -19,26 +19,20 @@ HEAVY = ("tensorflow", "pyarrow", "dvc", "h5py")
 
 _INSPECT = textwrap.dedent(
     """
-    import json, sys, time
+    import json, sys
     from airflow.dag_processing.dagbag import DagBag
-    # Airflow's own modules are loaded first: their cost (~1.2 s for the API security module
-    # the plugin's auth dependency lives in) is not the DAG file's or the plugin's.
+    # Airflow's own modules first: the heavy-module check below is about what the DAG file
+    # and the plugin add on top of them.
     import airflow.sdk, airflow.plugins_manager, fastapi, airflow.api_fastapi.core_api.security
-    t = time.perf_counter()
     bag = DagBag(dag_folder=sys.argv[1])
-    parse_s = time.perf_counter() - t
-    t = time.perf_counter()
     import importlib.util
     spec = importlib.util.spec_from_file_location("datasets_plugin", sys.argv[2])
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
-    plugin_s = time.perf_counter() - t
     dag = bag.dags.get("dataset_pipeline")
     out = {
         "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
         "dag_ids": sorted(bag.dags),
-        "parse_s": parse_s,
-        "plugin_s": plugin_s,
         "heavy": sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in HEAVY_MODULES}),
         "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks} if dag else {},
         "params": {k: dag.params.get_param(k).dump() for k in dag.params} if dag else {},
@@ -47,6 +41,8 @@ _INSPECT = textwrap.dedent(
         "tags": sorted(dag.tags) if dag else [],
         "doc_md": bool(dag and dag.doc_md),
         "retries": {t.task_id: t.retries for t in dag.tasks} if dag else {},
+        "setup": sorted(t.task_id for t in dag.tasks if t.is_setup) if dag else [],
+        "teardown": sorted(t.task_id for t in dag.tasks if t.is_teardown) if dag else [],
         "outlets": {t.task_id: [a.uri for a in t.outlets] for t in dag.tasks} if dag else {},
         "schedule": str(dag.schedule) if dag else None,
     }
@@ -83,8 +79,6 @@ def test_dag_folder_imports_without_errors_or_heavy_modules(repo_dag):
     assert repo_dag["import_errors"] == {}
     assert repo_dag["dag_ids"] == ["dataset_pipeline"]
     assert repo_dag["heavy"] == [], f"imported at parse time: {repo_dag['heavy']}"
-    assert repo_dag["parse_s"] < 1.0, f"DAG folder took {repo_dag['parse_s']:.2f}s to parse"
-    assert repo_dag["plugin_s"] < 1.0
 
 
 def test_dag_structure_is_the_dvc_stage_graph(repo_dag):
@@ -92,7 +86,9 @@ def test_dag_structure_is_the_dvc_stage_graph(repo_dag):
     expected = {s.name: sorted(s.upstream) or ["apply_params"] for s in stages}
     expected["apply_params"] = []
     expected["publish"] = ["validate"]
+    expected["restore_workspace"] = ["apply_params", "publish"]
     assert repo_dag["upstream"] == expected
+    assert repo_dag["teardown"] == ["restore_workspace"] and repo_dag["setup"] == ["apply_params"]
     # and that graph is the pipeline the README describes
     assert edges(stages) == {
         ("sample", "ingest"),
@@ -110,6 +106,7 @@ def test_dag_settings(repo_dag):
     assert all(r >= 1 for t, r in repo_dag["retries"].items() if t != "apply_params"), repo_dag[
         "retries"
     ]
+    assert repo_dag["retries"]["apply_params"] == 0
     assert repo_dag["outlets"]["publish"] == ["dataops://sample/"]
     assert repo_dag["schedule"] == "None"
 
@@ -141,6 +138,22 @@ def test_a_new_stage_in_dvc_yaml_is_a_new_task(tmp_path):
     assert got["upstream"]["stats"] == ["serialize"]  # dep inside an out of serialize
     assert got["upstream"]["publish"] == ["stats", "validate"]  # both are last stages
     assert got["schedule"] == "@daily"
+
+
+def test_form_defaults_are_the_committed_params_not_a_runs_leftovers(tmp_path):
+    """A run that failed may leave params.yaml modified: the form (and the DAG version) ignore it,
+    and parsing reads no Airflow Variable (no metadata DB exists here at all)."""
+    clone = make_clone(tmp_path / "proj", num_examples=120)
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["sample"]["num_examples"] = 7
+    params["dataset"]["name"] = "leftover"
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # a Variable would set a schedule; parsing must not read it (only $DATAOPS_SCHEDULE counts)
+    got = inspect(clone, tmp_path, DATAOPS_SCHEDULE="", AIRFLOW_VAR_DATAOPS_SCHEDULE="@hourly")
+    assert got["import_errors"] == {} and got["schedule"] == "None"
+    assert got["params"]["sample__num_examples"]["value"] == 120
+    assert got["params"]["dataset__name"]["value"] == "sample"
+    assert got["outlets"]["publish"] == ["dataops://sample/"]
 
 
 def test_graph_edges_follow_path_containment():
