@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup demo test lint bench bench-quick airflow browser compose-tool clean
+.PHONY: help setup demo test lint bench bench-quick airflow browser services compose-tool clean
 
 help:
 	@echo "make demo   - set up .venv, run the whole pipeline (dvc repro), push to the local remote, summarize"
@@ -54,6 +54,16 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 		echo "chromium not installed: the browser test will be skipped"
+
+# Postgres and Redis for the production-topology test (tests/test_publish_prod_stack.py), which
+# starts and stops its own servers on loopback; needs root and apt.
+services:
+	@{ command -v redis-server >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null) ; } || \
+		echo "postgresql/redis-server not installed: the production-topology test will be skipped"
+	@# Debian's postgresql package starts a cluster on install; the test runs its own.
+	@-command -v pg_ctlcluster >/dev/null 2>&1 && pg_lsclusters -h 2>/dev/null | awk '{print $$1, $$2}' | while read v c; do pg_ctlcluster $$v $$c stop 2>/dev/null; done; true
 
 # Debian's docker-compose (1.29) validates docker-compose.yml without a Docker engine (tests/test_compose.py).
 compose-tool:

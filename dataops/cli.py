@@ -80,7 +80,7 @@ def _params(path: Path):
 @app.command()
 def sample(
     params: ParamsOpt = Path("params.yaml"),
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(naming.RAW_DIR),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(naming.SAMPLE_DIR),
     num_examples: Annotated[
         int | None, typer.Option(help="Rows (default: sample.num_examples).")
     ] = None,

@@ -1,7 +1,7 @@
 """`dvc.yaml`, derived: each stage's deps are the modules it imports and the sources it reads.
 
 A hand-kept deps list drifts from the code (a change to `config.py` once re-ran no stage) and
-from `params.yaml` (a source outside `data/raw` was not tracked at all). Here the code deps of a
+from `params.yaml` (a source outside the sample folder was not tracked at all). Here the code deps of a
 stage are the import closure of the module holding its function — read from the sources with
 `ast`, nothing is imported — and the data deps of `ingest` are the paths its sources name. The
 params of a stage are the keys it reads that the params file sets: a section left out falls
@@ -21,12 +21,14 @@ from typing import Any
 
 import yaml
 
+from dataops.naming import DATASET_DIR, PREPROCESSED_DIR, REPORT_FILE, SAMPLE_DIR, SNAPSHOT_DIR
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # Every stage passes through the params model and the error types: the CLI (`dataops <stage>`)
 # only parses flags and calls the stage function, so it is not a dep (a new read-only command
 # must not re-run every stage).
 COMMON_MODULES = ("dataops.config", "dataops.errors")
-SAMPLE_OUT = "data/sample"
+SAMPLE_OUT = SAMPLE_DIR
 
 
 @dataclass(frozen=True)
@@ -56,24 +58,24 @@ STAGES = (
         name="ingest",
         desc="Read and join the sources named in ingest.sources into a Parquet snapshot.",
         module="dataops.ingest",
-        cmd="dataops ingest --params params.yaml --out data/snapshot",
+        cmd=f"dataops ingest --params params.yaml --out {SNAPSHOT_DIR}",
         params=("dataset.on_error", "ingest"),
-        outs=("data/snapshot",),
+        outs=(SNAPSHOT_DIR,),
     ),
     StageSpec(
         name="preprocess",
         desc="Split by key hash, fit statistics and vocabularies on train, transform every split.",
         module="dataops.preprocess",
-        cmd="dataops preprocess --params params.yaml --snapshot data/snapshot --out data/preprocessed",
+        cmd=f"dataops preprocess --params params.yaml --snapshot {SNAPSHOT_DIR} --out {PREPROCESSED_DIR}",
         params=("dataset.on_error", "preprocess"),
-        data_deps=("data/snapshot",),
-        outs=("data/preprocessed",),
+        data_deps=(SNAPSHOT_DIR,),
+        outs=(PREPROCESSED_DIR,),
     ),
     StageSpec(
         name="serialize",
         desc="Write TFRecord shards of tf.train.Example, shard indexes and metadata.json.",
         module="dataops.serialize",
-        cmd="dataops serialize --params params.yaml --preprocessed data/preprocessed --out data/tfrecords",
+        cmd=f"dataops serialize --params params.yaml --preprocessed {PREPROCESSED_DIR} --out {DATASET_DIR}",
         params=(
             "dataset.name",
             "dataset.description",
@@ -82,17 +84,17 @@ STAGES = (
             "dataset.license",
             "serialize",
         ),
-        data_deps=("data/preprocessed",),
-        outs=("data/tfrecords",),
+        data_deps=(PREPROCESSED_DIR,),
+        outs=(DATASET_DIR,),
     ),
     StageSpec(
         name="validate",
         desc="Re-read every shard with TensorFlow and check the expectations in validate.",
         module="dataops.validate",
-        cmd="dataops validate --params params.yaml --dataset data/tfrecords --report reports/validation.json",
+        cmd=f"dataops validate --params params.yaml --dataset {DATASET_DIR} --report {REPORT_FILE}",
         params=("validate",),
-        data_deps=("data/tfrecords",),
-        metrics=("reports/validation.json",),
+        data_deps=(DATASET_DIR,),
+        metrics=(REPORT_FILE,),
     ),
 )
 

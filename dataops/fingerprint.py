@@ -46,7 +46,7 @@ def files_digest(files: Mapping[str, str]) -> str:
 
     It is the sha256 of the text `sha256sum` prints for them, sorted by path: one line
     `<sha256>  <path>\\n` per file, paths relative to the project with `/`. So
-    `(cd PROJECT && find data/raw/images -type f | LC_ALL=C sort | xargs sha256sum | sha256sum)`
+    `(cd PROJECT && find data/sample/images -type f | LC_ALL=C sort | xargs sha256sum | sha256sum)`
     gives the same digest. A change to any file's content or name changes it.
     """
     h = hashlib.sha256()

@@ -21,7 +21,7 @@ from typing import Literal
 
 # The conventional layout under a project root: what `dvc.yaml`, the CLI defaults, the
 # pipeline, publish and the loader's DVC reads use.
-RAW_DIR = "data/raw"
+SAMPLE_DIR = "data/sample"
 SNAPSHOT_DIR = "data/snapshot"
 PREPROCESSED_DIR = "data/preprocessed"
 DATASET_DIR = "data/tfrecords"

@@ -16,8 +16,8 @@ class PipelinePaths:
     root: Path
 
     @property
-    def raw(self) -> Path:
-        return self.root / naming.RAW_DIR
+    def sample(self) -> Path:
+        return self.root / naming.SAMPLE_DIR
 
     @property
     def snapshot(self) -> Path:
@@ -48,7 +48,7 @@ def run_pipeline(
     if sample:
         from dataops.sample import generate_sample
 
-        generate_sample(paths.raw, params.sample)
+        generate_sample(paths.sample, params.sample)
     run_ingest(params.ingest, paths.root, paths.snapshot, params.dataset.on_error)
     run_preprocess(params.preprocess, paths.snapshot, paths.preprocessed, params.dataset.on_error)
     run_serialize(params.serialize, params.dataset, paths.preprocessed, paths.tfrecords)

@@ -84,7 +84,7 @@ def test_runs_publish_a_version_then_nothing_then_a_new_param(project):
         if o["path"].startswith("data/")
     ]
     assert {o["path"] for o in outs} >= {
-        "data/raw",
+        "data/sample",
         "data/snapshot",
         "data/preprocessed",
         "data/tfrecords",

@@ -71,7 +71,7 @@ def test_cli_missing_source_exits_2_naming_the_path(tmp_path: Path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params()))
     r = run_cli("ingest", cwd=tmp_path)
     assert r.returncode == 2
-    assert "key 'ingest.sources.0.path': data/raw/attributes.csv does not exist" in r.stderr
+    assert "key 'ingest.sources.0.path': data/sample/attributes.csv does not exist" in r.stderr
     assert not (tmp_path / "data" / "snapshot").exists()
 
 

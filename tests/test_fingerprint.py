@@ -42,7 +42,7 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 def _build(raw: Path, root: Path, **overrides) -> Path:
     """ingest → preprocess → serialize of the small sample's raw files under `root`."""
-    shutil.copytree(raw, root / naming.RAW_DIR)
+    shutil.copytree(raw, root / naming.SAMPLE_DIR)
     params = parse_params(small_params_data(**overrides))
     run_pipeline(params, root, sample=False, validate=False)
     return root / naming.DATASET_DIR
@@ -74,7 +74,7 @@ def test_batch_sizes_change_no_byte_and_not_the_fingerprint(
     ref = small_dataset / naming.DATASET_DIR
     with tempfile.TemporaryDirectory() as tmp:
         out = _build(
-            small_dataset / naming.RAW_DIR,
+            small_dataset / naming.SAMPLE_DIR,
             Path(tmp),
             ingest={"batch_rows": ingest},
             preprocess={"batch_rows": preprocess},
@@ -100,7 +100,7 @@ def test_partition_size_moves_the_fingerprint_exactly_when_it_moves_bytes(small_
     changes the row order, so it is in the fingerprint; should ingest keep the order whatever
     the partitions, this fails and the key belongs in NON_BYTE_PARAMS."""
     ref = small_dataset / naming.DATASET_DIR
-    out = _build(small_dataset / naming.RAW_DIR, tmp_path, ingest={"partition_bytes": 1024})
+    out = _build(small_dataset / naming.SAMPLE_DIR, tmp_path, ingest={"partition_bytes": 1024})
     same_shards = {k: v for k, v in _files(out).items() if naming.parse(k)} == {
         k: v for k, v in _files(ref).items() if naming.parse(k)
     }
@@ -117,7 +117,7 @@ def test_reordering_split_ratios_changes_the_fingerprint(small_dataset, tmp_path
     assert reordered == ratios and list(reordered) != list(ratios)  # same mapping, other order
     data = small_params_data()
     data["preprocess"]["split"]["ratios"] = reordered
-    shutil.copytree(small_dataset / naming.RAW_DIR, tmp_path / naming.RAW_DIR)
+    shutil.copytree(small_dataset / naming.SAMPLE_DIR, tmp_path / naming.SAMPLE_DIR)
     run_pipeline(parse_params(data), tmp_path, sample=False, validate=False)
     meta = read_metadata(tmp_path / naming.DATASET_DIR)
     assert meta.num_examples != ref.num_examples  # the order moved rows between splits ...
@@ -184,11 +184,11 @@ def test_metadata_stays_small_with_10k_input_files(tmp_path):
     features = [FeatureInfo(name="x", kind="tensor", dtype="int64", shape=[], encoding="none")]
     pre = write_preprocessed(tmp_path / "pre", features, {"train": [{"x": 1}]})
     state = json.loads((pre / "state.json").read_text())
-    files = {f"data/raw/images/c{i % 10}/{i:06d}.png": f"{i:064x}" for i in range(10_000)}
+    files = {f"data/sample/images/c{i % 10}/{i:06d}.png": f"{i:064x}" for i in range(10_000)}
     state["inputs"] = {
         "images": {
             "format": "image_folder",
-            "path": "data/raw/images",
+            "path": "data/sample/images",
             "num_files": len(files),
             "num_bytes": 123_456_789,
             "files": files,
@@ -211,11 +211,11 @@ def test_older_metadata_with_a_file_list_still_reads(tmp_path):
     shutil.copytree(Path(__file__).parent / "golden", tmp_path / "g")
     path = tmp_path / "g" / naming.METADATA_FILE
     data = json.loads(path.read_text())
-    files = {"data/raw/a.csv": "1" * 64}
+    files = {"data/sample/a.csv": "1" * 64}
     data["inputs"] = {
         "a": {
             "format": "csv",
-            "path": "data/raw/a.csv",
+            "path": "data/sample/a.csv",
             "num_files": 1,
             "num_bytes": 3,
             "files": files,

@@ -307,7 +307,7 @@ def _image_project(root: Path, images: dict[str, bytes], image: dict, on_error: 
             "ingest": {
                 "key": "id",
                 "sources": [
-                    {"name": "images", "format": "image_folder", "path": "data/raw/images"}
+                    {"name": "images", "format": "image_folder", "path": "data/sample/images"}
                 ],
             },
             "preprocess": {
@@ -345,7 +345,7 @@ def test_decompression_bomb_is_named_under_fail(tmp_path, bomb):
         run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre")
     msg = str(err.value)
     assert msg.startswith(
-        "data/raw/images: a/2.png (id='2'): column 'image': image is larger than Pillow decodes"
+        "data/sample/images: a/2.png (id='2'): column 'image': image is larger than Pillow decodes"
     )
     assert msg.endswith("(set dataset.on_error: skip to drop such rows and count them)")
     assert "\n" not in msg

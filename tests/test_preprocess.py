@@ -80,7 +80,7 @@ def test_corrupt_image_fails_naming_the_file(tmp_path):
     with pytest.raises(DatasetError) as err:
         run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre")
     rel = victim.relative_to(tmp_path / "data" / "raw" / "images").as_posix()
-    assert f"data/raw/images: {rel} (id='7'): column 'image': cannot decode image" in str(err.value)
+    assert f"data/sample/images: {rel} (id='7'): column 'image': cannot decode image" in str(err.value)
     assert not (tmp_path / "pre").exists()
 
 
@@ -134,7 +134,7 @@ def test_wrong_type_value_names_file_and_line(tmp_path):
     run_ingest(params.ingest, tmp_path, tmp_path / "snap")
     with pytest.raises(
         DatasetError,
-        match=r"data/raw/attributes.csv: line 6 \(id='5'\): column 'weight': 'heavy' is not a number",
+        match=r"data/sample/attributes.csv: line 6 \(id='5'\): column 'weight': 'heavy' is not a number",
     ):
         run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre")
 

@@ -45,7 +45,7 @@ class Batch:
     """One batch of snapshot rows: the table, its bad rows, and how to name a row in messages.
 
     `locate(column, row)` says where a row of `column` came from, e.g.
-    `data/raw/a.csv: line 6 (id='5')`; the driver supplies it (it knows the ingest manifest).
+    `data/sample/a.csv: line 6 (id='5')`; the driver supplies it (it knows the ingest manifest).
     """
 
     def __init__(self, table: pa.Table, locate: Callable[[str, int], str]) -> None:
