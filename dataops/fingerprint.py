@@ -3,9 +3,10 @@
 - `dataset_fingerprint`: the identity of a dataset's content. It covers everything that changes
   a byte of the shards or the meaning of a stored value (the inputs' content, the dataset name,
   every ingest/preprocess/serialize param, the *order* of the split ratios, the metadata
-  format) and nothing that does not: batch sizes (`NON_BYTE_PARAMS`; no stage has a thread
-  count param, threads never change bytes), and the dataset card (descriptions, homepage, citation, license), which
-  documents the data without changing it. Iterator states and `dvc status` rely on it.
+  format) and nothing that does not: batch sizes and the join's partition size
+  (`NON_BYTE_PARAMS`; no stage has a thread count param, threads never change bytes), and the
+  dataset card (descriptions, homepage, citation, license), which documents the data without
+  changing it. Iterator states and `dvc status` rely on it.
 - `files_digest`: one digest for the files of a source (see its docstring), so `metadata.json`
   stays a few KB however many files went in; the per-file list stays in the ingest manifest.
 - `schema_hash`: the feature schema (names, kinds, dtypes, shapes, encodings) that decides a
@@ -23,14 +24,17 @@ from typing import Any
 from dataops.fsutil import dumps_json
 
 NON_BYTE_PARAMS: dict[str, frozenset[str]] = {
-    # Not `ingest.partition_bytes`: the join writes rows partition by partition, so the number
-    # of partitions changes the row order (tests/test_fingerprint.py checks both ways).
-    "ingest": frozenset({"batch_rows"}),
+    # `ingest.partition_bytes` too: the joined partitions are merged back into the first
+    # source's order, so the snapshot is the same bytes however many partitions the join used
+    # (tests/test_ingest.py). Preprocess fits numeric moments by fixed blocks of snapshot rows
+    # (`dataops.features.numeric.BlockMoments`), so its batch size leaves the state's bits alone.
+    "ingest": frozenset({"batch_rows", "partition_bytes"}),
     "preprocess": frozenset({"batch_rows"}),
     "serialize": frozenset({"batch_rows"}),
 }
 """Per params section, the keys that change how the work is cut, never a byte of the output.
-`tests/test_fingerprint.py` changes each and checks that every output byte stays the same."""
+`tests/test_fingerprint.py` changes each and checks that every file of the dataset
+(`metadata.json` included) stays the same bytes; and that every other key moves the fingerprint."""
 
 CARD_KEYS = frozenset({"description"})
 """Documentation keys of a feature: they reach metadata.json and dataset_info.json, not the data."""

@@ -135,8 +135,9 @@ class _Run:
             keys = table.column(self.key).to_pylist()
             yield table, assign_splits(keys, split.ratios, split.seed)
 
-    def new_batch(self, table: pa.Table) -> Batch:
-        return Batch(table, _Locator(table, self.key, self.manifest))
+    def new_batch(self, table: pa.Table, start: int) -> Batch:
+        """The batch of snapshot rows `start .. start + table.num_rows - 1`."""
+        return Batch(table, _Locator(table, self.key, self.manifest), start)
 
 
 class _Refit(Exception):
@@ -152,7 +153,7 @@ def _fit_state(run: _Run, exclude: set[int]) -> tuple[dict[str, Any], set[int]]:
     unfit = set(exclude)
     start = 0
     for table, split in run.batches():
-        probe = run.new_batch(table)
+        probe = run.new_batch(table, start)
         for f in features:
             f.check(probe)
         if run.on_error == "fail" and probe.bad.mask.any():
@@ -166,7 +167,7 @@ def _fit_state(run: _Run, exclude: set[int]) -> tuple[dict[str, Any], set[int]]:
         for row in exclude:
             if start <= row < start + table.num_rows:
                 use[row - start] = False
-        batch = run.new_batch(table)
+        batch = run.new_batch(table, start)
         partials = [
             f.merge(p, f.partial_fit(batch, use)) for f, p in zip(features, partials, strict=True)
         ]
@@ -197,7 +198,7 @@ def _write_splits(
             writers: dict[str, pq.ParquetWriter] = {}
             schema: pa.Schema | None = None
             for table, split in run.batches():
-                batch = run.new_batch(table)
+                batch = run.new_batch(table, start)
                 cols: dict[str, pa.Array] = {}
                 for t in transforms:
                     cols.update(t(batch))

@@ -7,7 +7,10 @@ the column from Arrow, fitting its state on train rows, and transforming a batch
 Fitting is *partial fit on a batch → merge of partials → finalize*. `partial_fit` returns a
 value that describes one batch's train rows, `merge` combines two such values, and
 `finalize` turns the merged value into the JSON state stored in `state.json`. The same steps
-serve preprocess's in-process loop and a fit over partitions merged later.
+serve preprocess's in-process loop and a fit over partitions merged later. A driver must give
+each `Batch` its `start` (its first row's snapshot row number); then partials of disjoint row
+sets merged in any order or grouping finalize to the same state, to the bit, whatever the
+batch sizes (every kind here: counters add up, numeric moments go by fixed row blocks).
 """
 
 from __future__ import annotations
@@ -46,11 +49,15 @@ class Batch:
 
     `locate(column, row)` says where a row of `column` came from, e.g.
     `data/sample/a.csv: line 6 (id='5')`; the driver supplies it (it knows the ingest manifest).
+    `start` is the snapshot row number of the batch's first row (row `i` of the batch is
+    snapshot row `start + i`): a partial fit that must not depend on how the rows were cut
+    into batches (numeric moments) places its rows by it.
     """
 
-    def __init__(self, table: pa.Table, locate: Callable[[str, int], str]) -> None:
+    def __init__(self, table: pa.Table, locate: Callable[[str, int], str], start: int = 0) -> None:
         self.table = table
         self.locate = locate
+        self.start = start
         self.bad = BadRows(table.num_rows)
 
     @property
