@@ -40,11 +40,11 @@ def test_committed_params_are_valid():
         (lambda d: d.pop("ingest"), "missing key 'ingest'"),
         (
             lambda d: d["serialize"].update(compression_level=6),
-            "key 'serialize.compression_level': Value error, deflate 'isal' takes levels 0-3 (got 6)",
+            "key 'serialize.compression_level': deflate 'isal' takes levels 0-3 (got 6)",
         ),
         (
             lambda d: d["serialize"].update(deflate="zlib", compression_level=10),
-            "key 'serialize.compression_level': Value error, deflate 'zlib' takes levels 0-9 (got 10)",
+            "key 'serialize.compression_level': deflate 'zlib' takes levels 0-9 (got 10)",
         ),
         (lambda d: d["serialize"].update(deflate="zstd"), "key 'serialize.deflate'"),
     ],
