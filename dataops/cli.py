@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -151,7 +152,7 @@ def _os_error_line(err: OSError) -> str:
 def _interrupt_line(signum: int) -> str:
     from dataops.fsutil import committed
 
-    done = committed()
+    done = [p for p in committed() if ".incomplete-" not in str(p)]
     if done:
         already = ", ".join(clip(str(p)) for p in done)
         return f"interrupted ({signal_name(signum)}); already written before the signal: {already}; nothing else was written"
@@ -482,6 +483,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if received() is not None and not _OPTS["reported"]:
         # interrupted outside a command body; typer turns that into a silent Exit(130)
         code = _fail(Interrupted(received() or 2))
+    # Past this point the outcome is decided: a signal arriving while Python shuts down (which
+    # restores the default handlers) would otherwise kill the process with -15 after a success.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)
 
 
