@@ -159,8 +159,11 @@ def _interrupt_line(signum: int) -> str:
     return f"interrupted ({signal_name(signum)}); nothing was written"
 
 
-def describe(err: BaseException, params: Path | None = None) -> tuple[list[str], int]:
-    """The `error:` lines a failure prints and the exit code the process ends with."""
+def describe(
+    err: BaseException, params: Path | None = None, out: Path | None = None
+) -> tuple[list[str], int]:
+    """The `error:` lines a failure prints and the exit code the process ends with (`params`:
+    the params file given; `out`: the output being written, named when the OS error names none)."""
     if isinstance(err, KeyboardInterrupt):
         signum = err.signum if isinstance(err, Interrupted) else (received() or 2)
         return [_interrupt_line(signum)], 128 + signum
@@ -175,10 +178,12 @@ def describe(err: BaseException, params: Path | None = None) -> tuple[list[str],
             "out of memory; lower the batch_rows / partition_bytes params, shrink the input or use a machine with more memory"
         ], 1
     if isinstance(err, OSError):
+        if err.filename is None and out is not None and err.errno is not None:
+            err = OSError(err.errno, err.strerror or str(err), str(out))
         return [_os_error_line(err)], 1
     text = str(err)
     if "No space left on device" in text:
-        return [_os_error_line(OSError(errno.ENOSPC, text))], 1
+        return [_os_error_line(OSError(errno.ENOSPC, text, None if out is None else str(out)))], 1
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover
@@ -200,9 +205,9 @@ def describe(err: BaseException, params: Path | None = None) -> tuple[list[str],
     ], 1
 
 
-def _fail(err: BaseException, params: Path | None = None) -> int:
+def _fail(err: BaseException, params: Path | None = None, out: Path | None = None) -> int:
     """Print the `error:` lines of `err` (and its traceback under --debug); return the exit code."""
-    lines, code = describe(err, params)
+    lines, code = describe(err, params, out)
     _OPTS["reported"] = True
     if _OPTS["debug"]:
         import traceback
@@ -215,7 +220,13 @@ def _fail(err: BaseException, params: Path | None = None) -> int:
     return code
 
 
-def _run(stage: str, fn: Callable[[], Any], params: Path | None = None, record: bool = True) -> Any:
+def _run(
+    stage: str,
+    fn: Callable[[], Any],
+    params: Path | None = None,
+    record: bool = True,
+    out: Path | None = None,
+) -> Any:
     """Run a command body: map every failure to `error:` lines and an exit code. Stages (`record`)
     run in a process scratch folder and leave volatile run facts in reports/runs/ (untracked);
     read-only commands write nothing."""
@@ -238,7 +249,7 @@ def _run(stage: str, fn: Callable[[], Any], params: Path | None = None, record: 
     except BaseException as err:  # noqa: BLE001 - the one place every failure is reported
         if isinstance(err, SystemExit):
             raise
-        raise typer.Exit(_fail(err, params)) from None
+        raise typer.Exit(_fail(err, params, out)) from None
     if record:
         facts = {
             "stage": stage,
@@ -296,7 +307,7 @@ def sample(
             ) from None
         return generate_sample(out, checked)
 
-    r = _run("sample", go, params)
+    r = _run("sample", go, params, out=out)
     _log("sample.done", out=str(r.out), examples=r.num_examples, classes=len(r.classes))
 
 
@@ -312,7 +323,7 @@ def ingest(
         p = _params(params)
         return run_ingest(p.ingest, params.resolve().parent, out, p.dataset.on_error)
 
-    r = _run("ingest", go, params)
+    r = _run("ingest", go, params, out=out)
     _log("ingest.done", out=str(r.out), rows=r.num_rows, skipped=r.skipped)
 
 
@@ -331,7 +342,7 @@ def preprocess(
         p = _params(params)
         return run_preprocess(p.preprocess, snapshot, out, p.dataset.on_error)
 
-    r = _run("preprocess", go, params)
+    r = _run("preprocess", go, params, out=out)
     _log("preprocess.done", out=str(r.out), examples=r.num_examples, skipped=r.skipped)
 
 
@@ -350,7 +361,7 @@ def serialize(
         p = _params(params)
         return run_serialize(p.serialize, p.dataset.name, preprocessed, out)
 
-    r = _run("serialize", go, params)
+    r = _run("serialize", go, params, out=out)
     _log(
         "serialize.done",
         out=str(r.out),
@@ -377,7 +388,7 @@ def validate(
             raise ValidationFailed(r.violations)
         return r
 
-    r = _run("validate", go, params)
+    r = _run("validate", go, params, out=report)
     _log("validate.done", report=str(report), ok=r.ok)
 
 
@@ -427,7 +438,7 @@ def schema(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        _run("schema", lambda: out.write_text(text, encoding="utf-8"), record=False)
+        _run("schema", lambda: out.write_text(text, encoding="utf-8"), record=False, out=out)
 
 
 class ExportFormat(enum.StrEnum):
@@ -449,7 +460,7 @@ def export(
     """Export a dataset as a tf.data snapshot, Parquet files or one HDF5 file, with its metadata."""
     from dataops.export import run_export
 
-    r = _run("export", lambda: run_export(directory, format.value, out), record=False)
+    r = _run("export", lambda: run_export(directory, format.value, out), record=False, out=out)
     _log("export.done", out=str(r.out), format=r.format, examples=r.num_examples)
 
 

@@ -111,7 +111,7 @@ def install_signal_handlers() -> None:
 
 def raise_if_interrupted() -> None:
     """Raise `Interrupted` if a signal arrived at any time in this process, even a swallowed one."""
-    if _state["received"] is not None and not _state["deferred"]:
+    if _state["received"] is not None:
         _state["pending"] = None
         raise Interrupted(_state["received"])
 
