@@ -101,10 +101,16 @@ def _handler(signum: int, frame: Any) -> None:
 
 
 def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM raise `Interrupted` in the main thread (call once, from the CLI)."""
+    """SIGINT and SIGTERM raise `Interrupted` in the main thread (call once, from the CLI).
+
+    A signal the process inherited as ignored stays ignored (`nohup`, a shell's background job
+    ignores Ctrl-C), as Python itself does for SIGINT.
+    """
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            continue
         signal.signal(sig, _handler)
     _state["installed"] = True
 

@@ -36,6 +36,8 @@ def _start(stage: str, root: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env={**env(), "TMPDIR": str(root / "tmp")},
+        # a child of a shell's background job inherits SIGINT ignored; a user's Ctrl-C does not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
