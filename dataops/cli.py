@@ -467,6 +467,7 @@ def export(
 def main(argv: Sequence[str] | None = None) -> None:
     """The `dataops` entry point: SIGINT/SIGTERM handled, every failure one `error:` line."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _OPTS.update(quiet=False, verbose=False, debug=False, reported=False)
     if "--debug" in args:  # accepted anywhere, e.g. `dataops ingest --debug`
         args = [a for a in args if a != "--debug"]
         _OPTS["debug"] = True

@@ -183,3 +183,55 @@ def test_no_space_message_without_root(tmp_path: Path):
     if os.geteuid() != 0:
         pytest.skip("runs as root only (the tmpfs tests cover the real disk-full case)")
     assert describe(OSError(errno.ENOSPC, "No space left on device"))[1] == 1
+
+
+SWALLOW = """
+import os, signal, sys
+import dataops.validate as v
+from dataops import cli
+
+real = v.run_validate
+
+
+class Swallower:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(100000))  # the handler's exception is raised here, and Python swallows it
+
+
+def run_validate(*args, **kwargs):
+    Swallower()  # prints "Exception ignored in ...", as a TF iterator's __del__ can
+    return real(*args, **kwargs)
+
+
+v.run_validate = run_validate
+cli.main(sys.argv[1:])
+"""
+
+
+def test_a_swallowed_interrupt_still_stops_validate(small_tfrecords: Path, tmp_path: Path):
+    """The 6-in-62 case: the interrupt lands in a __del__, Python prints "Exception ignored" and
+    goes on; validate must still not print a verdict, write its report or exit 0."""
+    import sys
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params_data(240)))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SWALLOW,
+            "validate",
+            "--dataset",
+            str(small_tfrecords),
+            "--report",
+            "rep.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert "Exception ignored" in r.stderr  # the interrupt really was swallowed
+    assert r.returncode == 143, r.stderr
+    assert error_lines(r.stderr)[-1] == "error: interrupted (SIGTERM); nothing was written"
+    assert "validate.done" not in r.stdout
+    assert not (tmp_path / "rep.json").exists()
