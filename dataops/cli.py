@@ -243,6 +243,9 @@ def _run(
     except ValidationFailed as err:
         for line in err.violations:
             typer.echo(f"violation: {clip(line, 2000)}", err=True)
+        n = len(err.violations)
+        where = f"; the report is {out}" if out is not None else ""
+        typer.echo(f"error: {n} violation{'s' * (n != 1)} (listed above){where}", err=True)
         raise typer.Exit(err.exit_code) from None
     except typer.Exit:
         raise

@@ -235,3 +235,15 @@ def test_a_swallowed_interrupt_still_stops_validate(small_tfrecords: Path, tmp_p
     assert error_lines(r.stderr)[-1] == "error: interrupted (SIGTERM); nothing was written"
     assert "validate.done" not in r.stdout
     assert not (tmp_path / "rep.json").exists()
+
+
+def test_validation_failure_ends_in_one_error_line(small_tfrecords: Path, tmp_path: Path):
+    data = small_params_data(240)
+    data["validate"]["min_examples"] = {"train": 10**6}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    r = run_cli("validate", "--dataset", str(small_tfrecords), "--report", "rep.json", cwd=tmp_path)
+    lines = error_lines(r.stderr)
+    assert r.returncode == 1
+    assert lines[0].startswith("violation: split 'train': ")
+    assert lines[-1] == "error: 1 violation (listed above); the report is rep.json"
+    assert [line for line in lines if line.startswith("error:")] == [lines[-1]]
