@@ -279,7 +279,14 @@ def _params(path: Path):
 
 @app.command()
 def sample(
-    params: ParamsOpt = Path("params.yaml"),
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            "--params",
+            "-p",
+            help="The params file (default: params.yaml if there is one, else the defaults).",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/raw"),
     num_examples: Annotated[
         int | None, typer.Option(help="Rows (default: sample.num_examples).")
@@ -291,7 +298,10 @@ def sample(
     from dataops.sample import generate_sample
 
     def go():
-        base = _params(params).sample if params.exists() else SampleParams()
+        given = params if params is not None else Path("params.yaml")
+        # a file named with --params must exist; only the implicit params.yaml may be absent
+        use = params is not None or given.exists()
+        base = _params(given).sample if use else SampleParams()
         p = base.model_copy(
             update={
                 k: v

@@ -86,3 +86,10 @@ def test_quiet_prints_nothing_on_success(tmp_path):
     loud = run_cli("-v", "sample", "--num-examples", "8", "--out", "raw", cwd=tmp_path)
     assert "sample.done" in loud.stdout
     assert loud.stderr.startswith("sample: ")
+
+
+def test_sample_with_a_missing_params_file_given_is_an_error(tmp_path):
+    r = run_cli("sample", "--params", "nope.yaml", "--num-examples", "8", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["error: nope.yaml: file not found"]
+    assert list(tmp_path.iterdir()) == []
