@@ -140,6 +140,8 @@ def _os_error_line(err: OSError) -> str:
         return (
             f"disk quota exceeded{' writing' + where if where else ''}; free some space and re-run"
         )
+    if err.errno == errno.EEXIST:
+        return f"exists and is not a folder:{where}; choose another path"
     if err.errno == errno.EISDIR:
         return f"expected a file, found a folder:{where}"
     if err.errno == errno.ENOTDIR:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataops.errors import DatasetError, raise_if_interrupted, signals_deferred
+from dataops.errors import ConfigError, DatasetError, raise_if_interrupted, signals_deferred
 
 _CHUNK = 1 << 20
 
@@ -44,6 +44,10 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     Refuses to commit once SIGINT/SIGTERM has arrived (see `dataops.errors.raise_if_interrupted`).
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"{path}: exists and is not a regular file (a folder or a device); choose another path"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.incomplete-{secrets.token_hex(4)}")
     try:
@@ -143,8 +147,13 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     A SIGINT/SIGTERM received at any point, even one a library swallowed, aborts the commit.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: exists and is not a folder; remove it or choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _lock(_lock_path(path), path)
+    try:
+        fd = _lock(_lock_path(path), path)
+    except OSError as err:  # name the output, not the lock file
+        raise OSError(err.errno, err.strerror, str(path)) from None
     try:
         with signals_deferred():
             _recover(path)

@@ -142,3 +142,20 @@ def test_process_scratch_cleans_dead_owners_only(tmp_path: Path):
         assert not mine.exists()
     finally:
         os.close(fd)
+
+
+def test_outputs_never_replace_a_device_a_folder_or_a_file(tmp_path: Path):
+    from dataops.errors import ConfigError
+
+    fifo = tmp_path / "report.json"
+    os.mkfifo(fifo)  # stands for /dev/full or any device: os.replace would swap it for a file
+    with pytest.raises(ConfigError, match="exists and is not a regular file"):
+        write_json(fifo, {"ok": True})
+    assert fifo.is_fifo()
+    with pytest.raises(ConfigError, match="exists and is not a regular file"):
+        write_json(tmp_path, {"ok": True})
+    afile = tmp_path / "params.yaml"
+    afile.write_text("keep me")
+    with pytest.raises(ConfigError, match="exists and is not a folder"), atomic_dir(afile):
+        pass
+    assert afile.read_text() == "keep me"

@@ -74,7 +74,7 @@ def test_read_only_disk(project: Path, tmpfs):
     r = run_cli("serialize", "--out", str(disk / "tfrecords"), cwd=project)
     assert r.returncode == 1
     assert error_lines(r.stderr) == [
-        f"error: read-only file system: {disk / '.tfrecords.incomplete-lock'}; write the outputs elsewhere"
+        f"error: read-only file system: {disk / 'tfrecords'}; write the outputs elsewhere"
     ]
 
 
