@@ -585,6 +585,12 @@ def load_yaml(text: str, path: str | Path = "params.yaml") -> Any:
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate `params.yaml` (at most `MAX_PARAMS_BYTES`)."""
     path = Path(path)
+    return parse_params(load_params_data(path), path)
+
+
+def load_params_data(path: str | Path = "params.yaml") -> Any:
+    """The YAML data of a params file, read with the bounds of `load_yaml`, not yet validated."""
+    path = Path(path)
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_PARAMS_BYTES + 1)
@@ -604,4 +610,4 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
-    return parse_params(load_yaml(text, path), path)
+    return load_yaml(text, path)
