@@ -170,3 +170,14 @@ def test_dataset_name_git_check_ref_format_agrees(tmp_path: Path):
         parse_params(repo_params(dataset={"name": name}))
         r = subprocess.run(["git", "check-ref-format", f"refs/tags/{name}-v1"], capture_output=True)
         assert r.returncode == 0, name
+
+
+def test_a_10_mb_value_gives_a_short_message():
+    """Through parse_params (the Airflow form path; a file that big is refused by its size)."""
+    data = repo_params(dataset={"name": "x" * 10_000_000})
+    with pytest.raises(ConfigError) as err:
+        parse_params(data, "exp.yaml")
+    msg = str(err.value)
+    assert msg.startswith("exp.yaml: key 'dataset.name': String should have at most 100 characters")
+    assert msg.endswith("… (10000002 chars))")
+    assert len(msg) < 400
