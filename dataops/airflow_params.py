@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,23 @@ def _child(schema: dict[str, Any], key: str, defs: dict[str, Any]) -> dict[str, 
 
 
 _JSON_TYPE = {bool: "boolean", int: "integer", float: "number", str: "string"}
-_KEEP = ("enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern")
+_KEEP = (
+    "enum",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "pattern",
+    "maxLength",
+    "minLength",
+)
+
+# Bounds of every form field (and of a run's conf, re-checked by `check_value`).
+MAX_STRING = 200  # characters of a string value, unless params.yaml's schema says fewer
+JS_SAFE_INT = 2**53 - 1  # the form's number widget is a JavaScript number
+# No C0/C1 control characters, no bidi embedding/override/isolate (U+202A-202E, U+2066-2069).
+SAFE_TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]*$"
+_UNSAFE_CHAR = re.compile("[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]")
 
 
 def _leaf_schema(schema: dict[str, Any], value: Any, defs: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +100,31 @@ def _leaf_schema(schema: dict[str, Any], value: Any, defs: dict[str, Any]) -> di
     out["type"] = types[0] if len(types) == 1 else types
     if "description" not in out and schema.get("description"):
         out["description"] = schema["description"]
+    return _bounded(out)
+
+
+def _bounded(out: dict[str, Any]) -> dict[str, Any]:
+    """Caps a leaf's schema: string length and characters, integer range; the range is also said
+    in the description, since the form's number widget moves an out-of-range value to the bound."""
+    types = out["type"] if isinstance(out["type"], list) else [out["type"]]
+    if "string" in types and "enum" not in out:
+        out["maxLength"] = min(int(out.get("maxLength", MAX_STRING)), MAX_STRING)
+        out.setdefault("pattern", SAFE_TEXT_PATTERN)
+    if "integer" in types or "number" in types:
+        stated = [
+            b for b in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if b in out
+        ]
+        if stated:
+            lo = out.get("minimum", out.get("exclusiveMinimum"))
+            hi = out.get("maximum", out.get("exclusiveMaximum"))
+            lo_s = "" if lo is None else ("> " if "exclusiveMinimum" in out else "≥ ") + str(lo)
+            hi_s = "" if hi is None else ("< " if "exclusiveMaximum" in out else "≤ ") + str(hi)
+            rng = ", ".join(x for x in (lo_s, hi_s) if x)
+            desc = out.get("description", "")
+            out["description"] = f"{desc} Allowed: {rng}.".strip()
+        if "integer" in types and "number" not in types:
+            out.setdefault("minimum", -JS_SAFE_INT)
+            out.setdefault("maximum", JS_SAFE_INT)
     return out
 
 
@@ -130,18 +173,76 @@ def overrides_from_conf(
     """The params.yaml values a run's conf sets, by key path; unknown keys are a ConfigError."""
     known = {k.name: k.path for k in tunable_keys(read_params_data(workspace))}
     known.update({".".join(p): p for p in list(known.values())})
+    schemas = {k.path: k.schema for k in tunable_keys(read_params_data(workspace))}
     out: dict[tuple[str, ...], Any] = {}
     unknown = []
+    problems = []
     for name, value in (conf or {}).items():
         if name in known:
             out[known[name]] = value
+            problems += check_value(known[name], value, schemas[known[name]])
         else:
-            unknown.append(name)
+            unknown.append(_shown(name))
     if unknown:
         raise ConfigError(
             f"run conf: unknown parameter(s) {sorted(unknown)}; the tunable keys of params.yaml are {sorted(k for k in known if SEP in k or '.' not in k)}"
         )
+    if problems:
+        raise ConfigError("run conf refused:\n" + "\n".join(problems))
     return out
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value for an error message: unsafe characters escaped, length capped."""
+    text = _UNSAFE_CHAR.sub(lambda m: f"\\u{ord(m.group()):04x}", str(value))
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(str(value))} characters)"
+
+
+def check_value(path: tuple[str, ...], value: Any, schema: dict[str, Any]) -> list[str]:
+    """What is wrong with a run's value for one key, by the bounds of the form's schema (the same
+    checks the form makes, so a REST trigger cannot bypass them); empty when it is fine."""
+    key = ".".join(path)
+    if isinstance(value, (dict, list)):
+        return [f"key '{key}': expected a single value, got a {type(value).__name__}"]
+    out = []
+    if isinstance(value, str):
+        limit = int(schema.get("maxLength", MAX_STRING))
+        if len(value) > limit:
+            out.append(f"key '{key}': {len(value)} characters, at most {limit} are accepted")
+        bad = _UNSAFE_CHAR.search(value)
+        if bad:
+            out.append(
+                f"key '{key}': control or bidi-override character U+{ord(bad.group()):04X} at position {bad.start()} is not accepted"
+            )
+        pattern = schema.get("pattern")
+        if not out and pattern and not re.search(pattern, value):
+            out.append(f"key '{key}': {_shown(value)!r} does not match the pattern {pattern}")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi = schema.get("minimum"), schema.get("maximum")
+        if lo is not None and value < lo:
+            out.append(f"key '{key}': {value} is below the minimum {lo}")
+        if hi is not None and value > hi:
+            out.append(f"key '{key}': {value} is above the maximum {hi}")
+        xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+        if xlo is not None and value <= xlo:
+            out.append(f"key '{key}': {value} must be greater than {xlo}")
+        if xhi is not None and value >= xhi:
+            out.append(f"key '{key}': {value} must be less than {xhi}")
+    return out
+
+
+def check_tag_name(workspace: str | Path, dataset: str) -> None:
+    """ConfigError unless `<dataset>-v1.0` is a valid git tag name (`git check-ref-format`)."""
+    proc = subprocess.run(
+        ["git", "check-ref-format", f"refs/tags/{dataset}-v1.0"],
+        cwd=workspace,
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise ConfigError(
+            f"key 'dataset.name': {_shown(dataset)!r} cannot name a git tag "
+            f"({_shown(dataset)}-v1.0 is refused by `git check-ref-format`); use letters, digits, '_', '-' and single dots"
+        )
 
 
 def apply_overrides(workspace: str | Path, overrides: dict[tuple[str, ...], Any]) -> list[str]:
@@ -158,6 +259,7 @@ def apply_overrides(workspace: str | Path, overrides: dict[tuple[str, ...], Any]
         type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
     )
     doc = rt.load(path.read_text(encoding="utf-8"))
+    name = overrides.get(("dataset", "name"), (doc.get("dataset") or {}).get("name"))
     changes = []
     for keypath, value in overrides.items():
         node = doc
@@ -169,6 +271,8 @@ def apply_overrides(workspace: str | Path, overrides: dict[tuple[str, ...], Any]
             node[keypath[-1]] = value
             changes.append(f"{'.'.join(keypath)}: {old!r} -> {value!r}")
     if not changes:
+        if name is not None:
+            check_tag_name(workspace, str(name))
         return []
     buf = io.StringIO()
     rt.dump(doc, buf)
@@ -176,6 +280,8 @@ def apply_overrides(workspace: str | Path, overrides: dict[tuple[str, ...], Any]
     parse_params(
         load_yaml(text, path), path
     )  # raises ConfigError naming every bad key; the file is untouched
+    if name is not None:
+        check_tag_name(workspace, str(name))  # before any work: publish tags with it
     tmp = path.with_name(f".{path.name}.incomplete-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

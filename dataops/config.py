@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -150,7 +151,19 @@ class IngestParams(_Model):
         return self
 
 
-class NumericFeature(_Model):
+class _FeatureModel(_Model):
+    """A feature of `preprocess.features`; `dataops.features` gives each kind its behaviour."""
+
+    if TYPE_CHECKING:
+        name: str  # declared by each kind (a field declared here would reorder the fields)
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the stored features this feature writes."""
+        return [self.name]
+
+
+class NumericFeature(_FeatureModel):
     kind: Literal["numeric"]
     name: Name
     column: Name | None = Field(None, description="Input column (default: the feature name).")
@@ -161,11 +174,11 @@ class NumericFeature(_Model):
     )
     standardize: bool = Field(
         False,
-        description="Subtract the train mean and divide by the train standard deviation (float32 only).",
+        description="Subtract the train mean and divide by the train standard deviation (population, ddof=0; 1 when it is 0). float32 only.",
     )
 
 
-class TensorFeature(_Model):
+class TensorFeature(_FeatureModel):
     kind: Literal["tensor"]
     name: Name
     column: Name | None = None
@@ -187,17 +200,26 @@ class TensorFeature(_Model):
         return v
 
 
-class CategoricalFeature(_Model):
+class CategoricalFeature(_FeatureModel):
     kind: Literal["categorical"]
     name: Name
     column: Name | None = None
     unknown: Literal["error", "oov"] = Field(
         "oov",
-        description="A value not seen in train (or missing): `oov` maps it to id = vocabulary size; `error` makes the row bad.",
+        description="A value not seen in train: `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `unknown_category`).",
+    )
+    missing: Literal["error", "oov"] | None = Field(
+        None,
+        description="A missing value (null; an empty CSV cell): `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `missing_value`); null follows `unknown`.",
     )
 
+    @property
+    def missing_policy(self) -> Literal["error", "oov"]:
+        """What a missing value does: `missing`, or `unknown` when it is not set."""
+        return self.missing or self.unknown
 
-class TextFeature(_Model):
+
+class TextFeature(_FeatureModel):
     kind: Literal["text"]
     name: Name
     column: Name | None = None
@@ -210,16 +232,34 @@ class TextFeature(_Model):
     max_vocab: int = Field(
         10000, ge=1, le=10_000_000, description="Most frequent train tokens kept in the vocabulary."
     )
+    empty: Literal["keep", "error"] = Field(
+        "keep",
+        description="A missing text (null; an empty CSV cell) or one empty after normalization: `keep` stores the empty string (and no token ids); `error` makes the row bad, counted as `missing_value` (null) or `empty_text`.",
+    )
+
+    @property
+    def ids_name(self) -> str:
+        """Name of the token-id feature emitted when `tokenize` is on."""
+        return f"{self.name}_ids"
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self.name, self.ids_name] if self.tokenize else [self.name]
 
 
-class SequenceFeature(_Model):
+class SequenceFeature(_FeatureModel):
     kind: Literal["sequence"]
     name: Name
     column: Name | None = None
     dtype: Literal["float32", "int64"] = "int64"
 
 
-class ImageFeature(_Model):
+MAX_IMAGE_SIDE = 8192
+DEFAULT_MAX_PIXELS = 1 << 26  # 64 Mpx
+MAX_MAX_PIXELS = 1 << 27  # below Pillow's own refusal (2 x Image.MAX_IMAGE_PIXELS)
+
+
+class ImageFeature(_FeatureModel):
     kind: Literal["image"]
     name: Name
     column: Name | None = None
@@ -227,20 +267,100 @@ class ImageFeature(_Model):
         None,
         min_length=2,
         max_length=2,
-        description="Resize to [height, width] (bilinear); null keeps the size, which must then be the same for all images.",
+        description=f"Resize to [height, width], each side 1..{MAX_IMAGE_SIDE} (triangle filter, antialiased, exact integer arithmetic: see `dataops.imaging`); null keeps the size, which must then be the same for all images.",
     )
-    channels: Literal[1, 3] = 3
+    channels: Literal[1, 3, 4] = Field(
+        3,
+        description="1: gray (colour sources converted by ITU-R 601-2 luma); 3: RGB; 4: RGBA (needs `alpha: keep`).",
+    )
     encoding: Literal["png", "raw"] = Field(
-        "png", description="`png` stores re-encoded PNG bytes; `raw` stores the uint8 pixels."
+        "png",
+        description="`png` stores re-encoded PNG bytes (16-bit PNG for uint16); `raw` stores the pixels row-major (uint16: 2 bytes little-endian).",
     )
-    dtype: Literal["uint8", "float32"] = Field(
+    dtype: Literal["uint8", "uint16", "float32"] = Field(
         "uint8",
-        description="`float32` stores pixels as a float tensor, divided by 255 when `scale`.",
+        description="`uint8` (16-bit sources scaled exactly: round(v/257)); `uint16` (8-bit sources scaled by 257); `float32` stores pixels as a float tensor, divided by 255 (65535 for 16-bit sources) when `scale`.",
     )
     scale: bool = True
+    alpha: Literal["error", "drop", "composite", "keep"] = Field(
+        "error",
+        description="Images with transparent or translucent pixels: `error` makes the row bad; `drop` ignores the alpha channel (stores the hidden colours); `composite` blends onto `background`; `keep` stores it as a 4th channel (`channels: 4`). Fully opaque alpha is removed under every policy but `keep`. Default `keep` when `channels: 4`, else `error`.",
+    )
+    background: list[int] = Field(
+        default_factory=lambda: [0, 0, 0],
+        min_length=3,
+        max_length=3,
+        description="`alpha: composite` only: [r, g, b] in 0..255 (scaled by 257 for 16-bit sources; its luma for `channels: 1`).",
+    )
+    convert_gray: bool = Field(
+        False,
+        description="Replicate a grayscale source into 3 (or 4) channels; without it such an image is a bad row (`wrong_channels`).",
+    )
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS,
+        ge=1,
+        le=MAX_MAX_PIXELS,
+        description="Largest source image, in pixels (width x height), checked before decoding; larger ones are bad rows (`image_too_large`).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alpha_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("channels") == 4 and "alpha" not in data:
+            return {**data, "alpha": "keep"}
+        return data
+
+    @field_validator("size")
+    @classmethod
+    def _side_bounds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and not all(1 <= side <= MAX_IMAGE_SIDE for side in v):
+            raise ValueError(f"each side of `size` must be 1..{MAX_IMAGE_SIDE} pixels, got {v}")
+        return v
+
+    @field_validator("background")
+    @classmethod
+    def _background_bounds(cls, v: list[int]) -> list[int]:
+        if not all(0 <= c <= 255 for c in v):
+            raise ValueError(f"`background` is [r, g, b] with each value 0..255, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _alpha_channels(self) -> ImageFeature:
+        if self.channels == 4 and self.alpha != "keep":
+            raise ValueError(
+                f"channels: 4 stores the alpha channel, but alpha is '{self.alpha}'; set alpha: keep (or channels: 3)"
+            )
+        if self.alpha == "keep" and self.channels != 4:
+            raise ValueError(
+                f"alpha: keep stores a 4th channel; set channels: 4 (channels is {self.channels})"
+            )
+        if "background" in self.model_fields_set and self.alpha != "composite":
+            raise ValueError(
+                f"background is used only with alpha: composite (alpha is '{self.alpha}')"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_new_defaults(self, handler: Any) -> dict[str, Any]:
+        # Keys added after format 1 are written only when they differ from their default, so
+        # the params recorded in metadata.json (and the fingerprint) of an existing config
+        # keep their bytes. Reading them back fills the same defaults in.
+        data = handler(self)
+        for key, default in _IMAGE_DEFAULTS.items():
+            if data.get(key) == default:
+                data.pop(key, None)
+        return data
 
 
-class PassthroughFeature(_Model):
+_IMAGE_DEFAULTS: dict[str, Any] = {
+    "alpha": "error",
+    "background": [0, 0, 0],
+    "convert_gray": False,
+    "max_pixels": DEFAULT_MAX_PIXELS,
+}
+
+
+class PassthroughFeature(_FeatureModel):
     kind: Literal["key"]
     name: Name
     column: Name | None = None
@@ -293,9 +413,7 @@ class PreprocessParams(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> PreprocessParams:
-        names = [f.name for f in self.features] + [
-            f"{f.name}_ids" for f in self.features if isinstance(f, TextFeature) and f.tokenize
-        ]
+        names = [n for f in self.features for n in f.output_names]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"feature names must be unique; repeated: {dup}")

@@ -1,13 +1,13 @@
 """Export a serialized dataset as a `tf.data` snapshot, Parquet files or one HDF5 file, with its metadata.
 
 * `snapshot` — `OUT/<split>/` written by `tf.data.Dataset.save`, one element per example
-  (images decoded to uint8, sequences as 1-D tensors, text as tf.string), plus
+  (images decoded to uint8 or uint16, sequences as 1-D tensors, text as tf.string), plus
   `OUT/metadata.json` and `OUT/export.json`. `dataops.load(OUT, ...)` reads it back with
   the same options (splits, slicing, shuffling, resuming) as the TFRecord dataset.
 * `parquet` — `OUT/<split>.parquet` with the stored values (images stay encoded, e.g. PNG;
   tensors as fixed-size lists; sequences as lists), plus `metadata.json` and `export.json`.
 * `hdf5` — one file `OUT` with a group per split and a dataset per feature (images decoded
-  to `[N, H, W, C]` uint8, text as UTF-8 strings, sequences as variable-length int64); the
+  to `[N, H, W, C]` uint8 or uint16, text as UTF-8 strings, sequences as variable-length int64); the
   metadata JSON is the root attribute `metadata` and is also written to `OUT.metadata.json`.
 
 Every export is atomic: a crash leaves no half-written output under `OUT`.
@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dataops.errors import ConfigError, DatasetError
+from dataops.features.stored import stored_feature
 from dataops.fsutil import atomic_dir, dumps_json, write_json
-from dataops.metadata import METADATA_FILE, DatasetMetadata, FeatureInfo, write_metadata
+from dataops.metadata import METADATA_FILE, DatasetMetadata, write_metadata
 
 Format = Literal["snapshot", "parquet", "hdf5"]
 FORMATS: tuple[str, ...] = ("snapshot", "parquet", "hdf5")
@@ -98,25 +99,6 @@ def _raw_batches(directory: Path, meta: DatasetMetadata, split: str) -> Any:
     return ds.map(lambda raw: tf.io.parse_example(raw, spec)).prefetch(2)
 
 
-def _arrow_column(f: FeatureInfo, value: Any) -> Any:
-    import numpy as np
-    import pyarrow as pa
-
-    if f.kind == "sequence":
-        splits = value.row_splits.numpy().astype(np.int32)
-        return pa.ListArray.from_arrays(pa.array(splits), pa.array(value.flat_values.numpy()))
-    arr = value.numpy()
-    if f.wire == "bytes":
-        items = arr.tolist()
-        if f.kind == "text":
-            return pa.array([b.decode("utf-8") for b in items], pa.string())
-        return pa.array(items, pa.binary())
-    if f.shape:
-        width = int(np.prod([int(d or 0) for d in f.shape]))
-        return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), width)
-    return pa.array(arr)
-
-
 def _write_parquet(directory: Path, meta: DatasetMetadata, split: str, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -124,7 +106,7 @@ def _write_parquet(directory: Path, meta: DatasetMetadata, split: str, path: Pat
     writer = None
     try:
         for batch in _raw_batches(directory, meta, split):
-            cols = {f.name: _arrow_column(f, batch[f.name]) for f in meta.features}
+            cols = {f.name: stored_feature(f).arrow_column(batch[f.name]) for f in meta.features}
             table = pa.table(cols)
             if writer is None:
                 schema = table.schema.with_metadata(
@@ -137,34 +119,17 @@ def _write_parquet(directory: Path, meta: DatasetMetadata, split: str, path: Pat
                 writer = pq.ParquetWriter(path, schema)
             writer.write_table(table.cast(writer.schema))
         if writer is None:  # empty split: an empty file with the schema of the features
-            cols = {f.name: pa.array([], _empty_type(f)) for f in meta.features}
+            cols = {f.name: pa.array([], stored_feature(f).arrow_type()) for f in meta.features}
             pq.write_table(pa.table(cols), path)
     finally:
         if writer is not None:
             writer.close()
 
 
-def _empty_type(f: FeatureInfo) -> Any:
-    import numpy as np
-    import pyarrow as pa
-
-    base = pa.float32() if f.dtype == "float32" else pa.int64()
-    if f.kind == "text":
-        return pa.string()
-    if f.wire == "bytes":
-        return pa.binary()
-    if f.kind == "sequence":
-        return pa.list_(base)
-    if f.shape:
-        return pa.list_(base, int(np.prod([int(d or 0) for d in f.shape])))
-    return base
-
-
 def _write_hdf5(
     loaders: dict[str, Any], meta: DatasetMetadata, out: Path, info: dict[str, Any]
 ) -> None:
     import h5py
-    import numpy as np
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.incomplete-{secrets.token_hex(4)}")
@@ -175,44 +140,18 @@ def _write_hdf5(
             for name, ld in loaders.items():
                 group = h5.create_group(name, track_order=True)
                 n = ld.num_examples
+                kinds = {f.name: stored_feature(f) for f in meta.features}
                 dsets: dict[str, Any] = {}
                 for f in meta.features:
-                    if f.kind == "sequence":
-                        dt: Any = h5py.vlen_dtype(np.int64 if f.dtype == "int64" else np.float32)
-                        shape: tuple[int, ...] = (n,)
-                    elif f.kind == "text":
-                        dt, shape = h5py.string_dtype("utf-8"), (n,)
-                    elif f.wire == "bytes" and f.kind != "image":
-                        dt, shape = h5py.vlen_dtype(np.uint8), (n,)
-                    else:
-                        dt = {"float32": np.float32, "int64": np.int64, "uint8": np.uint8}[f.dtype]
-                        shape = (n, *[int(d or 0) for d in f.shape])
+                    dt, shape = kinds[f.name].hdf5_layout(n)
                     dsets[f.name] = group.create_dataset(f.name, shape=shape, dtype=dt)
                 row = 0
                 for batch in ld.dataset():
                     b = None
                     for f in meta.features:
-                        v = batch[f.name]
-                        if f.kind == "sequence":
-                            vals = v.to_list()
-                            b = len(vals)
-                            col = np.empty(b, dtype=object)
-                            col[:] = [
-                                np.asarray(x, dtype=dsets[f.name].dtype.metadata["vlen"])
-                                for x in vals
-                            ]
-                            dsets[f.name][row : row + b] = col
-                            continue
-                        arr = v.numpy()
-                        b = len(arr)
-                        if f.kind == "text":
-                            dsets[f.name][row : row + b] = [x.decode("utf-8") for x in arr.tolist()]
-                        elif f.wire == "bytes" and f.kind != "image":
-                            col = np.empty(b, dtype=object)
-                            col[:] = [np.frombuffer(x, np.uint8) for x in arr.tolist()]
-                            dsets[f.name][row : row + b] = col
-                        else:
-                            dsets[f.name][row : row + b] = arr
+                        col = kinds[f.name].hdf5_column(batch[f.name], dsets[f.name].dtype)
+                        b = len(col)
+                        dsets[f.name][row : row + b] = col
                     row += b or 0
                 if row != n:
                     raise DatasetError(

@@ -22,7 +22,7 @@ records before they are parsed (shuffled). See `dataops.resume` for the iterator
 | `sequence`   | `tf.RaggedTensorSpec([B, None], int64, ragged_rank=1)`; with `ragged=False`, `tf.TensorSpec([B, None])` padded with 0 |
 | `text`       | `tf.TensorSpec([B], tf.string)` (UTF-8 bytes)                     |
 | `bytes`      | `tf.TensorSpec([B], tf.string)`                                   |
-| `image`      | `tf.TensorSpec([B, H, W, C], tf.uint8)`, decoded                  |
+| `image`      | `tf.TensorSpec([B, H, W, C], tf.uint8 or tf.uint16)`, decoded     |
 
 With `supervised=(x, y)` each element is a tuple `(x, y)` of those features instead.
 """
@@ -812,7 +812,7 @@ class Loader:
 
     def _post(self) -> Any:
         tf = _tf()
-        from dataops.spec import decode_feature, feature_spec
+        from dataops.spec import decode_feature, dense_feature, feature_spec
 
         feats = self.features
         spec = {f.name: feature_spec(f) for f in feats}
@@ -826,8 +826,8 @@ class Loader:
                 v = values[f.name]
                 if not snapshot:
                     v = decode_feature(f, v)
-                if f.kind == "sequence" and not ragged and isinstance(v, tf.RaggedTensor):
-                    v = v.to_tensor(default_value=tf.zeros([], v.dtype))
+                if not ragged:
+                    v = dense_feature(f, v)
                 out[f.name] = v
             if sup is not None:
                 x, y = sup

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from dataops.errors import DatasetError
 from dataops.fsutil import write_json
@@ -22,12 +22,23 @@ METADATA_FILE = "metadata.json"
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "metadata.schema.json"
 
 FeatureKind = Literal["tensor", "sequence", "text", "bytes", "image"]
-DType = Literal["float32", "int64", "uint8", "string"]
+DType = Literal["float32", "int64", "uint8", "uint16", "string"]
 Compression = Literal["none", "gzip", "zlib"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageDecode(_Model):
+    """How an image feature's stored pixels were derived from its source images."""
+
+    conversions: list[str] = Field(
+        description="Conversions applied to at least one stored image, sorted (formulas in `dataops.imaging.CONVERSIONS`): `16bit_to_8bit` round(v/257), `8bit_to_16bit` v*257, `alpha_added`, `alpha_composited`, `alpha_dropped`, `cmyk_to_rgb`, `gray_to_rgb`, `opaque_alpha_removed`, `palette_to_rgb`, `resized`, `rgb_to_gray` (ITU-R 601-2 luma), `transparency_key_to_alpha`."
+    )
+    background: list[int] | None = Field(
+        None, description="With `alpha_composited`: the [r, g, b] background (0..255)."
+    )
 
 
 class FeatureInfo(_Model):
@@ -42,7 +53,7 @@ class FeatureInfo(_Model):
         description="Shape of one example's value after decoding; `null` marks the variable dimension of a sequence. `[]` is a scalar."
     )
     encoding: Literal["none", "utf-8", "png", "raw"] = Field(
-        description="How the value is stored: `none` (int64_list/float_list), `utf-8` (bytes_list of text), `png` (encoded PNG), `raw` (uint8 pixels, row-major, in one bytes value)."
+        description="How the value is stored: `none` (int64_list/float_list), `utf-8` (bytes_list of text), `png` (encoded PNG), `raw` (pixels row-major in one bytes value; uint16 little-endian)."
     )
     num_classes: int | None = Field(
         None,
@@ -50,6 +61,17 @@ class FeatureInfo(_Model):
     )
     vocabulary: list[str] | None = Field(None, description="For categorical features: id → value.")
     description: str = ""
+    decode: ImageDecode | None = Field(
+        None,
+        description="Images only, present when some source image was converted: which conversions. Absent otherwise.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_decode(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("decode") is None:
+            data.pop("decode", None)
+        return data
 
     @property
     def wire(self) -> Literal["float", "int64", "bytes"]:

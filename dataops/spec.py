@@ -2,27 +2,20 @@
 
 Users never write a feature description: `parse_spec(meta)` gives the `tf.io.parse_example`
 spec, and `decode_batch` turns a parsed batch into the tensors a model takes (images
-decoded, fixed shapes restored). TensorFlow is imported inside the functions.
+decoded, fixed shapes restored). What depends on a feature's kind lives in
+`dataops.features.stored`. TensorFlow is imported inside the functions.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from dataops.features.stored import stored_feature
 from dataops.metadata import DatasetMetadata, FeatureInfo
-
-TF_DTYPES = {"float32": "float32", "int64": "int64", "string": "string", "uint8": "string"}
 
 
 def feature_spec(f: FeatureInfo) -> Any:
-    import tensorflow as tf
-
-    if f.wire == "bytes":
-        return tf.io.FixedLenFeature([], tf.string)
-    dtype = tf.float32 if f.dtype == "float32" else tf.int64
-    if f.kind == "sequence":
-        return tf.io.RaggedFeature(dtype=dtype, row_splits_dtype=tf.int64)
-    return tf.io.FixedLenFeature([int(d or 0) for d in f.shape], dtype)
+    return stored_feature(f).parse_spec()
 
 
 def parse_spec(meta: DatasetMetadata) -> dict[str, Any]:
@@ -32,18 +25,12 @@ def parse_spec(meta: DatasetMetadata) -> dict[str, Any]:
 
 def decode_feature(f: FeatureInfo, value: Any) -> Any:
     """Decode one parsed batch column (leading batch dimension) into its final tensor."""
-    import tensorflow as tf
+    return stored_feature(f).decode(value)
 
-    if f.kind != "image":
-        return value
-    h, w, c = (int(d or 0) for d in f.shape)
-    if f.encoding == "raw":
-        return tf.reshape(tf.io.decode_raw(value, tf.uint8), [-1, h, w, c])
-    return tf.map_fn(
-        lambda b: tf.ensure_shape(tf.io.decode_png(b, channels=c), [h, w, c]),
-        value,
-        fn_output_signature=tf.TensorSpec([h, w, c], tf.uint8),
-    )
+
+def dense_feature(f: FeatureInfo, value: Any) -> Any:
+    """A decoded batch column as a dense tensor (sequences padded with zeros)."""
+    return stored_feature(f).dense(value)
 
 
 def decode_batch(meta: DatasetMetadata, parsed: dict[str, Any]) -> dict[str, Any]:

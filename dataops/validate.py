@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dataops.config import ValidateParams
+from dataops.features.stored import stored_feature
 from dataops.fsutil import write_json
 from dataops.metadata import DatasetMetadata
 from dataops.spec import compression_type, parse_spec
@@ -51,27 +50,13 @@ def _scan_shard(
 ) -> int:
     """Parse every record of one shard; update per-feature statistics; return the record count."""
     ds = tf.data.TFRecordDataset(str(path), compression_type=compression_type(meta)).batch(batch)
+    features = [stored_feature(f) for f in meta.features]
     count = 0
     for raw in ds:
         parsed = tf.io.parse_example(raw, spec)
         count += int(raw.shape[0])
-        for f in meta.features:
-            value = parsed[f.name]
-            if f.dtype == "float32" and f.wire == "float":
-                flat = value.flat_values if hasattr(value, "flat_values") else value
-                arr = flat.numpy()
-                s = stats.setdefault(f.name, {"non_finite": 0})
-                s["non_finite"] += int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-            if f.wire == "int64" and f.kind == "tensor" and not f.shape:
-                arr = value.numpy()
-                s = stats.setdefault(f.name, {"min": None, "max": None, "counts": {}})
-                if arr.size:
-                    lo, hi = int(arr.min()), int(arr.max())
-                    s["min"] = lo if s["min"] is None else min(s["min"], lo)
-                    s["max"] = hi if s["max"] is None else max(s["max"], hi)
-                    vals, cnts = np.unique(arr, return_counts=True)
-                    for v, c in zip(vals.tolist(), cnts.tolist(), strict=True):
-                        s["counts"][v] = s["counts"].get(v, 0) + c
+        for f in features:
+            f.scan(parsed[f.info.name], stats)
     return count
 
 

@@ -141,3 +141,154 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROME_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def http(
+    method: str,
+    url: str,
+    token: str | None = None,
+    body: dict | None = None,
+    headers: dict[str, str] | None = None,
+    follow: bool = True,
+) -> tuple[int, dict | str, dict[str, str]]:
+    """(status, JSON or text, headers by lower-case name) of one request; redirects followed only when `follow`."""
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(*([] if follow else [NoRedirect]))
+    req = urllib.request.Request(
+        url, method=method, data=json.dumps(body).encode() if body is not None else None
+    )
+    req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with opener.open(req, timeout=60) as resp:
+            text, status, hdrs = resp.read().decode(), resp.status, resp.headers
+    except urllib.error.HTTPError as err:
+        text, status, hdrs = err.read().decode(), err.code, err.headers
+    hdrs = {k.lower(): v for k, v in hdrs.items()}
+    try:
+        return status, json.loads(text), hdrs
+    except json.JSONDecodeError:
+        return status, text, hdrs
+
+
+def raw_get(port: int, path: str, token: str | None = None) -> tuple[int, str, dict[str, str]]:
+    """A GET with the path sent exactly as given (no client-side normalisation of `..` or `%2f`)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        if token:
+            conn.putheader("Authorization", f"Bearer {token}")
+        conn.endheaders()
+        resp = conn.getresponse()
+        return (
+            resp.status,
+            resp.read().decode(errors="replace"),
+            {k.lower(): v for k, v in resp.getheaders()},
+        )
+    finally:
+        conn.close()
+
+
+def wait_for(what: str, fn, timeout: float, every: float = 2.0, log: Path | None = None):
+    """Poll `fn` until it returns something truthy; AssertionError with the log's tail on timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(every)
+    tail = log.read_text()[-4000:] if log and log.exists() else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group `proc` leads (started with start_new_session), SIGKILL what survives."""
+    import signal
+    import time
+
+    pgid = proc.pid
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+
+    def gone() -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    deadline = time.monotonic() + 30
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(1)
+    if not gone():
+        os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 15  # killed processes may take a moment to be reaped
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    assert gone(), "processes of the Airflow process group survived SIGTERM and SIGKILL"
+
+
+def start_api_server(
+    home: Path, env: dict[str, str], port: int, cwd: Path
+) -> tuple[subprocess.Popen, Path]:
+    """`airflow api-server` on `port` in its own process group, once its health endpoint answers."""
+    import urllib.request
+
+    log = home / "api-server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"airflow api-server exited:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5
+            ):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_for("airflow api-server", healthy, 240, log=log)
+    except BaseException:
+        stop_process_group(proc)
+        raise
+    return proc, log

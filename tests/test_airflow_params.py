@@ -95,3 +95,50 @@ def test_a_value_that_looks_like_a_shell_command_is_only_data(workspace):
 def test_unknown_conf_keys_are_named(workspace):
     with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['sample__nope'\]"):
         overrides_from_conf({"sample__nope": 1}, workspace)
+
+
+def test_form_fields_are_bounded(workspace):
+    fields = form_fields(workspace)
+    for name, f in fields.items():
+        types = f["type"] if isinstance(f["type"], list) else [f["type"]]
+        if "string" in types and "enum" not in f:
+            assert f["maxLength"] <= 200 and f["pattern"], name
+        if "integer" in types:
+            assert "minimum" in f and "maximum" in f, name
+    # the range the widget moves a value into is said next to the field
+    assert fields["sample__num_examples"]["minimum"] == 1
+    assert fields["sample__num_examples"]["description"].endswith("Allowed: ≥ 1.")
+    assert fields["sample__image_size"]["description"].endswith("Allowed: ≥ 4, ≤ 512.")
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"ingest__key": "x" * 1_000_000}, "key 'ingest.key': 1000000 characters, at most 200"),
+        (
+            {"ingest__key": "id\u202egpj.exe"},
+            "key 'ingest.key': control or bidi-override character U+202E at position 2",
+        ),
+        ({"validate__label_range__feature": "a\u2066b"}, "character U+2066 at position 1"),
+        ({"ingest__key": "a\nb"}, "character U+000A at position 1"),
+        ({"ingest__key": "a\x85b"}, "character U+0085 at position 1"),
+        ({"sample__num_examples": 0}, "key 'sample.num_examples': 0 is below the minimum 1"),
+        ({"sample__seed": 2**60}, f"key 'sample.seed': {2**60} is above the maximum {2**53 - 1}"),
+        ({"sample__seed": [1, 2]}, "key 'sample.seed': expected a single value, got a list"),
+    ],
+)
+def test_a_rest_trigger_cannot_bypass_the_form_bounds(workspace, conf, message):
+    before = (workspace / "params.yaml").read_bytes()
+    with pytest.raises(ConfigError, match="run conf refused") as err:
+        apply_overrides(workspace, overrides_from_conf(conf, workspace))
+    assert message in str(err.value)
+    assert len(str(err.value)) < 400  # an oversized value is not echoed back
+    assert (workspace / "params.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["a..b", "v1..2"])  # the config pattern allows them
+def test_a_dataset_name_git_cannot_tag_is_refused_before_any_work(workspace, name):
+    before = (workspace / "params.yaml").read_bytes()
+    with pytest.raises(ConfigError, match=r"key 'dataset.name': .* cannot name a git tag"):
+        apply_overrides(workspace, {("dataset", "name"): name})
+    assert (workspace / "params.yaml").read_bytes() == before

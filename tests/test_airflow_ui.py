@@ -2,63 +2,37 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from airflow_helpers import REPO, free_port, git, make_clone, tool_env
+from airflow_helpers import (
+    CHROME_ARGS,
+    CHROMIUM,
+    REPO,
+    free_port,
+    git,
+    make_clone,
+    stop_process_group,
+    tool_env,
+    wait_for,
+)
+from airflow_helpers import http as _http_full
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
-CHROME_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
-def _http(
-    method: str, url: str, token: str | None = None, body: dict | None = None
-) -> tuple[int, dict | str]:
-    req = urllib.request.Request(
-        url, method=method, data=json.dumps(body).encode() if body is not None else None
-    )
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            text = resp.read().decode()
-            status = resp.status
-    except urllib.error.HTTPError as err:
-        text, status = err.read().decode(), err.code
-    try:
-        return status, json.loads(text)
-    except json.JSONDecodeError:
-        return status, text
+def _http(method: str, url: str, token: str | None = None, body: dict | None = None):
+    status, data, _ = _http_full(method, url, token, body)
+    return status, data
 
 
-def _wait(what: str, fn, timeout: float, every: float = 2.0, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(every)
-    tail = log.read_text()[-4000:] if log and log.exists() else ""
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+_wait = wait_for
 
 
 @pytest.fixture(scope="module")
@@ -109,30 +83,7 @@ def airflow(tmp_path_factory):
             "home": home,
         }
     finally:
-        pgid = proc.pid
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-
-        def gone() -> bool:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return True
-            return False
-
-        deadline = time.monotonic() + 30
-        while not gone() and time.monotonic() < deadline:
-            time.sleep(1)
-        if not gone():
-            os.killpg(pgid, signal.SIGKILL)
-            time.sleep(1)
-        assert gone(), "processes of the Airflow process group survived SIGTERM and SIGKILL"
+        stop_process_group(proc)
 
 
 def test_trigger_through_rest_api_and_see_the_version_on_the_datasets_page(airflow):
@@ -146,15 +97,9 @@ def test_trigger_through_rest_api_and_see_the_version_on_the_datasets_page(airfl
     # the plugin's endpoints need a logged-in user
     assert _http("GET", f"{url}/dataops/api/versions")[0] == 401
 
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    try:
-        urllib.request.build_opener(NoRedirect).open(f"{url}/dataops/datasets", timeout=30)
-        raise AssertionError("the Datasets page answered without a login")
-    except urllib.error.HTTPError as err:  # the page sends a browser to the login, and back
-        assert err.code == 303 and err.headers["Location"].startswith("/auth/login?next=")
+    # the page sends a browser without a session to the login, and back
+    status, _, headers = _http_full("GET", f"{url}/dataops/datasets", follow=False)
+    assert status == 303 and headers["location"].startswith("/auth/login?next=")
 
     _wait(
         "the DAG to be parsed",
@@ -227,10 +172,28 @@ def test_trigger_through_rest_api_and_see_the_version_on_the_datasets_page(airfl
             row.wait_for(timeout=60_000)
             assert "passed" in row.inner_text()
             assert git(clone, "rev-parse", "HEAD")[:12] in row.inner_text()
-            frame.locator("text=Splits and shards").wait_for(timeout=30_000)
+            frame.locator("#splits").wait_for(timeout=30_000)
+            run_link = frame.locator("#run")  # the run that published the version
+            assert run_link.inner_text() == run_id
+            assert run_link.get_attribute("href") == "../dags/dataset_pipeline/runs/" + quote(
+                run_id, safe=""
+            )
             assert "sample-train.tfrecord-00000-of-00001" in frame.locator("#detail").inner_text()
             page.wait_for_timeout(500)
             page.screenshot(path=str(shot))
+
+            # dark mode: Airflow's color mode (localStorage "theme", class "dark" on its <html>)
+            page.emulate_media(color_scheme="dark")
+            page.evaluate("localStorage.setItem('theme', 'dark')")
+            page.reload()
+            frame = page.frame_locator("iframe").first
+            frame.locator("html.dark #detail").wait_for(timeout=60_000)
+            bg = frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
+            assert bg != "rgb(255, 255, 255)", bg
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "datasets-page-dark.png"))
+            page.evaluate("localStorage.setItem('theme', 'light')")
+            page.emulate_media(color_scheme="light")
 
             # the trigger form: one field per tunable params.yaml key, grouped by section, with
             # params.yaml's values as defaults once the DAG is re-parsed after the run changed it
@@ -252,4 +215,5 @@ def test_trigger_through_rest_api_and_see_the_version_on_the_datasets_page(airfl
     assert shot.stat().st_size > 10_000
     if os.environ.get("DATAOPS_UPDATE_DOCS_SCREENSHOT") == "1":
         shutil.copy(shot, REPO / "docs" / "datasets-page.png")
+        shutil.copy(ARTIFACTS / "datasets-page-dark.png", REPO / "docs" / "datasets-page-dark.png")
         shutil.copy(ARTIFACTS / "trigger-form.png", REPO / "docs" / "trigger-form.png")

@@ -8,8 +8,9 @@ import pytest
 
 from dataops.config import TextFeature, parse_params
 from dataops.errors import DatasetError
+from dataops.features.text import normalize_text, tokenize
 from dataops.ingest import run_ingest
-from dataops.preprocess import assign_splits, normalize_text, read_state, run_preprocess, tokenize
+from dataops.preprocess import assign_splits, read_state, run_preprocess
 from tests.conftest import repo_params
 
 

@@ -1,0 +1,157 @@
+"""The interface every feature kind implements, and the batch of rows it reads.
+
+A feature (one entry of `preprocess.features` in `params.yaml`) owns everything preprocess
+does with its column: the `FeatureInfo`s it adds to `metadata.json`, reading and checking
+the column from Arrow, fitting its state on train rows, and transforming a batch.
+
+Fitting is *partial fit on a batch → merge of partials → finalize*. `partial_fit` returns a
+value that describes one batch's train rows, `merge` combines two such values, and
+`finalize` turns the merged value into the JSON state stored in `state.json`. The same steps
+serve preprocess's in-process loop and a fit over partitions merged later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from dataops.errors import ConfigError, DatasetError
+from dataops.metadata import FeatureInfo
+
+ModelT = TypeVar("ModelT", bound=Any)
+PartialT = TypeVar("PartialT")
+
+State = dict[str, Any]
+"""The fitted state of one feature as stored in `state.json` (JSON data)."""
+
+
+class BadRows:
+    """Per-batch bad-row mask with the first (reason, message) of each bad row."""
+
+    def __init__(self, n: int) -> None:
+        self.mask = np.zeros(n, dtype=bool)
+        self.reasons: dict[int, tuple[str, str]] = {}
+
+    def add(self, i: int, reason: str, message: str) -> None:
+        if not self.mask[i]:
+            self.mask[i] = True
+            self.reasons[i] = (reason, message)
+
+
+class Batch:
+    """One batch of snapshot rows: the table, its bad rows, and how to name a row in messages.
+
+    `locate(column, row)` says where a row of `column` came from, e.g.
+    `data/raw/a.csv: line 6 (id='5')`; the driver supplies it (it knows the ingest manifest).
+    """
+
+    def __init__(self, table: pa.Table, locate: Callable[[str, int], str]) -> None:
+        self.table = table
+        self.locate = locate
+        self.bad = BadRows(table.num_rows)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def fail(self, i: int, column: str, reason: str, text: str) -> None:
+        """Mark row `i` bad (its first reason is kept) with a message naming file, row and column."""
+        if not self.bad.mask[i]:
+            self.bad.add(i, reason, f"{self.locate(column, i)}: column '{column}': {text}")
+
+    def column(self, model: Any) -> tuple[str, pa.ChunkedArray]:
+        """The input column of a feature model, and its name."""
+        name = model.column or model.name
+        if name not in self.table.column_names:
+            have = [c for c in self.table.column_names if not c.startswith("__")]
+            raise ConfigError(
+                f"params.yaml: key 'preprocess.features' ({model.name}): column '{name}' is not in the snapshot (columns: {have})"
+            )
+        return name, self.table.column(name)
+
+    def strings(self, model: Any) -> tuple[str, list[str | None]]:
+        """The input column as Python strings (None where missing); integers are accepted."""
+        name, col = self.column(model)
+        if not (
+            pa.types.is_string(col.type)
+            or pa.types.is_large_string(col.type)
+            or pa.types.is_integer(col.type)
+        ):
+            raise DatasetError(
+                f"column '{name}' has type {col.type}; feature '{model.name}' ({model.kind}) needs strings"
+            )
+        return name, [None if v is None else str(v) for v in col.to_pylist()]
+
+
+class Feature(Generic[ModelT, PartialT]):
+    """One feature kind. Subclasses set `model_type` and override what their kind does.
+
+    The defaults describe a feature with nothing to fit: `partial_fit` returns None and
+    `finalize` gives no state.
+    """
+
+    model_type: ClassVar[type]
+
+    def __init__(self, model: ModelT) -> None:
+        self.model = model
+
+    @property
+    def name(self) -> str:
+        return str(self.model.name)
+
+    # --- metadata ---------------------------------------------------------------------------
+
+    def infos(self, state: State | None) -> list[FeatureInfo]:
+        """The stored features this feature writes, given its fitted state."""
+        raise NotImplementedError
+
+    # --- pass 1: checking and fitting -------------------------------------------------------
+
+    def check(self, batch: Batch) -> None:
+        """Mark the rows whose value does not parse (without decoding images: pass 1)."""
+
+    def empty_partial(self) -> PartialT:
+        """The partial state of no rows: `merge(empty_partial(), p) == p`."""
+        return None  # type: ignore[return-value]
+
+    def partial_fit(self, batch: Batch, use: np.ndarray) -> PartialT:
+        """The partial state of the rows of `batch` selected by the boolean mask `use`."""
+        return None  # type: ignore[return-value]
+
+    def merge(self, a: PartialT, b: PartialT) -> PartialT:
+        """Two partial states as one; may reuse `a` (callers keep only the result)."""
+        return a
+
+    def finalize(self, partial: PartialT) -> State | None:
+        """The state stored in `state.json` (None: this feature has none)."""
+        return None
+
+    # --- pass 2: transforming ---------------------------------------------------------------
+
+    def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
+        """The output columns of `batch` (marking bad rows), keyed by stored feature name."""
+        raise NotImplementedError
+
+    def transformer(self, state: State | None) -> Transform:
+        """This feature bound to its state for one pass over the rows to write."""
+        return Transform(self, state)
+
+
+class Transform:
+    """A feature bound to its fitted state for one writing pass (preprocess pass 2).
+
+    A kind whose metadata depends on the rows written (an image's size) keeps that here.
+    """
+
+    def __init__(self, feature: Feature[Any, Any], state: State | None) -> None:
+        self.feature = feature
+        self.state = state
+
+    def __call__(self, batch: Batch) -> dict[str, pa.Array]:
+        return self.feature.transform(batch, self.state)
+
+    def infos(self) -> list[FeatureInfo]:
+        return self.feature.infos(self.state)

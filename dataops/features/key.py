@@ -1,0 +1,31 @@
+"""Key (passthrough) features: the row's string, stored as UTF-8 text unchanged; a missing one is a bad row."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from dataops.config import PassthroughFeature
+from dataops.features.base import Batch, Feature, State
+from dataops.metadata import FeatureInfo
+
+
+class Key(Feature[PassthroughFeature, None]):
+    model_type = PassthroughFeature
+
+    def infos(self, state: State | None) -> list[FeatureInfo]:
+        return [
+            FeatureInfo(name=self.name, kind="text", dtype="string", shape=[], encoding="utf-8")
+        ]
+
+    def _read(self, batch: Batch) -> list[str | None]:
+        name, vals = batch.strings(self.model)
+        for row, val in enumerate(vals):
+            if val is None:
+                batch.fail(row, name, "missing_value", "value is missing")
+        return vals
+
+    def check(self, batch: Batch) -> None:
+        self._read(batch)
+
+    def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
+        return {self.name: pa.array([v or "" for v in self._read(batch)], pa.string())}
