@@ -40,7 +40,7 @@ MAX_TENSOR_ELEMENTS = 1 << 20
 #: Upper bound of every batch size (rows).
 MAX_BATCH_ROWS = 1 << 20
 MAX_NAME = 200
-MAX_SEED = 2**63 - 1
+MAX_SEED = 2**53 - 1  # JavaScript-safe: the Airflow form edits it as a number
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
@@ -55,7 +55,9 @@ def check_ref_component(name: str) -> str:
     """`name` as one component of a git ref (`git check-ref-format` rules); ValueError otherwise."""
     bad = re.search(r"[\x00-\x20\x7f~^:?*\[\\/]", name)
     if bad:
-        raise ValueError(f"{bad.group()!r} cannot appear in a git tag")
+        raise ValueError(
+            f"{clip(repr(name))} cannot name a git tag: {bad.group()!r} is not allowed"
+        )
     for rule, broken in (
         ("cannot start with '.'", name.startswith(".")),
         ("cannot contain '..'", ".." in name),
@@ -65,7 +67,7 @@ def check_ref_component(name: str) -> str:
         ("cannot be '@'", name == "@"),
     ):
         if broken:
-            raise ValueError(f"a git tag component {rule}")
+            raise ValueError(f"{clip(repr(name))} cannot name a git tag: a tag {rule}")
     return name
 
 
@@ -162,6 +164,12 @@ class _FeatureModel(_Model):
         """Names of the stored features this feature writes."""
         return [self.name]
 
+    @property
+    def int64_scalar(self) -> bool | None:
+        """Whether the feature named `name` is stored as one int64 per example (what
+        `validate.label_range` and `class_balance` read); None when only the data can tell."""
+        return False
+
 
 class NumericFeature(_FeatureModel):
     kind: Literal["numeric"]
@@ -176,6 +184,10 @@ class NumericFeature(_FeatureModel):
         False,
         description="Subtract the train mean and divide by the train standard deviation (population, ddof=0; 1 when it is 0). float32 only.",
     )
+
+    @property
+    def int64_scalar(self) -> bool | None:
+        return self.dtype == "int64"
 
 
 class TensorFeature(_FeatureModel):
@@ -199,6 +211,10 @@ class TensorFeature(_FeatureModel):
             )
         return v
 
+    @property
+    def int64_scalar(self) -> bool | None:
+        return self.dtype == "int64" and not self.shape
+
 
 class CategoricalFeature(_FeatureModel):
     kind: Literal["categorical"]
@@ -217,6 +233,10 @@ class CategoricalFeature(_FeatureModel):
     def missing_policy(self) -> Literal["error", "oov"]:
         """What a missing value does: `missing`, or `unknown` when it is not set."""
         return self.missing or self.unknown
+
+    @property
+    def int64_scalar(self) -> bool | None:
+        return True
 
 
 class TextFeature(_FeatureModel):
@@ -365,6 +385,10 @@ class PassthroughFeature(_FeatureModel):
     name: Name
     column: Name | None = None
 
+    @property
+    def int64_scalar(self) -> bool | None:
+        return None
+
 
 Feature = Annotated[
     NumericFeature
@@ -502,22 +526,10 @@ class ValidateParams(_Model):
 
 
 def _feature_kinds(p: PreprocessParams) -> dict[str, bool | None]:
-    """Feature name → True if an int64 scalar, False if surely not, None if it depends on the data."""
-    out: dict[str, bool | None] = {}
-    for f in p.features:
-        if isinstance(f, CategoricalFeature):
-            out[f.name] = True
-        elif isinstance(f, NumericFeature):
-            out[f.name] = f.dtype == "int64"
-        elif isinstance(f, TensorFeature):
-            out[f.name] = f.dtype == "int64" and not f.shape
-        elif isinstance(f, PassthroughFeature):
-            out[f.name] = None
-        else:
-            out[f.name] = False
-        if isinstance(f, TextFeature) and f.tokenize:
-            out[f"{f.name}_ids"] = False
-    return out
+    """Stored feature name → True if an int64 scalar, False if surely not, None if the data tells."""
+    return {
+        n: (f.int64_scalar if n == f.name else False) for f in p.features for n in f.output_names
+    }
 
 
 class Params(_Model):

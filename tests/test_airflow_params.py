@@ -107,7 +107,7 @@ def test_form_fields_are_bounded(workspace):
             assert "minimum" in f and "maximum" in f, name
     # the range the widget moves a value into is said next to the field
     assert fields["sample__num_examples"]["minimum"] == 1
-    assert fields["sample__num_examples"]["description"].endswith("Allowed: ≥ 1.")
+    assert fields["sample__num_examples"]["description"].endswith("Allowed: ≥ 1, ≤ 10000000.")
     assert fields["sample__image_size"]["description"].endswith("Allowed: ≥ 4, ≤ 512.")
 
 

@@ -138,7 +138,7 @@ CASES: list[tuple[str, str | bytes, str]] = [
     (
         "name-git-dotdot",
         _text(_set("dataset", name="a..b")),
-        "key 'dataset.name': a git tag component cannot contain '..'",
+        "key 'dataset.name': 'a..b' cannot name a git tag: a tag cannot contain '..'",
     ),
     (
         "name-git-lock",
