@@ -75,9 +75,8 @@ def test_invalid_values_are_refused_with_the_validation_message_and_the_file_unt
         apply_overrides(
             workspace, overrides_from_conf({"preprocess__split__ratios__train": 0.5}, workspace)
         )
-    assert (
-        "key 'preprocess.split.ratios': split ratios must sum to 1, they sum to 0.7"
-        in str(err.value)
+    assert "key 'preprocess.split.ratios': split ratios must sum to 1, they sum to 0.7" in str(
+        err.value
     )
     with pytest.raises(
         ConfigError,
