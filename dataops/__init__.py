@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Loader", "LoaderState", "load"]
+__all__ = ["LoadOptions", "Loader", "LoaderState", "load"]
 
-_LAZY = {"load": "dataops.loader", "Loader": "dataops.loader", "LoaderState": "dataops.resume"}
+_LAZY = {
+    "load": "dataops.loader",
+    "Loader": "dataops.loader",
+    "LoaderState": "dataops.resume",
+    "LoadOptions": "dataops.loader",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -107,6 +107,10 @@ class ShardInfo(_Model):
     index: IndexInfo | None = Field(
         None, description="The shard's index; uncompressed shards have one, compressed ones none."
     )
+    edges_crc32c: int | None = Field(
+        None,
+        description="CRC-32C of the file's first and last 64 KiB (of the whole file when it is under 128 KiB): the quick content check the loader makes by default. Absent in datasets written before it existed (the check is then skipped).",
+    )
 
 
 class SplitInfo(_Model):

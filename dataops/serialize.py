@@ -40,7 +40,7 @@ from dataops.metadata import (
     write_metadata,
 )
 from dataops.preprocess import read_state
-from dataops.shard_index import IndexWriter, index_name
+from dataops.shard_index import IndexWriter, edges_crc32c, index_name
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class _ShardWriter:
             if self.index is not None:
                 self.index.add(data, starts)
 
-    def close(self) -> tuple[int, str, IndexInfo | None]:
+    def close(self) -> tuple[int, str, IndexInfo | None, int]:
         if self._gzip:
             if self._buf or not self._members:
                 self._member(bytes(self._buf))
@@ -191,7 +191,7 @@ class _ShardWriter:
         if self.index is not None:
             isize, idigest = self.index.close()
             index = IndexInfo(file=self.index.path.name, num_bytes=isize, sha256=idigest)
-        return self.path.stat().st_size, self._hash.hexdigest(), index
+        return self.path.stat().st_size, self._hash.hexdigest(), index, edges_crc32c(self.path)
 
 
 class _Pipe:
@@ -287,7 +287,7 @@ def _write_split(
         row = 0  # global index of the next row to write
 
         def close_current() -> None:
-            size, digest, index = pipe.submit(writer.close).result()
+            size, digest, index, edges = pipe.submit(writer.close).result()
             shards.append(
                 ShardInfo(
                     file=writer.path.name,
@@ -295,6 +295,7 @@ def _write_split(
                     num_bytes=size,
                     sha256=digest,
                     index=index,
+                    edges_crc32c=edges,
                 )
             )
 

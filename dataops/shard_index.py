@@ -38,6 +38,38 @@ HEADER = struct.Struct("<8sQQ")
 BLOCK_BYTES = 1 << 20
 FRAME_HEADER = 12  # uint64 payload length, uint32 masked CRC-32C of the length
 FRAME_OVERHEAD = 16  # the header and, after the payload, its uint32 masked CRC-32C
+EDGE_BYTES = 1 << 16  # the quick content check reads this much at each end of a shard
+
+
+def edges_crc32c(path: str | Path) -> int:
+    """CRC-32C of a file's first and last `EDGE_BYTES` (of the whole file when it is smaller
+    than twice that): the quick content check recorded per shard in metadata.json. It reads
+    128 KiB whatever the size, and differs for a same-size file with other records."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size <= 2 * EDGE_BYTES:
+            return int(_crc32c.crc32c(f.read()))
+        head = f.read(EDGE_BYTES)
+        f.seek(size - EDGE_BYTES)
+        return int(_crc32c.crc32c(f.read(EDGE_BYTES), _crc32c.crc32c(head)))
+
+
+def file_identity(path: str | Path) -> tuple[int, int, int, int]:
+    """`(device, inode, size, mtime_ns)`: what changes when a file is rewritten or replaced."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _fd_identity(fd: int) -> tuple[int, int, int, int]:
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def changed_while_reading(path: str | Path) -> DatasetError:
+    return DatasetError(
+        f"{path}: changed while reading (its inode, size or mtime differ from when the loader "
+        "was built) — the dataset was rewritten; build a new loader"
+    )
 
 
 def index_name(shard_file: str) -> str:
@@ -122,6 +154,9 @@ class ShardIndex:
     num_records: int
     block_first: np.ndarray  # int64[m + 1]
     block_crc: np.ndarray  # uint32[m]
+    sha256: str | None = None  # the index's sha256 in metadata.json, to blame the right file
+    shard_identity: tuple[int, int, int, int] | None = None  # when the loader was built
+    index_identity: tuple[int, int, int, int] | None = None
 
     @property
     def num_blocks(self) -> int:
@@ -142,12 +177,26 @@ class ShardIndex:
 
 
 def read_index(
-    shard: str | Path, path: str | Path, num_records: int, shard_bytes: int
+    shard: str | Path,
+    path: str | Path,
+    num_records: int,
+    shard_bytes: int,
+    *,
+    sha256: str | None = None,
+    identities: dict[str, tuple[int, int, int, int]] | None = None,
 ) -> ShardIndex:
-    """Read and check an index's header and block arrays against what metadata.json promises."""
+    """Read and check an index's header and block arrays against what metadata.json promises.
+
+    `sha256` (the index's, from metadata.json) lets a later block failure blame the index
+    rather than the shard when the index is what changed; `identities` (file → identity when
+    the loader was built) make a rewrite during a read an error of its own.
+    """
     path = Path(path)
+    identities = identities or {}
     try:
         with open(path, "rb") as f:
+            if str(path) in identities and _fd_identity(f.fileno()) != identities[str(path)]:
+                raise changed_while_reading(path)
             head = f.read(HEADER.size)
             if len(head) < HEADER.size:
                 raise DatasetError(f"{path}: truncated shard index ({len(head)} bytes)")
@@ -156,7 +205,7 @@ def read_index(
                 raise DatasetError(f"{path}: not a dataops shard index (magic {magic!r})")
             if n != num_records:
                 raise DatasetError(
-                    f"{path}: indexes {n} records, metadata.json says the shard holds {num_records}"
+                    f"{shard}: metadata.json says {num_records} examples, its index {path.name} lists {n}"
                 )
             f.seek(HEADER.size + 8 * n)
             tail = f.read(8 + 8 * (m + 1) + 4 * m)
@@ -176,7 +225,32 @@ def read_index(
         )
     if block_first[0] != 0 or block_first[-1] != n or (m and not np.all(np.diff(block_first) > 0)):
         raise DatasetError(f"{path}: corrupt block table")
-    return ShardIndex(str(shard), str(path), n, block_first, block_crc)
+    return ShardIndex(
+        str(shard),
+        str(path),
+        n,
+        block_first,
+        block_crc,
+        sha256,
+        identities.get(str(shard)),
+        identities.get(str(path)),
+    )
+
+
+def _blame(index: ShardIndex, where: str, problem: str) -> DatasetError:
+    """The error for a block that failed its check: on the index when the index is what differs
+    from metadata.json (its sha256), else on the shard."""
+    if index.sha256 is not None:
+        h = hashlib.sha256()
+        with open(index.path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        if h.hexdigest() != index.sha256:
+            return DatasetError(
+                f"{index.path}: sha256 {h.hexdigest()}, metadata.json says {index.sha256} — "
+                f"the shard index is corrupt (found reading {where.split(': ', 1)[1]} of {index.shard})"
+            )
+    return DatasetError(f"{where}: {problem}")
 
 
 def read_block(index: ShardIndex, block: int) -> tuple[bytes, np.ndarray]:
@@ -184,23 +258,28 @@ def read_block(index: ShardIndex, block: int) -> tuple[bytes, np.ndarray]:
     record framing, and each record's frame offset within them (plus the end)."""
     first, last = int(index.block_first[block]), int(index.block_first[block + 1])
     with open(index.path, "rb") as f:
+        if index.index_identity is not None and _fd_identity(f.fileno()) != index.index_identity:
+            raise changed_while_reading(index.path)
         raw = os.pread(f.fileno(), 8 * (last - first + 1), HEADER.size + 8 * first)
     offs = np.frombuffer(raw, "<u8").astype(np.int64)
-    where = f"{index.shard}: records {first}-{last - 1} (index block {block})"
+    where = f"{index.shard}: records {first}-{last - 1} (index block {block}"
     if len(offs) != last - first + 1 or np.any(np.diff(offs) < FRAME_OVERHEAD):
-        raise DatasetError(f"{where}: the shard index is corrupt")
+        raise _blame(index, where + ")", "the shard index is corrupt")
+    where += f", bytes {int(offs[0])}-{int(offs[-1])})"
     fd = os.open(index.shard, os.O_RDONLY)
     try:
+        if index.shard_identity is not None and _fd_identity(fd) != index.shard_identity:
+            raise changed_while_reading(index.shard)
         blob = os.pread(fd, int(offs[-1] - offs[0]), int(offs[0]))
     finally:
         os.close(fd)
     if len(blob) != offs[-1] - offs[0]:
-        raise DatasetError(f"{where}: the shard is truncated")
+        raise _blame(index, where, "the shard is truncated")
     if _crc32c.crc32c(blob) != int(index.block_crc[block]):
-        raise DatasetError(f"{where}: bytes do not match their CRC-32C — the shard is corrupt")
+        raise _blame(index, where, "bytes do not match their CRC-32C — the shard is corrupt")
     rel = offs - offs[0]
     u8 = np.frombuffer(blob, np.uint8)
     lengths = u8[rel[:-1, None] + np.arange(8)].copy().view("<u8").ravel().astype(np.int64)
     if not np.array_equal(lengths, np.diff(rel) - FRAME_OVERHEAD):
-        raise DatasetError(f"{where}: record framing does not match the shard index")
+        raise _blame(index, where, "record framing does not match the shard index")
     return blob, rel

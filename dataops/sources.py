@@ -1,14 +1,22 @@
-"""Readers for each supported source format, streaming `pyarrow.RecordBatch`es with a string key.
+"""Readers for each supported source format, streaming `pyarrow` tables with a string key.
 
-Each reader yields `(batch, rows)` where `rows` are the row labels a person would use to find
-a record in that file (CSV/JSONL line numbers, array indices, image paths).
+Each reader yields `Batch`es: the table (first column `__key`), the row labels a person would
+use to find each record in that file (CSV/JSON Lines line numbers, JSON array elements, array
+indices, image paths), and each row's record index in the source (0-based, counting bad rows,
+not counting blank lines). A bad row is reported to `RowErrors`, which raises under
+`on_error: fail` and, under `skip`, counts it and keeps its key (when it has one) so the join
+can account for it once.
 """
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import csv
 import json
+import math
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,54 +24,152 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from dataops.config import SourceParams
+from dataops.config import IngestParams, SourceParams
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import sha256_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
+KEYLESS_COLUMN = "key"
+JSON_MAX_ELEMENT = 64 << 20  # characters of one element of a `json` array file
+
+
+@dataclass
+class BadRow:
+    key: str | None
+    seq: int
+    label: str
+    reason: str
 
 
 @dataclass
 class RowErrors:
-    """Bad rows met while reading: raise under `fail`, count by reason under `skip`."""
+    """Bad rows met while reading one source: raise under `fail`, count by reason under `skip`."""
 
     policy: str
     counts: dict[str, int] = field(default_factory=dict)
+    keyed: list[BadRow] = field(default_factory=list)  # drained by ingest after each batch
+    unkeyed: dict[str, int] = field(default_factory=dict)
 
-    def bad(self, reason: str, message: str) -> None:
+    def bad(
+        self,
+        reason: str,
+        message: str,
+        *,
+        key: str | None = None,
+        seq: int | None = None,
+        label: str = "",
+    ) -> None:
         if self.policy == "fail":
             raise DatasetError(
                 message + " (set dataset.on_error: skip to drop such rows and count them)"
             )
         self.counts[reason] = self.counts.get(reason, 0) + 1
+        if key is not None and seq is not None:
+            self.keyed.append(BadRow(key, seq, label, reason))
+        else:
+            self.unkeyed[reason] = self.unkeyed.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class Batch:
+    table: pa.Table  # first column `__key` (string)
+    rows: pa.Array  # string label of each row
+    seqs: np.ndarray  # int64 record index of each row in its source
 
 
 @dataclass(frozen=True)
 class Source:
     params: SourceParams
-    path: Path
-    key: str
+    path: Path  # resolved
+    rel: str  # project-relative path (posix), as recorded in the manifest
+    key: str  # key column name in the file (unused when keyless)
     label: str  # path as written in params.yaml, for messages
+    index: int  # position in ingest.sources, for messages naming the key
+    keyless_prefix: str | None = None  # keyless ingest: key = f"{prefix}:{record index}"
+    allowed: tuple[Path, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.params.name
 
     def files(self) -> list[Path]:
         """Every input file of this source, in a stable order."""
         if self.params.format == "image_folder":
-            return [p for _, p in _image_files(self.path)]
+            return [p for _, p in _image_files(self)]
         return [self.path]
 
+    def option(self, name: str) -> str:
+        return f"ingest.sources.{self.index}.{name}"
 
-def resolve_source(params: SourceParams, root: Path, default_key: str, index: int) -> Source:
-    path = root / params.path
-    if not path.exists():
+
+def _allowed_roots(params: IngestParams, root: Path) -> tuple[Path, ...]:
+    return (root.resolve(), *((root / a).resolve() for a in params.allow_outside))
+
+
+def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path == r or path.is_relative_to(r) for r in roots)
+
+
+def resolve_source(params: IngestParams, root: Path, index: int) -> Source:
+    """Check one source's path (contained, right file type) and return it resolved."""
+    sp = params.sources[index]
+    key = f"ingest.sources.{index}.path"
+    allowed = _allowed_roots(params, root)
+    given = root / sp.path
+    if not os.path.lexists(given):
+        raise ConfigError(f"params.yaml: key '{key}': {sp.path} does not exist")
+    try:
+        resolved = given.resolve(strict=True)
+    except (OSError, RuntimeError) as err:
         raise ConfigError(
-            f"params.yaml: key 'ingest.sources.{index}.path': {params.path} does not exist"
-        )
-    if params.format == "image_folder" and not path.is_dir():
+            f"params.yaml: key '{key}': {sp.path} cannot be resolved ({err})"
+        ) from None
+    if not _inside(resolved, allowed):
         raise ConfigError(
-            f"params.yaml: key 'ingest.sources.{index}.path': {params.path} is not a folder (format image_folder)"
+            f"params.yaml: key '{key}': {sp.path} resolves to {resolved}, outside the project "
+            f"{allowed[0]}; list its folder in ingest.allow_outside to read it"
         )
-    return Source(params=params, path=path, key=params.key or default_key, label=params.path)
+    mode = os.stat(resolved).st_mode
+    if sp.format == "image_folder":
+        if not stat.S_ISDIR(mode):
+            raise ConfigError(
+                f"params.yaml: key '{key}': {sp.path} is not a folder (format image_folder)"
+            )
+    elif stat.S_ISDIR(mode):
+        raise ConfigError(
+            f"params.yaml: key '{key}': {sp.path} is a folder, not a {sp.format} file"
+        )
+    elif not stat.S_ISREG(mode):
+        raise ConfigError(
+            f"params.yaml: key '{key}': {sp.path} is a {_file_kind(mode)}, not a regular file"
+        )
+    lexical = Path(os.path.normpath(root.resolve() / sp.path))
+    rel = Path(os.path.relpath(lexical, root.resolve())).as_posix()
+    prefix = params.sources[0].name if params.key is None else None
+    return Source(
+        params=sp,
+        path=resolved,
+        rel=rel,
+        key=sp.key or params.key or KEYLESS_COLUMN,
+        label=sp.path,
+        index=index,
+        keyless_prefix=prefix,
+        allowed=allowed,
+    )
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
 
 
 def manifest_entry(src: Source, root: Path) -> dict[str, Any]:
@@ -71,11 +177,12 @@ def manifest_entry(src: Source, root: Path) -> dict[str, Any]:
     files = {}
     total = 0
     for p in src.files():
-        files[p.relative_to(root).as_posix()] = sha256_file(p)
+        rel = (Path(src.rel) / p.relative_to(src.path)) if p != src.path else Path(src.rel)
+        files[rel.as_posix()] = sha256_file(p)
         total += p.stat().st_size
     return {
         "format": src.params.format,
-        "path": src.params.path,
+        "path": src.rel,
         "num_files": len(files),
         "num_bytes": total,
         "files": files,
@@ -86,20 +193,73 @@ def input_bytes(src: Source) -> int:
     return sum(p.stat().st_size for p in src.files())
 
 
-def _image_files(root: Path) -> list[tuple[str, Path]]:
+def _image_files(src: Source) -> list[tuple[str, Path]]:
+    root = src.path
     out = []
     for cls in sorted(d.name for d in root.iterdir() if d.is_dir()):
         for name in sorted(os.listdir(root / cls)):
             p = root / cls / name
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                if src.allowed and not _inside(p.resolve(), src.allowed):
+                    raise ConfigError(
+                        f"params.yaml: key '{src.option('path')}': {src.label}/{cls}/{name} "
+                        f"resolves to {p.resolve()}, outside the project; list its folder in ingest.allow_outside"
+                    )
                 out.append((cls, p))
     return out
 
 
-def _key_array(
-    values: Any, src: Source, rows: list[str], errors: RowErrors
-) -> tuple[pa.Array, np.ndarray]:
-    """Keys as strings, and a mask of rows whose key is usable."""
+# --- encoding errors -------------------------------------------------------------------------
+
+
+def encoding_error(src: Source) -> DatasetError:
+    """One line naming the first byte of the file that the source's encoding cannot decode."""
+    name = codecs.lookup(src.params.encoding).name
+    dec = codecs.getincrementaldecoder(name)("strict")
+    offset = 0  # bytes of the file before `chunk`
+    lines = 1  # line number at `offset`
+    with open(src.path, "rb") as f:
+        if name == "utf-8" and f.read(3) != codecs.BOM_UTF8:
+            f.seek(0)
+        offset = f.tell()
+        while True:
+            chunk = f.read(1 << 20)
+            state = dec.getstate()
+            held = len(state[0]) if isinstance(state, tuple) and isinstance(state[0], bytes) else 0
+            try:
+                dec.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                pos = max(offset - held + err.start, 0)
+                lines += chunk[: max(pos - offset, 0)].count(b"\n")
+                return DatasetError(
+                    f"{src.label}: byte {pos} (line {lines}) is not valid {src.params.encoding}"
+                    f" (0x{_byte_at(src.path, pos):02x}); set {src.option('encoding')} to the"
+                    " file's encoding, e.g. latin-1"
+                )
+            if not chunk:
+                break
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+    return DatasetError(f"{src.label}: cannot be decoded as {src.params.encoding}")
+
+
+def _byte_at(path: Path, pos: int) -> int:
+    with open(path, "rb") as f:
+        f.seek(pos)
+        b = f.read(1)
+    return b[0] if b else 0
+
+
+def _codec(encoding: str) -> str:
+    """Python codec for reading: UTF-8 skips a byte-order mark."""
+    name = codecs.lookup(encoding).name
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+# --- keys and row filtering ------------------------------------------------------------------
+
+
+def _key_array(values: Any, src: Source) -> pa.Array:
     arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -107,84 +267,115 @@ def _key_array(
         raise DatasetError(
             f"{src.label}: key column '{src.key}' holds floats; keys must be integers or strings"
         )
-    if pa.types.is_integer(arr.type):
+    if pa.types.is_integer(arr.type) or pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
-    elif pa.types.is_large_string(arr.type):
+    elif pa.types.is_null(arr.type):
         arr = arr.cast(pa.string())
     elif not pa.types.is_string(arr.type):
         raise DatasetError(
             f"{src.label}: key column '{src.key}' has type {arr.type}; keys must be integers or strings"
         )
-    ok = np.ones(len(arr), dtype=bool)
-    if arr.null_count:
-        for i in np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False)):
-            errors.bad("missing_key", f"{src.label}: {rows[i]}: key column '{src.key}' is empty")
-            ok[i] = False
-    return arr, ok
+    return arr
 
 
-def _select(table: pa.Table, src: Source) -> pa.Table:
-    if src.params.columns is None:
-        return table
-    missing = [c for c in src.params.columns if c not in table.column_names]
-    if missing:
-        raise ConfigError(
-            f"params.yaml: source '{src.params.name}': columns {missing} not in {src.label} (it has {table.column_names})"
-        )
-    keep = [src.key] + [c for c in src.params.columns if c != src.key]
-    return table.select(keep)
+def keyless_keys(prefix: str, seqs: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(
+        pa.scalar(prefix + ":"), pa.array(seqs, pa.int64()).cast(pa.string()), ""
+    )
 
 
 def _finish(
-    table: pa.Table, src: Source, rows: list[str], errors: RowErrors, key_values: Any = None
-) -> tuple[pa.Table, list[str]]:
+    table: pa.Table,
+    src: Source,
+    rows: Any,
+    seqs: np.ndarray,
+    errors: RowErrors,
+    key_values: Any = None,
+) -> Batch:
     """Normalize the key column to strings, load image path columns, drop bad rows."""
-    if key_values is None:
+    labels = rows if isinstance(rows, pa.Array) else pa.array(rows, pa.string())
+    rows = _Labels(labels)
+    if src.keyless_prefix is not None:
+        key_values = keyless_keys(src.keyless_prefix, seqs)
+    elif key_values is None:
         if src.key not in table.column_names:
             raise ConfigError(
-                f"params.yaml: source '{src.params.name}': key column '{src.key}' not in {src.label} (it has {table.column_names})"
+                f"params.yaml: source '{src.name}': key column '{src.key}' not in {src.label} (it has {table.column_names})"
             )
         key_values = table.column(src.key)
         table = table.drop_columns([src.key])
     table = _select_nokey(table, src)
-    keys, ok = _key_array(key_values, src, rows, errors)
+    keys = _key_array(key_values, src)
+    ok = np.ones(len(keys), dtype=bool)
+    if keys.null_count:
+        for i in np.flatnonzero(keys.is_null().to_numpy(zero_copy_only=False)):
+            errors.bad(
+                "missing_key",
+                f"{src.label}: {rows[i]}: key column '{src.key}' is empty",
+                seq=int(seqs[i]),
+                label=rows[i],
+            )
+            ok[i] = False
+    key_list: list[str] | None = None
     for col in src.params.image_columns:
         if col not in table.column_names:
             raise ConfigError(
-                f"params.yaml: source '{src.params.name}': image column '{col}' not in {src.label}"
+                f"params.yaml: source '{src.name}': image column '{col}' not in {src.label}"
             )
+        if key_list is None:
+            key_list = keys.to_pylist()
         paths = table.column(col).to_pylist()
         data: list[bytes | None] = []
-        for i, rel in enumerate(paths):
-            if rel is None:
+        for j, rel in enumerate(paths):
+            if rel is None or not ok[j]:
                 data.append(None)
                 continue
             p = src.path.parent / rel
-            try:
-                data.append(p.read_bytes())
-            except OSError as err:
+            why = None
+            if src.allowed and not _inside(p.resolve(), src.allowed):
+                why = "it lies outside the project (see ingest.allow_outside)"
+            else:
+                try:
+                    data.append(p.read_bytes())
+                except OSError as err:
+                    why = str(err.strerror)
+            if why is not None:
                 errors.bad(
                     "unreadable_image",
-                    f"{src.label}: {rows[i]}: image file {rel!r} cannot be read: {err.strerror}",
+                    f"{src.label}: {rows[j]}: image file {rel!r} cannot be read: {why}",
+                    key=key_list[j],
+                    seq=int(seqs[j]),
+                    label=rows[j],
                 )
-                ok[i] = False
+                ok[j] = False
                 data.append(None)
         table = table.set_column(table.column_names.index(col), col, pa.array(data, pa.binary()))
     table = table.add_column(0, "__key", keys)
     if not ok.all():
         table = table.filter(pa.array(ok))
-        rows = [r for r, k in zip(rows, ok, strict=True) if k]
-    return table, rows
+        labels = labels.filter(pa.array(ok))
+        seqs = seqs[ok]
+    return Batch(table, labels, np.asarray(seqs, dtype=np.int64))
+
+
+class _Labels:
+    """Row labels by index, for messages (read from Arrow only when a row is bad)."""
+
+    def __init__(self, arr: pa.Array) -> None:
+        self.arr = arr
+
+    def __getitem__(self, i: int) -> str:
+        return str(self.arr[int(i)].as_py())
 
 
 def _select_nokey(table: pa.Table, src: Source) -> pa.Table:
     if src.params.columns is None:
         return table
-    wanted = [c for c in src.params.columns if c != src.key]
+    wanted = [c for c in src.params.columns if c != src.key or src.keyless_prefix is not None]
     missing = [c for c in wanted if c not in table.column_names]
     if missing:
         raise ConfigError(
-            f"params.yaml: source '{src.params.name}': columns {missing} not in {src.label} (it has {table.column_names})"
+            f"params.yaml: source '{src.name}': columns {missing} not in {src.label} (it has {table.column_names})"
         )
     return table.select(wanted)
 
@@ -204,28 +395,30 @@ def _shape_meta(arrays: dict[str, np.ndarray]) -> dict[str, list[int]]:
     return {k: list(v.shape[1:]) for k, v in arrays.items() if v.ndim > 1}
 
 
-def read_source(
-    src: Source, batch_rows: int, errors: RowErrors
-) -> Iterator[tuple[pa.Table, list[str]]]:
-    """Stream `(table, row labels)` batches; each table's first column is `__key` (string)."""
+def read_source(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
+    """Stream batches; each table's first column is `__key` (string)."""
     fmt = src.params.format
     if fmt == "csv":
         yield from _read_csv(src, batch_rows, errors)
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(src.path)
+        try:
+            pf = pq.ParquetFile(src.path)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise DatasetError(f"{src.label}: not a readable Parquet file: {err}") from None
         start = 0
         for batch in pf.iter_batches(batch_size=batch_rows, use_threads=False):
-            rows = [f"row {start + i}" for i in range(batch.num_rows)]
+            seqs = np.arange(start, start + batch.num_rows, dtype=np.int64)
+            rows = [f"row {i}" for i in seqs.tolist()]
             start += batch.num_rows
-            yield _finish(pa.Table.from_batches([batch]), src, rows, errors)
-    elif fmt == "jsonl":
-        yield from _read_jsonl(src, batch_rows, errors)
+            yield _finish(pa.Table.from_batches([batch]), src, rows, seqs, errors)
+    elif fmt in ("jsonl", "json"):
+        yield from _read_json(src, batch_rows, errors)
     elif fmt in ("npy", "npz", "hdf5"):
         yield from _read_arrays(src, batch_rows, errors)
     elif fmt == "image_folder":
-        files = _image_files(src.path)
+        files = _image_files(src)
         for s in range(0, len(files), batch_rows):
             chunk = files[s : s + batch_rows]
             keys = [p.stem for _, p in chunk]
@@ -238,38 +431,225 @@ def read_source(
                     src.params.label_column: pa.array([c for c, _ in chunk], pa.string()),
                 }
             )
-            yield _finish(table, src, rows, errors, key_values=pa.array(keys, pa.string()))
+            seqs = np.arange(s, s + len(chunk), dtype=np.int64)
+            yield _finish(table, src, rows, seqs, errors, key_values=pa.array(keys, pa.string()))
     else:  # pragma: no cover - the config model forbids it
         raise ConfigError(f"unknown source format {fmt!r}")
 
 
-def _read_csv(
-    src: Source, batch_rows: int, errors: RowErrors
-) -> Iterator[tuple[pa.Table, list[str]]]:
+# --- CSV -------------------------------------------------------------------------------------
 
-    with open(src.path, newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f), None)
-    if not header:
-        raise DatasetError(f"{src.label}: empty CSV file (no header row)")
-    bad_rows: list[int] = []
+
+def _csv_read_options(src: Source, block_size: int = 1 << 22) -> Any:
+    import pyarrow.csv as pcsv
+
+    p = src.params
+    codec = codecs.lookup(p.encoding).name
+    return pcsv.ReadOptions(
+        use_threads=False,
+        block_size=block_size,
+        encoding="utf8" if codec == "utf-8" else codec,
+        column_names=None if p.header else p.column_names,
+        autogenerate_column_names=False,
+    )
+
+
+def _csv_parse_options(src: Source, handler: Any) -> Any:
+    import pyarrow.csv as pcsv
+
+    p = src.params
+    return pcsv.ParseOptions(
+        delimiter=p.delimiter,
+        quote_char=p.quote_char if p.quote_char is not None else False,
+        ignore_empty_lines=True,  # blank lines are found by `_blank_lines`
+        newlines_in_values=False,
+        invalid_row_handler=handler,
+    )
+
+
+def _csv_header(src: Source) -> list[str]:
+    """Column names as Arrow itself reads them (same decoding, BOM skipped, same quoting)."""
+    import pyarrow.csv as pcsv
+
+    if not src.params.header:
+        return list(src.params.column_names or [])
+    try:
+        for block in (1 << 16, 1 << 22, 1 << 26):  # the header line must fit in one block
+            try:
+                reader = pcsv.open_csv(
+                    src.path,
+                    read_options=_csv_read_options(src, block),
+                    parse_options=_csv_parse_options(src, lambda row: "skip"),
+                )
+                break
+            except pa.ArrowInvalid as err:
+                if "straddling" not in str(err) or block == 1 << 26:
+                    raise
+        names = list(reader.schema.names)
+        reader.close()
+    except UnicodeDecodeError:
+        raise encoding_error(src) from None
+    except pa.ArrowInvalid as err:
+        if "utf8" in str(err).lower() or "utf-8" in str(err).lower():
+            raise encoding_error(src) from None
+        if "Empty CSV file" in str(err):
+            raise DatasetError(f"{src.label}: empty CSV file (no header row)") from None
+        raise DatasetError(f"{src.label}: cannot parse CSV header: {err}") from None
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DatasetError(f"{src.label}: line 1: the header repeats column names {dup}")
+    return names
+
+
+def _read_csv(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
+    header = _csv_header(src)
+    first = 2 if src.params.header else 1  # line number of the first data row
+    key_index = header.index(src.key) if src.key in header else None
+    cursor = _LineCursor(first)
+    bad = cursor.bad
     fatal: list[str] = []
 
-    def on_invalid(row: Any) -> str:
+    def on_invalid(row: Any, number: int) -> str:
         # An exception raised here would be swallowed by Arrow: remember it, stop the reader.
-        msg = f"{src.label}: line {row.number}: expected {row.expected_columns} columns, got {row.actual_columns}"
+        msg = f"{src.label}: line {number}: expected {row.expected_columns} columns, got {row.actual_columns}"
         if errors.policy == "fail":
             fatal.append(msg)
             return "error"
-        errors.bad("malformed_row", msg)
-        bad_rows.append(row.number)
+        seq = number - first - cursor.blanks_before(number)
+        key = None
+        if src.keyless_prefix is not None:
+            key = f"{src.keyless_prefix}:{seq}"
+        elif key_index is not None:
+            fields = _split_row(row.text, src)
+            if key_index < len(fields) and fields[key_index] not in src.params.null_values:
+                key = fields[key_index]
+        errors.bad("malformed_row", msg, key=key, seq=seq, label=f"line {number}")
+        bad.append(number)
         return "skip"
 
     try:
-        yield from _csv_batches(src, header, batch_rows, errors, on_invalid, bad_rows)
+        yield from _csv_batches(src, header, batch_rows, errors, on_invalid, cursor)
+    except UnicodeDecodeError:
+        raise encoding_error(src) from None
     except pa.ArrowInvalid as err:
         if fatal:
             errors.bad("malformed_row", fatal[0])
+        if "utf8" in str(err).lower():
+            raise encoding_error(src) from None
         raise DatasetError(f"{src.label}: cannot parse CSV: {err}") from None
+
+
+def _split_row(text: str, src: Source) -> list[str]:
+    q = src.params.quote_char
+    reader = csv.reader(
+        [text],
+        delimiter=src.params.delimiter,
+        quotechar=q or '"',
+        quoting=csv.QUOTE_MINIMAL if q else csv.QUOTE_NONE,
+    )
+    return next(reader, [])
+
+
+CSV_CHUNK_BYTES = 8 << 20
+
+
+def _utf8_chunks(src: Source) -> Iterator[tuple[bytes, int]]:
+    """The data lines as UTF-8 bytes in chunks of about CSV_CHUNK_BYTES cut at line ends, each
+    with the line number of its first line. UTF-8 input is passed through (Arrow checks it);
+    any other encoding is decoded incrementally and re-encoded."""
+    codec = codecs.lookup(src.params.encoding).name
+    decoder = None if codec == "utf-8" else codecs.getincrementaldecoder(codec)("strict")
+    with open(src.path, "rb") as f:
+        if decoder is None and f.read(3) != codecs.BOM_UTF8:
+            f.seek(0)
+
+        def read(n: int) -> bytes:
+            data = f.read(n)
+            if decoder is None:
+                return data
+            return decoder.decode(data, final=not data).encode("utf-8")
+
+        line = 1  # line number of the first line in `rest`
+        rest = b""
+        eof = False
+        if src.params.header:
+            while b"\n" not in rest and not eof:
+                data = read(1 << 16)
+                eof = not data and f.tell() >= os.fstat(f.fileno()).st_size
+                rest += data
+            if b"\n" not in rest:
+                return
+            rest = rest[rest.index(b"\n") + 1 :]
+            line = 2
+        while True:
+            raw_more = f.tell() < os.fstat(f.fileno()).st_size
+            data = read(CSV_CHUNK_BYTES) if raw_more else b""
+            buf = rest + data if rest else data
+            if raw_more:
+                cut = buf.rfind(b"\n")
+                if cut < 0:
+                    rest = buf
+                    continue
+                chunk, rest = buf[: cut + 1], buf[cut + 1 :]
+            else:
+                chunk, rest = buf, b""
+            if chunk:
+                yield chunk, line
+                line += chunk.count(b"\n")
+            if not raw_more:
+                return
+
+
+def _blank_lines(chunk: bytes, first_line: int) -> list[int]:
+    """Line numbers of the empty lines of a chunk (Arrow skips them without a word)."""
+    a = np.frombuffer(chunk, dtype=np.uint8)
+    ends = np.flatnonzero(a == 10)
+    if len(a) and a[-1] != 10:
+        ends = np.append(ends, len(a))
+    starts = np.r_[0, ends[:-1] + 1] if len(ends) else np.zeros(0, np.int64)
+    length = ends - starts
+    cr_only = (length == 1) & (a[np.minimum(starts, max(len(a) - 1, 0))] == 13)
+    return (np.flatnonzero((length == 0) | cr_only) + first_line).tolist()
+
+
+def _csv_record_batches(
+    src: Source, header: list[str], on_invalid: Any, cursor: _LineCursor
+) -> Iterator[pa.RecordBatch]:
+    """The data rows as Arrow batches, a chunk of the file at a time (Arrow's streaming CSV
+    reader reads ahead without bound: its memory grew with the file), so memory does not
+    depend on the file's size. Rows do not span lines (quoted newlines are not supported), so a
+    cut at a line end never splits one."""
+    import pyarrow.csv as pcsv
+
+    convert = pcsv.ConvertOptions(
+        column_types={c: pa.string() for c in header},
+        strings_can_be_null=True,
+        null_values=list(src.params.null_values),
+        quoted_strings_can_be_null=False,
+    )
+    for chunk, base in _utf8_chunks(src):
+        blanks = _blank_lines(chunk, base)
+        cursor.blank.extend(blanks)
+
+        def handler(row: Any, base: int = base, blanks: list[int] = blanks) -> str:
+            # Arrow numbers the non-empty lines of the chunk from 1
+            line = base + row.number - 1
+            for b in blanks:
+                if b > line:
+                    break
+                line += 1
+            return on_invalid(row, line)
+
+        read = pcsv.ReadOptions(
+            use_threads=False, block_size=len(chunk) + 1, encoding="utf8", column_names=header
+        )
+        table = pcsv.read_csv(
+            pa.py_buffer(chunk),
+            read_options=read,
+            parse_options=_csv_parse_options(src, handler),
+            convert_options=convert,
+        )
+        yield from table.to_batches()
 
 
 def _csv_batches(
@@ -278,126 +658,555 @@ def _csv_batches(
     batch_rows: int,
     errors: RowErrors,
     on_invalid: Any,
-    bad_rows: list[int],
-) -> Iterator[tuple[pa.Table, list[str]]]:
-    import pyarrow.csv as pcsv
-
-    reader = pcsv.open_csv(
-        src.path,
-        read_options=pcsv.ReadOptions(use_threads=False, block_size=1 << 22),
-        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pcsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, strings_can_be_null=True
-        ),
-    )
-    line = 2  # 1-based line number of the first data row (after the header)
+    cursor: _LineCursor,
+) -> Iterator[Batch]:
     pending: list[pa.RecordBatch] = []
     n_pending = 0
-    for batch in reader:
+    for batch in _csv_record_batches(src, header, on_invalid, cursor):
         pending.append(batch)
         n_pending += batch.num_rows
         while n_pending >= batch_rows:
             table = pa.Table.from_batches(pending).combine_chunks()
             head, rest = table.slice(0, batch_rows), table.slice(batch_rows)
-            rows, line = _csv_lines(line, head.num_rows, bad_rows)
-            yield _finish(head, src, rows, errors)
+            rows, seqs = cursor.take(head.num_rows)
+            yield _finish(head, src, rows, seqs, errors)
             pending, n_pending = rest.to_batches(), rest.num_rows
     if n_pending:
         table = pa.Table.from_batches(pending)
-        rows, line = _csv_lines(line, table.num_rows, bad_rows)
-        yield _finish(table, src, rows, errors)
+        rows, seqs = cursor.take(table.num_rows)
+        yield _finish(table, src, rows, seqs, errors)
 
 
-def _csv_lines(line: int, n: int, bad: list[int]) -> tuple[list[str], int]:
-    rows: list[str] = []
-    skip = set(bad)
-    while len(rows) < n:
-        if line not in skip:
-            rows.append(f"line {line}")
-        line += 1
-    return rows, line
+class _LineCursor:
+    """Line number and record index of each row Arrow returns, skipping blank lines (not
+    records) and bad lines (records that were skipped); vectorized."""
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.line = first  # the next line to consider
+        # blank and bad line numbers, appended in line order while Arrow parses; those before
+        # `line` are dropped once used (only the count of blank ones is kept)
+        self.blank: list[int] = []
+        self.bad: list[int] = []
+        self.blank_dropped = 0
+
+    def blanks_before(self, line: int) -> int:
+        return self.blank_dropped + bisect.bisect_left(self.blank, line)
+
+    def take(self, n: int) -> tuple[pa.Array, np.ndarray]:
+        blank = np.asarray(self.blank, dtype=np.int64)
+        skip = np.union1d(blank, np.asarray(self.bad, dtype=np.int64))
+        skip = skip[skip >= self.line]
+        cand = np.arange(self.line, self.line + n + len(skip), dtype=np.int64)
+        lines = cand[~np.isin(cand, skip, assume_unique=True)][:n]
+        if len(lines):
+            self.line = int(lines[-1]) + 1
+        seqs = lines - self.first - self.blank_dropped - np.searchsorted(blank, lines)
+        done = int(np.searchsorted(blank, self.line))
+        del self.blank[:done]
+        self.blank_dropped += done
+        del self.bad[: int(np.searchsorted(np.asarray(self.bad, dtype=np.int64), self.line))]
+        labels = pc.binary_join_element_wise(
+            pa.scalar("line "), pa.array(lines).cast(pa.string()), ""
+        )
+        return labels, seqs
 
 
-def _read_jsonl(
-    src: Source, batch_rows: int, errors: RowErrors
-) -> Iterator[tuple[pa.Table, list[str]]]:
-    schema: pa.Schema | None = None
+# --- JSON Lines and JSON arrays ---------------------------------------------------------------
+
+
+class _BadNumber(str):
+    """A JSON number float64 cannot hold (it would become inf)."""
+
+
+def _parse_float(text: str) -> float | _BadNumber:
+    v = float(text)
+    return _BadNumber(text) if math.isinf(v) else v
+
+
+class _DuplicateKey(ValueError):
+    """An object names a key twice (Python's json would keep the last value silently)."""
+
+
+class _Malformed:
+    """A JSON array element that parsed but is not a usable record."""
+
+    def __init__(self, msg: str) -> None:
+        self.msg = msg
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"key {dup!r} appears twice in one object")
+    return obj
+
+
+_DECODER = json.JSONDecoder(parse_float=_parse_float, object_pairs_hook=_unique_object)
+_LENIENT = json.JSONDecoder(parse_float=_parse_float)
+_EXACT_MAX = 1 << 63
+_SAFE_INT = 1 << 53  # every integer up to this is a float64 exactly
+
+
+class _Type:
+    """The type of one value position (a column, a list's items, a struct field), widened over
+    the whole source: null → any; int → float64 when a float appears (only if every integer
+    seen is exactly a float64); nothing else. `declared` types never widen."""
+
+    __slots__ = ("kind", "declared", "item", "fields", "float_at", "inexact_int")
+
+    def __init__(self, kind: str | None = None, declared: bool = False) -> None:
+        self.kind = kind
+        self.declared = declared
+        self.item: _Type | None = None
+        self.fields: dict[str, _Type] = {}
+        self.float_at: str | None = None
+        self.inexact_int: tuple[int, str] | None = None
+
+    @staticmethod
+    def of_declared(name: str) -> _Type:
+        kinds = {"string": "str", "int64": "int", "float64": "float", "bool": "bool"}
+        if name.startswith("list<"):
+            t = _Type("list", True)
+            t.item = _Type.of_declared(name[5:-1])
+            return t
+        return _Type(kinds[name], True)
+
+    def arrow(self) -> pa.DataType:
+        if self.kind is None:
+            return pa.null()
+        if self.kind == "list":
+            return pa.list_(self.item.arrow() if self.item else pa.null())
+        if self.kind == "struct":
+            return pa.struct([(k, t.arrow()) for k, t in self.fields.items()])
+        return {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "str": pa.string()}[
+            self.kind
+        ]
+
+    def describe(self) -> str:
+        if self.kind is None:
+            return "null"
+        if self.kind == "list":
+            return f"list<{self.item.describe() if self.item else 'null'}>"
+        return {"bool": "bool", "int": "int64", "float": "float64", "str": "string"}.get(
+            self.kind, self.kind
+        )
+
+    def observe(self, v: Any, where: str) -> str | None:
+        """Widen to hold `v`; return why it cannot be held (the row is then bad)."""
+        tv = type(v)  # fast paths: a scalar of the column's own kind
+        if tv is str:
+            if self.kind == "str":
+                return None
+        elif tv is float:
+            if self.kind == "float":
+                if self.float_at is None:
+                    self.float_at = where
+                return None
+        elif tv is int:
+            if self.kind == "int" and -_SAFE_INT <= v <= _SAFE_INT:
+                return None
+        elif v is None:
+            return None
+        if isinstance(v, _BadNumber):
+            return f"number {v} is out of float64 range"
+        kind = _kind_of(v)
+        if self.kind is None and not self.declared:
+            self.kind = kind
+        if kind == "int" and self.kind in ("int", "float"):
+            if self.kind == "int" and not -_EXACT_MAX <= v < _EXACT_MAX:
+                return f"integer {v} is out of int64 range"
+            if self.inexact_int is None and float(v) != v:
+                self.inexact_int = (v, where)
+            if self.kind == "float" and float(v) != v:
+                return f"integer {v} cannot be stored exactly as float64"
+            return None
+        if kind == "float" and self.kind == "int" and not self.declared:
+            self.kind = "float"  # an integer float64 cannot hold exactly is an error at the end
+            self.float_at = where
+            return None
+        if kind != self.kind:
+            return f"{_show(v)} is {_kind_name(kind)}, the column is {self.describe()}"
+        if kind == "float" and self.float_at is None:
+            self.float_at = where
+        if kind == "list":
+            if self.item is None:
+                self.item = _Type()
+            for x in v:
+                why = self.item.observe(x, where)
+                if why:
+                    return f"item: {why}"
+        elif kind == "struct":
+            for k, x in v.items():
+                t = self.fields.get(k)
+                if t is None:
+                    if self.declared:
+                        continue
+                    t = self.fields[k] = _Type()
+                why = t.observe(x, where)
+                if why:
+                    return f"field {k!r}: {why}"
+        return None
+
+    def convert(self, v: Any) -> Any:
+        """`v` as this type's Python value; raise ValueError naming why it does not fit."""
+        tv = type(v)
+        if (
+            (tv is str and self.kind == "str")
+            or (tv is float and self.kind == "float")
+            or v is None
+        ):
+            return v
+        if isinstance(v, _BadNumber):
+            raise ValueError(f"number {v} is out of float64 range")
+        kind = _kind_of(v)
+        if kind == self.kind:
+            if kind == "int" and not -_EXACT_MAX <= v < _EXACT_MAX:
+                raise ValueError(f"integer {v} is out of int64 range")
+            if kind == "list":
+                item = self.item or _Type()
+                return [item.convert(x) for x in v]
+            if kind == "struct":
+                return {k: t.convert(v.get(k)) for k, t in self.fields.items()}
+            return v
+        if kind == "int" and self.kind == "float":
+            f = float(v)
+            if f != v:
+                raise ValueError(f"integer {v} cannot be stored exactly as float64")
+            return f
+        raise ValueError(f"{_show(v)} is {_kind_name(kind)}, the column is {self.describe()}")
+
+
+def _kind_of(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, list):
+        return "list"
+    return "struct"
+
+
+def _kind_name(kind: str) -> str:
+    return {
+        "bool": "a bool",
+        "int": "an integer",
+        "float": "a float",
+        "str": "a string",
+        "list": "a list",
+        "struct": "an object",
+    }[kind]
+
+
+def _show(v: Any) -> str:
+    text = json.dumps(v, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_records(src: Source, errors: RowErrors, counting: bool) -> Iterator[tuple[int, str, Any]]:
+    """Every record as `(record index, label, object)`; malformed ones reported (and counted
+    only when `counting`, i.e. on the pass that yields rows)."""
+    enc = _codec(src.params.encoding)
+    try:
+        with open(src.path, encoding=enc, newline=None) as f:
+            if src.params.format == "jsonl":
+                yield from _jsonl_lines(f, src, errors, counting)
+            else:
+                yield from _json_array(f, src, errors, counting)
+    except UnicodeDecodeError:
+        raise encoding_error(src) from None
+
+
+def _jsonl_lines(
+    f: Any, src: Source, errors: RowErrors, counting: bool
+) -> Iterator[tuple[int, str, Any]]:
+    seq = 0
+    for number, text in enumerate(f, start=1):
+        if not text.strip():
+            continue
+        label = f"line {number}"
+        try:
+            rec = _DECODER.decode(text)
+        except ValueError as err:
+            if counting:
+                errors.bad(
+                    "malformed_row",
+                    f"{src.label}: {label}: not valid JSON: {err}",
+                    seq=seq,
+                    label=label,
+                )
+            seq += 1
+            continue
+        yield seq, label, rec
+        seq += 1
+
+
+def _json_array(
+    f: Any, src: Source, errors: RowErrors, counting: bool
+) -> Iterator[tuple[int, str, Any]]:
+    """Stream the elements of one top-level JSON array; one element is at most
+    JSON_MAX_ELEMENT characters (memory stays bounded by that)."""
+    buf = ""
+    pos = 0
+    line = 1  # line number at buf[counted]
+    counted = 0
+    eof = False
+
+    def more(need_more_than: int) -> bool:
+        nonlocal buf, pos, counted, line, eof
+        if eof:
+            return False
+        if pos > (1 << 20):
+            line += buf.count("\n", counted, pos)
+            buf, counted, pos = buf[pos:], 0, 0
+        chunk = f.read(max(1 << 20, need_more_than))
+        if not chunk:
+            eof = True
+            return False
+        buf += chunk
+        return True
+
+    def skip_ws() -> bool:
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            if pos < len(buf):
+                return True
+            if not more(0):
+                return False
+
+    def where() -> int:
+        nonlocal line, counted
+        line += buf.count("\n", counted, pos)
+        counted = pos
+        return line
+
+    if not skip_ws():
+        raise DatasetError(f"{src.label}: empty file (format json expects one array of objects)")
+    if buf[pos] != "[":
+        raise DatasetError(
+            f"{src.label}: line {where()}: format json expects one top-level array of objects; use format jsonl for one object per line"
+        )
+    pos += 1
+    seq = 0
+    while True:
+        if not skip_ws():
+            raise DatasetError(
+                f"{src.label}: line {where()}: the array is not closed (truncated file?)"
+            )
+        if buf[pos] == "]" and seq == 0:
+            pos += 1
+            break
+        start_line = where()
+        label = f"element {seq} (line {start_line})"
+        decoder, dup = _DECODER, None
+        while True:
+            try:
+                rec, end = decoder.raw_decode(buf, pos)
+                if end == len(buf) and not eof and more(0):
+                    continue  # a number may go on in the next chunk
+                break
+            except _DuplicateKey as err:
+                decoder, dup = _LENIENT, str(err)  # parse it again only to find its end
+            except json.JSONDecodeError as err:
+                if len(buf) - pos > JSON_MAX_ELEMENT:
+                    raise DatasetError(
+                        f"{src.label}: {label}: not valid JSON or longer than {JSON_MAX_ELEMENT} characters: {err.msg}"
+                    ) from None
+                if not more(len(buf) - pos):
+                    raise DatasetError(
+                        f"{src.label}: line {start_line + buf.count(chr(10), pos, err.pos)}: not valid JSON: {err.msg}"
+                    ) from None
+        pos = end
+        yield seq, label, (rec if dup is None else _Malformed(dup))
+        seq += 1
+        if not skip_ws():
+            raise DatasetError(
+                f"{src.label}: line {where()}: the array is not closed (truncated file?)"
+            )
+        if buf[pos] == ",":
+            pos += 1
+            continue
+        if buf[pos] == "]":
+            pos += 1
+            break
+        raise DatasetError(f"{src.label}: line {where()}: expected ',' or ']' after {label}")
+    if skip_ws():
+        raise DatasetError(f"{src.label}: line {where()}: text after the closing ']' of the array")
+
+
+def _json_key(rec: dict[str, Any], src: Source, seq: int) -> str | None:
+    if src.keyless_prefix is not None:
+        return f"{src.keyless_prefix}:{seq}"
+    k = rec.get(src.key)
+    if isinstance(k, bool) or not isinstance(k, int | str):
+        return None
+    return str(k)
+
+
+def infer_json_types(src: Source) -> tuple[dict[str, _Type], bool]:
+    """Pass 1: the type of every column, from the whole source (or `schema:`); and whether
+    every value already has its column's type (no conflict, no declared type), so pass 2 may
+    hand the records to Arrow as they are."""
+    declared = src.params.schema_ or {}
+    wanted = None
+    if src.params.columns is not None:
+        wanted = set(src.params.columns) | set(src.params.image_columns)
+        if src.keyless_prefix is None:
+            wanted.add(src.key)
+    cols: dict[str, _Type] = {}
+    clean = not declared
+    probe = RowErrors("skip")  # malformed lines are reported by pass 2
+    for _, label, rec in _json_records(src, probe, counting=False):
+        if not isinstance(rec, dict):
+            continue
+        for k, v in rec.items():
+            if wanted is not None and k not in wanted:
+                continue
+            t = cols.get(k)
+            if t is None:
+                t = cols[k] = _Type.of_declared(declared[k]) if k in declared else _Type()
+            if t.observe(v, label) is not None:
+                clean = False
+    for k, decl in declared.items():
+        cols.setdefault(k, _Type.of_declared(decl))
+    for k, t in cols.items():
+        _check_exact(t, src, k)
+    return cols, clean
+
+
+def _check_exact(t: _Type, src: Source, column: str) -> None:
+    if t.kind == "float" and not t.declared and t.inexact_int is not None:
+        v, at = t.inexact_int
+        raise DatasetError(
+            f"{src.label}: column '{column}' mixes floats (first at {t.float_at}) with integers "
+            f"float64 cannot hold exactly ({v} at {at}); declare its type in {src.option('schema')}"
+        )
+    if t.item is not None:
+        _check_exact(t.item, src, column)
+    for k, f in t.fields.items():
+        _check_exact(f, src, f"{column}.{k}")
+
+
+def _read_json(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
+    types, clean = infer_json_types(src)
+    schema = pa.schema([(k, t.arrow()) for k, t in types.items()])
     records: list[dict[str, Any]] = []
     rows: list[str] = []
+    seqs: list[int] = []
 
-    def flush() -> tuple[pa.Table, list[str]]:
-        nonlocal schema
-        if schema is None:
+    def convert(rec: dict[str, Any], seq: int, label: str) -> dict[str, Any] | None:
+        """The record in its columns' types, or None (a bad row, reported)."""
+        out = {}
+        for k, t in types.items():
             try:
-                schema = pa.Table.from_pylist(records).schema
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                schema = pa.Table.from_pylist(records[:1]).schema
-        good, good_rows = [], []
-        try:
-            table = pa.Table.from_pylist(records, schema=schema)
-            good_rows = rows
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            for rec, label in zip(records, rows, strict=True):
-                try:
-                    pa.Table.from_pylist([rec], schema=schema)
-                except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-                    errors.bad("wrong_type", f"{src.label}: {label}: {err}")
-                    continue
-                good.append(rec)
-                good_rows.append(label)
-            table = pa.Table.from_pylist(good, schema=schema)
-        return _finish(table, src, good_rows, errors)
-
-    with open(src.path, encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                rec = json.loads(text)
-                if not isinstance(rec, dict):
-                    raise ValueError("not a JSON object")
+                out[k] = t.convert(rec.get(k))
             except ValueError as err:
-                errors.bad("malformed_row", f"{src.label}: line {number}: not a JSON object: {err}")
+                errors.bad(
+                    "wrong_type",
+                    f"{src.label}: {label}: column '{k}': {err}",
+                    key=_json_key(rec, src, seq),
+                    seq=seq,
+                    label=label,
+                )
+                return None
+        return out
+
+    def flush() -> Batch:
+        nonlocal records, rows, seqs
+        if clean:
+            # pass 1 saw every value fit its column: Arrow converts them as they are, unless
+            # an integer float64 holds exactly is beyond what Arrow converts (2**53): then
+            # each record goes through `convert`
+            try:
+                table = pa.Table.from_pylist(records, schema=schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+                kept = [
+                    (out, r, q)
+                    for rec, r, q in zip(records, rows, seqs, strict=True)
+                    if (out := convert(rec, q, r)) is not None
+                ]
+                records = [k[0] for k in kept]
+                rows = [k[1] for k in kept]
+                seqs = [k[2] for k in kept]
+                table = pa.Table.from_pylist(records, schema=schema)
+        else:
+            table = pa.Table.from_pylist(records, schema=schema)
+        return _finish(table, src, rows, np.asarray(seqs, dtype=np.int64), errors)
+
+    for seq, label, rec in _json_records(src, errors, counting=True):
+        if isinstance(rec, _Malformed):
+            errors.bad(
+                "malformed_row",
+                f"{src.label}: {label}: not valid JSON: {rec.msg}",
+                seq=seq,
+                label=label,
+            )
+            continue
+        if not isinstance(rec, dict):
+            errors.bad(
+                "malformed_row",
+                f"{src.label}: {label}: not a JSON object ({_kind_name(_kind_of(rec))})",
+                seq=seq,
+                label=label,
+            )
+            continue
+        if not clean:
+            out = convert(rec, seq, label)
+            if out is None:
                 continue
-            records.append(rec)
-            rows.append(f"line {number}")
-            if len(records) >= batch_rows:
-                yield flush()
-                records, rows = [], []
+            rec = out
+        records.append(rec)
+        rows.append(label)
+        seqs.append(seq)
+        if len(records) >= batch_rows:
+            yield flush()
+            records, rows, seqs = [], [], []
     if records:
         yield flush()
 
 
-def _read_arrays(
-    src: Source, batch_rows: int, errors: RowErrors
-) -> Iterator[tuple[pa.Table, list[str]]]:
+# --- numpy / HDF5 ----------------------------------------------------------------------------
+
+
+def _read_arrays(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
     fmt = src.params.format
     handle: Any = None
-    if fmt == "npy":
-        arrays = {src.params.name: np.load(src.path, mmap_mode="r", allow_pickle=False)}
-    elif fmt == "npz":
-        handle = np.load(src.path, allow_pickle=False)
-        names = src.params.columns or list(handle.files)
-        arrays = {
-            n: handle[n]
-            for n in dict.fromkeys(names + ([src.key] if src.key in handle.files else []))
-        }
-    else:
-        import h5py
+    try:
+        if fmt == "npy":
+            arrays = {src.name: np.load(src.path, mmap_mode="r", allow_pickle=False)}
+        elif fmt == "npz":
+            handle = np.load(src.path, allow_pickle=False)
+            names = src.params.columns or list(handle.files)
+            arrays = {
+                n: handle[n]
+                for n in dict.fromkeys(names + ([src.key] if src.key in handle.files else []))
+            }
+        else:
+            import h5py
 
-        handle = h5py.File(src.path, "r")
-        names = src.params.columns or sorted(
-            k for k, v in handle.items() if isinstance(v, h5py.Dataset)
-        )
-        if src.key in handle and src.key not in names:
-            names.append(src.key)
-        arrays = {n: handle[n] for n in names}
+            handle = h5py.File(src.path, "r")
+            names = src.params.columns or sorted(
+                k for k, v in handle.items() if isinstance(v, h5py.Dataset)
+            )
+            if src.key in handle and src.key not in names:
+                names.append(src.key)
+            arrays = {n: handle[n] for n in names}
+    except (ValueError, OSError) as err:
+        raise DatasetError(f"{src.label}: not a readable {fmt} file: {err}") from None
     try:
         lengths = {n: a.shape[0] for n, a in arrays.items()}
         if len(set(lengths.values())) != 1:
             raise DatasetError(f"{src.label}: arrays have different lengths on axis 0: {lengths}")
         total = next(iter(lengths.values()))
-        key_arr = arrays.pop(src.key, None)
+        key_arr = arrays.pop(src.key, None) if src.keyless_prefix is None else None
         for s in range(0, total, batch_rows):
             e = min(total, s + batch_rows)
             cols = {n: _fixed_column(np.asarray(a[s:e])) for n, a in arrays.items()}
@@ -415,7 +1224,8 @@ def _read_arrays(
                 table = table.replace_schema_metadata(
                     {b"dataops.shapes": json.dumps(meta).encode()}
                 )
-            yield _finish(table, src, rows, errors, key_values=keys)
+            seqs = np.arange(s, e, dtype=np.int64)
+            yield _finish(table, src, rows, seqs, errors, key_values=keys)
     finally:
         if handle is not None:
             handle.close()

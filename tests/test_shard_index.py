@@ -51,9 +51,7 @@ def test_index_agrees_with_the_framing(blocky):
     meta = read_metadata(blocky)
     for split in meta.splits:
         for i, sh in enumerate(split.shards):
-            assert sh.index is not None and sh.index.file == sh.file.replace(
-                ".tfrecord-", ".tfindex-"
-            )
+            assert sh.index is not None and sh.index.file == shard_index.index_name(sh.file)
             ix = _index(blocky, split.name, i)
             assert ix.num_blocks > 3
             records = []
@@ -159,13 +157,31 @@ def test_damaged_index_is_named(blocky, tmp_path):
         DatasetError, match=rf"{path.name}: sha256 [0-9a-f]{{64}}, metadata.json says"
     ):
         dataops.load(d, verify="sha256")
+    # by default the index's sha256 is checked when the loader is built: the index is blamed
     with pytest.raises(
         DatasetError,
-        match=r"records 0-\d+ \(index block 0\): (the shard index is corrupt|record framing does not match the shard index)",
+        match=rf"^{path}: sha256 [0-9a-f]{{64}}, metadata.json says [0-9a-f]{{64}} — the shard index is corrupted$",
+    ):
+        dataops.load(d)
+    # read without its sha256, a block of the intact shard fails against the damaged offsets
+    with pytest.raises(
+        DatasetError,
+        match=r"records 0-\d+ \(index block 0(, bytes \d+-\d+)?\): (the shard index is corrupt|record framing does not match the shard index)",
     ):
         shard_index.read_block(ix, 0)
-    with pytest.raises(tf.errors.UnknownError, match="index block 0"):
-        for _ in dataops.load(d, batch_size=16):  # sizes agree: caught when the block is read
+    # ... and with it (as the loader reads), the failure is put on the index, not the shard
+    sh = read_metadata(d).split("train").shards[0]
+    named = shard_index.read_index(
+        d / sh.file, path, sh.num_examples, sh.num_bytes, sha256=sh.index.sha256
+    )
+    blame = rf"^{path}: sha256 [0-9a-f]{{64}}, metadata.json says {sh.index.sha256} — the shard index is corrupt \(found reading records 0-\d+ .*of {d / sh.file}\)$"
+    with pytest.raises(DatasetError, match=blame):
+        shard_index.read_block(named, 0)
+    with pytest.raises(DatasetError, match=blame):  # sizes agree: caught when the block is read
+        for _ in Loader(d, batch_size=16, verify="size").iterator():
+            pass
+    with pytest.raises(tf.errors.UnknownError, match=str(path)):  # the bare tf.data stream too
+        for _ in dataops.load(d, batch_size=16, verify="size"):
             pass
 
 
