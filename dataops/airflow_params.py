@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dataops.config import Params, parse_params
+from dataops.config import Params, load_params_data, load_yaml, parse_params
 from dataops.errors import ConfigError
 
 SEP = "__"  # form field name = key path joined with SEP ("sample__num_examples"); dots are also accepted in a run's conf
@@ -151,10 +149,7 @@ def tunable_keys(data: dict[str, Any]) -> list[TunableKey]:
 
 def read_params_data(workspace: str | Path) -> dict[str, Any]:
     path = Path(workspace) / "params.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+    data = load_params_data(path)  # bounded: size, aliases, duplicate keys
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
@@ -283,7 +278,7 @@ def apply_overrides(workspace: str | Path, overrides: dict[tuple[str, ...], Any]
     rt.dump(doc, buf)
     text = buf.getvalue()
     parse_params(
-        yaml.safe_load(text), path
+        load_yaml(text, path), path
     )  # raises ConfigError naming every bad key; the file is untouched
     if name is not None:
         check_tag_name(workspace, str(name))  # before any work: publish tags with it

@@ -1,4 +1,12 @@
-"""`params.yaml`: one pydantic model per stage, validated once at the edge."""
+"""`params.yaml`: one pydantic model per stage, validated once at the edge.
+
+The file is read with a bounded, strict YAML loader (`load_yaml`): at most `MAX_PARAMS_BYTES`,
+duplicate keys refused (as DVC refuses them), aliases allowed only while the document they expand
+to stays under `MAX_YAML_NODES` nodes (a "billion laughs" file is refused at once), YAML 1.2
+booleans (`true`/`false` only; `yes`/`no`/`on`/`off` stay strings, as DVC reads them). The models
+are strict (`"2"` is not an int, `"yes"` not a bool) and every string, size and shape is bounded;
+checks across sections (referenced features and splits exist, min <= max) run at parse time.
+"""
 
 from __future__ import annotations
 
@@ -19,20 +27,57 @@ from pydantic import (
     model_validator,
 )
 
-from dataops.errors import ConfigError
+from dataops.errors import ConfigError, clip
 
 OnError = Literal["fail", "skip"]
 
+#: Largest params file read (bytes).
+MAX_PARAMS_BYTES = 1 << 20
+#: Most nodes the YAML document may hold once every alias is expanded.
+MAX_YAML_NODES = 100_000
+#: Most elements of one tensor feature value.
+MAX_TENSOR_ELEMENTS = 1 << 20
+#: Upper bound of every batch size (rows).
+MAX_BATCH_ROWS = 1 << 20
+MAX_NAME = 200
+MAX_SEED = 2**53 - 1  # JavaScript-safe: the Airflow form edits it as a number
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+BatchRows = Annotated[int, Field(ge=1, le=MAX_BATCH_ROWS)]
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def check_ref_component(name: str) -> str:
+    """`name` as one component of a git ref (`git check-ref-format` rules); ValueError otherwise."""
+    bad = re.search(r"[\x00-\x20\x7f~^:?*\[\\/]", name)
+    if bad:
+        raise ValueError(
+            f"{clip(repr(name))} cannot name a git tag: {bad.group()!r} is not allowed"
+        )
+    for rule, broken in (
+        ("cannot start with '.'", name.startswith(".")),
+        ("cannot contain '..'", ".." in name),
+        ("cannot contain '@{'", "@{" in name),
+        ("cannot end with '.'", name.endswith(".")),
+        ("cannot end with '.lock'", name.endswith(".lock")),
+        ("cannot be '@'", name == "@"),
+    ):
+        if broken:
+            raise ValueError(f"{clip(repr(name))} cannot name a git tag: a tag {rule}")
+    return name
 
 
 class DatasetParams(_Model):
     name: str = Field(
         "sample",
+        min_length=1,
+        max_length=100,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-        description="Dataset name; prefixes every shard file and the published git tags.",
+        description="Dataset name (1-100 characters: letters, digits, `_`, `.`, `-`, starting with a letter or digit, and a valid git tag component); prefixes every shard file and the published git tags.",
     )
     on_error: OnError = Field(
         "fail",
@@ -55,10 +100,17 @@ class DatasetParams(_Model):
         description="Dataset card: its license, an SPDX identifier (`CC-BY-4.0`) or a short text.",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _git_tag_component(cls, v: str) -> str:
+        return check_ref_component(v)
+
 
 class SampleParams(_Model):
-    num_examples: int = Field(2000, ge=1, description="Rows in the generated sample source.")
-    seed: int = Field(0, description="Seed of the generator; the same seed gives the same bytes.")
+    num_examples: int = Field(
+        2000, ge=1, le=10_000_000, description="Rows in the generated sample source."
+    )
+    seed: Seed = Field(0, description="Seed of the generator; the same seed gives the same bytes.")
     image_size: int = Field(
         32, ge=4, le=512, description="Side of the generated square PNG images, in pixels."
     )
@@ -278,12 +330,18 @@ class _FeatureModel(_Model):
             data.pop("description", None)
         return data
 
+    @property
+    def int64_scalar(self) -> bool | None:
+        """Whether the feature named `name` is stored as one int64 per example (what
+        `validate.label_range` and `class_balance` read); None when only the data can tell."""
+        return False
+
 
 class NumericFeature(_FeatureModel):
     kind: Literal["numeric"]
-    name: str
+    name: Name
     description: str = _description()
-    column: str | None = Field(None, description="Input column (default: the feature name).")
+    column: Name | None = Field(None, description="Input column (default: the feature name).")
     dtype: Literal["float32", "int64"] = "float32"
     impute: Literal["none", "mean", "zero"] = Field(
         "mean",
@@ -294,21 +352,43 @@ class NumericFeature(_FeatureModel):
         description="Subtract the train mean and divide by the train standard deviation (population, ddof=0; 1 when it is 0). float32 only.",
     )
 
+    @property
+    def int64_scalar(self) -> bool | None:
+        return self.dtype == "int64"
+
 
 class TensorFeature(_FeatureModel):
     kind: Literal["tensor"]
-    name: str
+    name: Name
     description: str = _description()
-    column: str | None = None
+    column: Name | None = None
     dtype: Literal["float32", "int64"] = "float32"
-    shape: list[int] = Field(description="Fixed shape of every value, e.g. [8] or [4, 4].")
+    shape: list[int] = Field(
+        max_length=8,
+        description=f"Fixed shape of every value, e.g. [8] or [4, 4]; positive sides, at most {MAX_TENSOR_ELEMENTS} elements.",
+    )
+
+    @field_validator("shape")
+    @classmethod
+    def _shape(cls, v: list[int]) -> list[int]:
+        if any(d < 1 for d in v):
+            raise ValueError(f"every side must be at least 1, got {v}")
+        if math.prod(v) > MAX_TENSOR_ELEMENTS:
+            raise ValueError(
+                f"{math.prod(v)} elements per value; at most {MAX_TENSOR_ELEMENTS} are allowed"
+            )
+        return v
+
+    @property
+    def int64_scalar(self) -> bool | None:
+        return self.dtype == "int64" and not self.shape
 
 
 class CategoricalFeature(_FeatureModel):
     kind: Literal["categorical"]
-    name: str
+    name: Name
     description: str = _description()
-    column: str | None = None
+    column: Name | None = None
     unknown: Literal["error", "oov"] = Field(
         "oov",
         description="A value not seen in train: `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `unknown_category`).",
@@ -323,12 +403,16 @@ class CategoricalFeature(_FeatureModel):
         """What a missing value does: `missing`, or `unknown` when it is not set."""
         return self.missing or self.unknown
 
+    @property
+    def int64_scalar(self) -> bool | None:
+        return True
+
 
 class TextFeature(_FeatureModel):
     kind: Literal["text"]
-    name: str
+    name: Name
     description: str = _description()
-    column: str | None = None
+    column: Name | None = None
     lowercase: bool = True
     normalize: Literal["NFC", "NFKC", "none"] = "NFKC"
     tokenize: bool = Field(
@@ -336,7 +420,7 @@ class TextFeature(_FeatureModel):
         description="Also emit `<name>_ids`, a variable-length int64 list of token ids (0 pad, 1 out-of-vocabulary).",
     )
     max_vocab: int = Field(
-        10000, ge=1, description="Most frequent train tokens kept in the vocabulary."
+        10000, ge=1, le=10_000_000, description="Most frequent train tokens kept in the vocabulary."
     )
     empty: Literal["keep", "error"] = Field(
         "keep",
@@ -355,9 +439,9 @@ class TextFeature(_FeatureModel):
 
 class SequenceFeature(_FeatureModel):
     kind: Literal["sequence"]
-    name: str
+    name: Name
     description: str = _description()
-    column: str | None = None
+    column: Name | None = None
     dtype: Literal["float32", "int64"] = "int64"
 
 
@@ -368,9 +452,9 @@ MAX_MAX_PIXELS = 1 << 27  # below Pillow's own refusal (2 x Image.MAX_IMAGE_PIXE
 
 class ImageFeature(_FeatureModel):
     kind: Literal["image"]
-    name: str
+    name: Name
     description: str = _description()
-    column: str | None = None
+    column: Name | None = None
     size: list[int] | None = Field(
         None,
         min_length=2,
@@ -471,9 +555,13 @@ _IMAGE_DEFAULTS: dict[str, Any] = {
 
 class PassthroughFeature(_FeatureModel):
     kind: Literal["key"]
-    name: str
+    name: Name
     description: str = _description()
-    column: str | None = None
+    column: Name | None = None
+
+    @property
+    def int64_scalar(self) -> bool | None:
+        return None
 
 
 Feature = Annotated[
@@ -488,13 +576,14 @@ Feature = Annotated[
 ]
 
 
-_SPLIT_NAME = re.compile(r"[A-Za-z0-9_]+")
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}")
 
 
 class SplitParams(_Model):
-    seed: int = Field(0, description="Seed of the split hash.")
+    seed: Seed = Field(0, description="Seed of the split hash.")
     ratios: dict[str, float] = Field(
-        description="Split name → fraction; they sum to 1. A row's split depends only on its key, the seed and the order of the ratios (rows are placed on their cumulative sums), so the order is part of the dataset's fingerprint."
+        max_length=100,
+        description="Split name → fraction; they sum to 1. A row's split depends only on its key, the seed and the order of the ratios (rows are placed on their cumulative sums), so the order is part of the dataset's fingerprint. Names: letters, digits and `_` (at most 64).",
     )
 
     @field_validator("ratios")
@@ -505,7 +594,7 @@ class SplitParams(_Model):
         for name, r in v.items():
             if not _SPLIT_NAME.fullmatch(name):
                 raise ValueError(
-                    f"split name {name!r} must be letters, digits and '_' (it is part of every shard file name)"
+                    f"split name {clip(repr(name))} must be 1-64 letters, digits or '_', starting with a letter or digit (it is part of every shard file name)"
                 )
             if not (0 < r <= 1):
                 raise ValueError(f"ratio of split {name!r} must be in (0, 1], got {r}")
@@ -517,8 +606,8 @@ class SplitParams(_Model):
 
 class PreprocessParams(_Model):
     split: SplitParams
-    features: list[Feature] = Field(min_length=1)
-    batch_rows: int = Field(4096, ge=1, description="Rows transformed per batch.")
+    features: list[Feature] = Field(min_length=1, max_length=1000)
+    batch_rows: BatchRows = Field(4096, description="Rows transformed per batch.")
 
     @model_validator(mode="after")
     def _unique(self) -> PreprocessParams:
@@ -533,9 +622,12 @@ class SerializeParams(_Model):
     target_shard_bytes: int = Field(
         128 << 20,
         ge=1 << 10,
+        le=1 << 40,
         description="Shard count per split = ceil(split bytes / this), unless `num_shards` is set.",
     )
-    num_shards: int | None = Field(None, ge=1, description="Fixed shard count per split.")
+    num_shards: int | None = Field(
+        None, ge=1, le=100_000, description="Fixed shard count per split."
+    )
     compression: Literal["none", "gzip", "zlib"] = "none"
     deflate: Literal["isal", "zlib"] = Field(
         "isal",
@@ -545,7 +637,7 @@ class SerializeParams(_Model):
         None,
         description="Deflate level; null: 2 for isal, 6 for zlib. Lower is faster, higher is smaller.",
     )
-    batch_rows: int = Field(8192, ge=1, description="Rows encoded per batch.")
+    batch_rows: BatchRows = Field(8192, description="Rows encoded per batch.")
 
     @field_validator("compression_level")
     @classmethod
@@ -568,27 +660,50 @@ DEFAULT_DEFLATE_LEVEL = {"isal": 2, "zlib": 6}
 
 
 class ClassBalance(_Model):
-    feature: str = Field(description="Categorical feature whose class shares are checked.")
+    feature: Name = Field(description="Categorical feature whose class shares are checked.")
     min_fraction: float = Field(0.0, ge=0, le=1)
     max_fraction: float = Field(1.0, ge=0, le=1)
 
+    @model_validator(mode="after")
+    def _ordered(self) -> ClassBalance:
+        if self.min_fraction > self.max_fraction:
+            raise ValueError(
+                f"min_fraction {self.min_fraction} is greater than max_fraction {self.max_fraction}"
+            )
+        return self
+
 
 class LabelRange(_Model):
-    feature: str
+    feature: Name
     min: int
     max: int
 
+    @model_validator(mode="after")
+    def _ordered(self) -> LabelRange:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
 
 class ValidateParams(_Model):
-    min_examples: dict[str, int] = Field(
-        default_factory=dict, description="Split → minimum number of examples."
+    min_examples: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Split → minimum number of examples; every key must be a split of `preprocess.split.ratios`.",
     )
     label_range: LabelRange | None = Field(
         None, description="Allowed inclusive range of an int64 label feature."
     )
     class_balance: ClassBalance | None = None
     allow_nan: bool = Field(False, description="Allow NaN or Inf in float features.")
-    batch_size: int = Field(1024, ge=1, description="Records parsed per batch.")
+    batch_size: BatchRows = Field(1024, description="Records parsed per batch.")
+
+
+def _feature_kinds(p: PreprocessParams) -> dict[str, bool | None]:
+    """Stored feature name → True if an int64 scalar, False if surely not, None if the data tells."""
+    return {
+        n: (f.int64_scalar if n == f.name else False) for f in p.features for n in f.output_names
+    }
 
 
 class Params(_Model):
@@ -599,12 +714,42 @@ class Params(_Model):
     serialize: SerializeParams = SerializeParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> Params:
+        kinds = _feature_kinds(self.preprocess)
+        v = self.validate_
+        for key, ref in (("label_range", v.label_range), ("class_balance", v.class_balance)):
+            if ref is None:
+                continue
+            if ref.feature not in kinds:
+                raise ValueError(
+                    f"validate.{key}.feature: no feature {clip(repr(ref.feature))} in preprocess.features (features: {sorted(kinds)})"
+                )
+            if kinds[ref.feature] is False:
+                raise ValueError(
+                    f"validate.{key}.feature: feature {ref.feature!r} is not an int64 scalar (a categorical, an int64 numeric or an int64 tensor of shape [])"
+                )
+        splits = set(self.preprocess.split.ratios)
+        unknown = sorted(set(v.min_examples) - splits)
+        if unknown:
+            raise ValueError(
+                f"validate.min_examples: {clip(repr(unknown))} are not splits of preprocess.split.ratios (splits: {sorted(splits)})"
+            )
+        return self
 
     def section(self, name: str) -> dict[str, Any]:
         """The section `name` as plain JSON data (what the stage records in its outputs)."""
         value = getattr(self, "validate_" if name == "validate" else name)
         return value.model_dump(mode="json")
+
+
+_HINTS = {
+    "bool_type": "; write true or false, without quotes",
+    "int_type": "; write a whole number without quotes",
+    "float_type": "; write a number without quotes",
+}
 
 
 def _format_error(err: ValidationError, path: Path) -> str:
@@ -615,34 +760,158 @@ def _format_error(err: ValidationError, path: Path) -> str:
         )
         loc = loc.replace("validate_", "validate")
         if e["type"] == "extra_forbidden":
-            lines.append(f"{path}: unknown key '{loc}'")
+            lines.append(f"{path}: unknown key {clip(repr(loc))}")
         elif e["type"] == "missing":
             lines.append(f"{path}: missing key '{loc}'")
+        elif not loc:  # a check across sections: the message names its keys
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: {msg}")
         else:
-            lines.append(f"{path}: key '{loc}': {e['msg']} (got {e.get('input')!r})")
+            value = e.get("input")
+            hint = _HINTS.get(e["type"], "") if isinstance(value, str) else ""
+            got = "" if isinstance(value, dict) else f" (got {clip(repr(value))})"
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: key '{loc}': {msg}{got}{hint}")
     return "\n".join(lines)
 
 
 def parse_params(data: Any, path: str | Path = "params.yaml") -> Params:
-    """Validate a params mapping; raise ConfigError naming every bad key."""
+    """Validate a params mapping; raise ConfigError naming every bad key.
+
+    Missing sections take their documented defaults (`dataset`, `sample`, `serialize`,
+    `validate`); `ingest` and `preprocess` have none and are required.
+    """
     path = Path(path)
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; it needs at least 'ingest' and 'preprocess'")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     try:
         return Params.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_error(err, path)) from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate `params.yaml`."""
+# ---- the YAML loader -----------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader refusing duplicate keys, with YAML 1.2 booleans."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise _Refused(
+                        f"duplicate key {clip(repr(key))} at line {line} (first at line {seen[key]}); DVC refuses such a file too — keep one"
+                    )
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Refused(Exception):
+    pass
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _expanded_nodes(data: Any, limit: int) -> int:
+    """Nodes of `data` with every shared (aliased) object counted each time it appears; stops
+    early past `limit`; ValueError on a cycle (a recursive alias)."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(obj: Any) -> int:
+        if not isinstance(obj, dict | list):
+            return 1
+        key = id(obj)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ValueError("a recursive alias (a node that contains itself)")
+        active.add(key)
+        children = [*obj.keys(), *obj.values()] if isinstance(obj, dict) else obj
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(data)
+
+
+def load_yaml(text: str, path: str | Path = "params.yaml") -> Any:
+    """Parse params YAML text with the bounded, strict loader; ConfigError on anything refused."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"{path}: not valid YAML: {clip(err.problem or err.context or 'syntax error')}{where}"
+        ) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {clip(str(err).splitlines()[0])}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
+    try:
+        n = _expanded_nodes(data, MAX_YAML_NODES)
+    except ValueError as err:
+        raise ConfigError(f"{path}: {err}; write the values out") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
+    if n > MAX_YAML_NODES:
+        raise ConfigError(
+            f"{path}: its anchors and aliases expand to more than {MAX_YAML_NODES} values; a params file is far smaller — remove the aliases"
+        )
+    return data
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate `params.yaml` (at most `MAX_PARAMS_BYTES`)."""
+    path = Path(path)
+    return parse_params(load_params_data(path), path)
+
+
+def load_params_data(path: str | Path = "params.yaml") -> Any:
+    """The YAML data of a params file, read with the bounds of `load_yaml`, not yet validated."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PARAMS_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a params file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied; make the file readable") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
+    if len(raw) > MAX_PARAMS_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_PARAMS_BYTES} bytes; a params file is a few KB — is this the right file?"
+        )
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_params(data, path)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    return load_yaml(text, path)

@@ -39,24 +39,32 @@ class PipelinePaths:
 def run_pipeline(
     params: Params, root: str | Path, *, sample: bool = True, validate: bool = True
 ) -> PipelinePaths:
-    """Run sample (optional) → ingest → preprocess → serialize → validate (optional) under `root`."""
+    """Run sample (optional) → ingest → preprocess → serialize → validate (optional) under `root`.
+
+    Temp files go to this process's scratch folder (`dataops.fsutil.process_scratch`), removed
+    at the end, or by a later run if this process is killed.
+    """
+    from dataops.fsutil import process_scratch
     from dataops.ingest import run_ingest
     from dataops.preprocess import run_preprocess
     from dataops.serialize import run_serialize
 
     paths = PipelinePaths(Path(root))
-    if sample:
-        from dataops.sample import generate_sample
+    with process_scratch():  # temp files in a folder a later run can tell is stale
+        if sample:
+            from dataops.sample import generate_sample
 
-        generate_sample(paths.sample, params.sample)
-    run_ingest(params.ingest, paths.root, paths.snapshot, params.dataset.on_error)
-    run_preprocess(params.preprocess, paths.snapshot, paths.preprocessed, params.dataset.on_error)
-    run_serialize(params.serialize, params.dataset, paths.preprocessed, paths.tfrecords)
-    if validate:
-        from dataops.errors import ValidationFailed
-        from dataops.validate import run_validate
+            generate_sample(paths.sample, params.sample)
+        run_ingest(params.ingest, paths.root, paths.snapshot, params.dataset.on_error)
+        run_preprocess(
+            params.preprocess, paths.snapshot, paths.preprocessed, params.dataset.on_error
+        )
+        run_serialize(params.serialize, params.dataset, paths.preprocessed, paths.tfrecords)
+        if validate:
+            from dataops.errors import ValidationFailed
+            from dataops.validate import run_validate
 
-        result = run_validate(params.validate_, paths.tfrecords, paths.report)
-        if result.violations:
-            raise ValidationFailed(result.violations)
+            result = run_validate(params.validate_, paths.tfrecords, paths.report)
+            if result.violations:
+                raise ValidationFailed(result.violations)
     return paths

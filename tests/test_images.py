@@ -358,7 +358,7 @@ def test_image_size_out_of_bounds_is_refused_at_parse(tmp_path, size):
     with pytest.raises(ConfigError) as err:
         parse_params(data, "p.yaml")
     assert str(err.value) == (
-        "p.yaml: key 'preprocess.features.1.image.size': Value error, each side of `size` "
+        "p.yaml: key 'preprocess.features.1.image.size': each side of `size` "
         f"must be 1..8192 pixels, got {size} (got {size!r})"
     )
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))

@@ -80,7 +80,9 @@ def test_corrupt_image_fails_naming_the_file(tmp_path):
     with pytest.raises(DatasetError) as err:
         run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre")
     rel = victim.relative_to(tmp_path / "data" / "raw" / "images").as_posix()
-    assert f"data/sample/images: {rel} (id='7'): column 'image': cannot decode image" in str(err.value)
+    assert f"data/sample/images: {rel} (id='7'): column 'image': cannot decode image" in str(
+        err.value
+    )
     assert not (tmp_path / "pre").exists()
 
 
