@@ -107,6 +107,24 @@ def _global(
         raise typer.BadParameter("use either --quiet or --verbose", param_hint="'-q/-v'")
     _OPTS["quiet"], _OPTS["verbose"] = quiet, verbose
     _OPTS["debug"] = _OPTS["debug"] or debug
+    if not (verbose or _OPTS["debug"]):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow with stderr silenced: it prints start-up lines (oneDNN, absl) before
+    its log level applies. Kept with -v or --debug, and a failed import still raises."""
+    if _OPTS["verbose"] or _OPTS["debug"] or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def _log(event: str, **kv: Any) -> None:
@@ -401,6 +419,7 @@ def validate(
     report: Annotated[Path, typer.Option(help="Report file (JSON).")] = Path(naming.REPORT_FILE),
 ) -> None:
     """Re-read every shard with TensorFlow and check the expectations; exit 1 on violations."""
+    _quiet_tensorflow()
     from dataops.validate import run_validate
 
     def go():
@@ -463,6 +482,127 @@ def schema(
         _run("schema", lambda: out.write_text(text, encoding="utf-8"), record=False, out=out)
 
 
+@app.command()
+def init(
+    source: Annotated[
+        list[str], typer.Option("--source", "-s", help="A source file or image folder (repeat).")
+    ],
+    key: Annotated[
+        str | None, typer.Option(help="Key column (default: none, rows keyed by position).")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="Label column (categorical).")] = None,
+    name: Annotated[str, typer.Option(help="Dataset name.")] = "dataset",
+    force: Annotated[bool, typer.Option(help="Overwrite params.yaml and dvc.yaml.")] = False,
+) -> None:
+    """Write params.yaml and dvc.yaml for your own sources (features proposed from the data)."""
+    from dataops.project import init_project
+
+    r = _run(
+        "init",
+        lambda: init_project(Path("."), source, key=key, label=label, name=name, force=force),
+        record=False,
+    )
+    kinds = ", ".join(f"{f['name']} ({f['kind']})" for f in r.features)
+    typer.echo(f"wrote {r.params} and {r.dvc_yaml}: features {kinds}")
+    typer.echo("next: review params.yaml, then `dvc repro` (after `git init && dvc init` if new)")
+
+
+@app.command("dvc-yaml")
+def dvc_yaml(
+    params: ParamsOpt = Path("params.yaml"),
+    out: Annotated[Path, typer.Option(help="The file to write.")] = Path("dvc.yaml"),
+    sample: Annotated[
+        bool | None,
+        typer.Option(
+            help="Include the sample stage (default: when the sources read the sample folder)."
+        ),
+    ] = None,
+) -> None:
+    """Regenerate dvc.yaml: each stage's deps from its imports and the sources params names."""
+    from dataops.config import load_params_data
+    from dataops.dvcyaml import SAMPLE_OUT, render, source_deps
+
+    def go() -> Path:
+        data = load_params_data(params)
+        with_sample = sample
+        if with_sample is None:
+            with_sample = any(
+                d == SAMPLE_OUT or d.startswith(SAMPLE_OUT + "/") for d in source_deps(data)
+            )
+        own_code = (params.resolve().parent / "dataops" / "__init__.py").is_file()
+        text = render(data, with_sample=with_sample, code=own_code)
+        out.write_text(text, encoding="utf-8")
+        return out
+
+    typer.echo(f"wrote {_run('dvc-yaml', go, params, record=False, out=out)}")
+
+
+@app.command()
+def versions(
+    repo: Annotated[Path, typer.Option(help="The project's git repository.")] = Path("."),
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset's versions.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """List published versions: tag, date, examples per split, size, verdict, fingerprint."""
+    import dataclasses
+    import json
+
+    from dataops.versions import list_versions
+
+    rows = _run("versions", lambda: list_versions(repo, dataset), record=False)
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(v) for v in rows], indent=2, sort_keys=True))
+        return
+    if not rows:
+        typer.echo("no published versions (a run of the Airflow DAG, or `publish`, makes one)")
+        return
+    for v in rows:
+        verdict = {True: "PASSED", False: "FAILED", None: "-"}[v.ok]
+        splits = " ".join(f"{k}={n}" for k, n in v.num_examples.items())
+        same = f"  (same data as {v.duplicate_of})" if v.duplicate_of else ""
+        typer.echo(
+            f"{v.tag:<24} {v.date[:10]:<10} {verdict:<6} {v.num_bytes / 2**20:8.1f} MiB  "
+            f"{splits}  {(v.fingerprint or '')[:12]}{same}"
+        )
+
+
+@app.command()
+def head(
+    directory: Annotated[Path, typer.Argument(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    split: Annotated[str, typer.Option(help="Split (or slice, e.g. 'train[:10]').")] = "train",
+    n: Annotated[int, typer.Option("-n", min=1, max=1000, help="Examples to show.")] = 5,
+) -> None:
+    """Print the first examples of a split, decoded, with class names."""
+    _quiet_tensorflow()
+    from dataops.preview import render_head
+
+    typer.echo(_run("head", lambda: render_head(directory, split, n), record=False), nl=False)
+
+
+@app.command()
+def show(
+    directory: Annotated[Path, typer.Argument(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    out: Annotated[Path, typer.Option("--out", "-o", help="The PNG to write.")] = Path("grid.png"),
+    split: Annotated[str, typer.Option(help="Split.")] = "train",
+    image: Annotated[str | None, typer.Option(help="Image feature (default: the first).")] = None,
+    label: Annotated[
+        str | None, typer.Option(help="Label feature (default: the first with classes).")
+    ] = None,
+    per_class: Annotated[int, typer.Option(min=1, max=32, help="Images per class.")] = 8,
+) -> None:
+    """Write an image grid, one row per class (like tfds.show_examples)."""
+    _quiet_tensorflow()
+    from dataops.preview import write_grid
+
+    path = _run(
+        "show",
+        lambda: write_grid(directory, out, split, image, label, per_class),
+        record=False,
+        out=out,
+    )
+    typer.echo(f"wrote {path}")
+
+
 class ExportFormat(enum.StrEnum):
     """The formats of `dataops export` (`dataops.export.FORMATS`)."""
 
@@ -480,6 +620,7 @@ def export(
     ],
 ) -> None:
     """Export a dataset as a tf.data snapshot, Parquet files or one HDF5 file, with its metadata."""
+    _quiet_tensorflow()
     from dataops.export import run_export
 
     r = _run("export", lambda: run_export(directory, format.value, out), record=False, out=out)
