@@ -338,11 +338,17 @@ class _FeatureModel(_Model):
 
 
 class NumericFeature(_FeatureModel):
+    """One number per row: float32 (imputed, optionally standardized with train statistics) or int64 (exact; a missing value is a bad row)."""
+
     kind: Literal["numeric"]
-    name: Name
+    name: Name = Field(
+        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
+    )
     description: str = _description()
     column: Name | None = Field(None, description="Input column (default: the feature name).")
-    dtype: Literal["float32", "int64"] = "float32"
+    dtype: Literal["float32", "int64"] = Field(
+        "float32", description="Stored type: `float32` or `int64`."
+    )
     impute: Literal["none", "mean", "zero"] = Field(
         "mean",
         description="Missing values: `mean` of train, `zero`, or `none` (a missing value is a bad row).",
@@ -358,11 +364,17 @@ class NumericFeature(_FeatureModel):
 
 
 class TensorFeature(_FeatureModel):
+    """A fixed-shape array per row (a list column, or an array of NumPy/HDF5), stored flat with its shape."""
+
     kind: Literal["tensor"]
-    name: Name
+    name: Name = Field(
+        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
+    )
     description: str = _description()
-    column: Name | None = None
-    dtype: Literal["float32", "int64"] = "float32"
+    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    dtype: Literal["float32", "int64"] = Field(
+        "float32", description="Stored type: `float32` or `int64`."
+    )
     shape: list[int] = Field(
         max_length=8,
         description=f"Fixed shape of every value, e.g. [8] or [4, 4]; positive sides, at most {MAX_TENSOR_ELEMENTS} elements.",
@@ -385,10 +397,14 @@ class TensorFeature(_FeatureModel):
 
 
 class CategoricalFeature(_FeatureModel):
+    """A string (or integer) label mapped to an id in the sorted train vocabulary; stored as int64 with the vocabulary and class names."""
+
     kind: Literal["categorical"]
-    name: Name
+    name: Name = Field(
+        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
+    )
     description: str = _description()
-    column: Name | None = None
+    column: Name | None = Field(None, description="Input column (default: the feature name).")
     unknown: Literal["error", "oov"] = Field(
         "oov",
         description="A value not seen in train: `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `unknown_category`).",
@@ -409,12 +425,19 @@ class CategoricalFeature(_FeatureModel):
 
 
 class TextFeature(_FeatureModel):
+    """UTF-8 text, normalized; with `tokenize`, also `<name>_ids` (token ids of the train vocabulary)."""
+
     kind: Literal["text"]
-    name: Name
+    name: Name = Field(
+        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
+    )
     description: str = _description()
-    column: Name | None = None
-    lowercase: bool = True
-    normalize: Literal["NFC", "NFKC", "none"] = "NFKC"
+    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    lowercase: bool = Field(True, description="Lower-case the text (Unicode-aware).")
+    normalize: Literal["NFC", "NFKC", "none"] = Field(
+        "NFKC",
+        description="Unicode normalization applied first; whitespace runs always become one space.",
+    )
     tokenize: bool = Field(
         False,
         description="Also emit `<name>_ids`, a variable-length int64 list of token ids (0 pad, 1 out-of-vocabulary).",
@@ -438,11 +461,17 @@ class TextFeature(_FeatureModel):
 
 
 class SequenceFeature(_FeatureModel):
+    """A variable-length list of numbers per row, read back as a `tf.RaggedTensor`."""
+
     kind: Literal["sequence"]
-    name: Name
+    name: Name = Field(
+        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
+    )
     description: str = _description()
-    column: Name | None = None
-    dtype: Literal["float32", "int64"] = "int64"
+    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    dtype: Literal["float32", "int64"] = Field(
+        "int64", description="Stored type of the values: `int64` or `float32`."
+    )
 
 
 MAX_IMAGE_SIDE = 8192
@@ -451,10 +480,14 @@ MAX_MAX_PIXELS = 1 << 27  # below Pillow's own refusal (2 x Image.MAX_IMAGE_PIXE
 
 
 class ImageFeature(_FeatureModel):
+    """Encoded image bytes (PNG, JPEG, …) decoded exactly at their bit depth, converted as declared, optionally resized; stored as PNG or raw pixels, or a float tensor."""
+
     kind: Literal["image"]
-    name: Name
+    name: Name = Field(
+        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
+    )
     description: str = _description()
-    column: Name | None = None
+    column: Name | None = Field(None, description="Input column (default: the feature name).")
     size: list[int] | None = Field(
         None,
         min_length=2,
@@ -473,7 +506,10 @@ class ImageFeature(_FeatureModel):
         "uint8",
         description="`uint8` (16-bit sources scaled exactly: round(v/257)); `uint16` (8-bit sources scaled by 257); `float32` stores pixels as a float tensor, divided by 255 (65535 for 16-bit sources) when `scale`.",
     )
-    scale: bool = True
+    scale: bool = Field(
+        True,
+        description="`dtype: float32` only: divide by 255 (65535 for 16-bit sources) so pixels are in [0, 1].",
+    )
     alpha: Literal["error", "drop", "composite", "keep"] = Field(
         "error",
         description="Images with transparent or translucent pixels: `error` makes the row bad; `drop` ignores the alpha channel (stores the hidden colours); `composite` blends onto `background`; `keep` stores it as a 4th channel (`channels: 4`). Fully opaque alpha is removed under every policy but `keep`. Default `keep` when `channels: 4`, else `error`.",
@@ -554,10 +590,14 @@ _IMAGE_DEFAULTS: dict[str, Any] = {
 
 
 class PassthroughFeature(_FeatureModel):
+    """The key (or any string column) stored as UTF-8 text, unchanged; a missing value is a bad row."""
+
     kind: Literal["key"]
-    name: Name
+    name: Name = Field(
+        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
+    )
     description: str = _description()
-    column: Name | None = None
+    column: Name | None = Field(None, description="Input column (default: the feature name).")
 
     @property
     def int64_scalar(self) -> bool | None:
@@ -605,8 +645,12 @@ class SplitParams(_Model):
 
 
 class PreprocessParams(_Model):
-    split: SplitParams
-    features: list[Feature] = Field(min_length=1, max_length=1000)
+    split: SplitParams = Field(description="How rows are assigned to splits.")
+    features: list[Feature] = Field(
+        min_length=1,
+        max_length=1000,
+        description="The stored features, in order; each has a `kind` (tables below).",
+    )
     batch_rows: BatchRows = Field(4096, description="Rows transformed per batch.")
 
     @model_validator(mode="after")
@@ -628,7 +672,10 @@ class SerializeParams(_Model):
     num_shards: int | None = Field(
         None, ge=1, le=100_000, description="Fixed shard count per split."
     )
-    compression: Literal["none", "gzip", "zlib"] = "none"
+    compression: Literal["none", "gzip", "zlib"] = Field(
+        "none",
+        description="Shard compression, as `tf.data.TFRecordDataset(compression_type=...)` reads it; compressed shards have no shard index and no TFDS metadata.",
+    )
     deflate: Literal["isal", "zlib"] = Field(
         "isal",
         description="Deflate implementation for gzip/zlib: `isal` (ISA-L, the `isal` wheel pinned in uv.lock; levels 0-3) or `zlib` (the system zlib behind Python's `zlib`; levels 0-9).",
@@ -661,8 +708,12 @@ DEFAULT_DEFLATE_LEVEL = {"isal": 2, "zlib": 6}
 
 class ClassBalance(_Model):
     feature: Name = Field(description="Categorical feature whose class shares are checked.")
-    min_fraction: float = Field(0.0, ge=0, le=1)
-    max_fraction: float = Field(1.0, ge=0, le=1)
+    min_fraction: float = Field(
+        0.0, ge=0, le=1, description="Smallest share of any class, per split."
+    )
+    max_fraction: float = Field(
+        1.0, ge=0, le=1, description="Largest share of any class, per split."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ClassBalance:
@@ -674,9 +725,9 @@ class ClassBalance(_Model):
 
 
 class LabelRange(_Model):
-    feature: Name
-    min: int
-    max: int
+    feature: Name = Field(description="The int64 feature whose values are checked.")
+    min: int = Field(description="Smallest allowed value.")
+    max: int = Field(description="Largest allowed value.")
 
     @model_validator(mode="after")
     def _ordered(self) -> LabelRange:
@@ -694,7 +745,9 @@ class ValidateParams(_Model):
     label_range: LabelRange | None = Field(
         None, description="Allowed inclusive range of an int64 label feature."
     )
-    class_balance: ClassBalance | None = None
+    class_balance: ClassBalance | None = Field(
+        None, description="Bounds on each class's share of a categorical feature, per split."
+    )
     allow_nan: bool = Field(False, description="Allow NaN or Inf in float features.")
     batch_size: BatchRows = Field(1024, description="Records parsed per batch.")
 
