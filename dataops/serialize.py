@@ -14,7 +14,7 @@ import math
 import struct
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -177,6 +177,17 @@ class _ShardWriter:
             if self.index is not None:
                 self.index.add(data, starts)
 
+    def finish(self, num_examples: int) -> ShardInfo:
+        """Close the shard and describe it for `metadata.json`."""
+        size, digest, index = self.close()
+        return ShardInfo(
+            file=self.path.name,
+            num_examples=num_examples,
+            num_bytes=size,
+            sha256=digest,
+            index=index,
+        )
+
     def close(self) -> tuple[int, str, IndexInfo | None]:
         if self._gzip:
             if self._buf or not self._members:
@@ -255,6 +266,55 @@ def _workers(
             gz.shutdown(wait=True, cancel_futures=True)
 
 
+def plan_shards(total: int, sample: tuple[int, int] | None, params: SerializeParams) -> list[int]:
+    """Shard boundaries of a split of `total` rows: shard i holds rows [b[i], b[i+1]).
+
+    `sample` is (encoded bytes, records) of the split's first batch of `params.batch_rows`
+    rows (None when the split is empty); the shard count is the split's estimated size over
+    `target_shard_bytes`, unless `num_shards` fixes it. Every driver plans with this.
+    """
+    if params.num_shards is not None:
+        k = params.num_shards
+    elif sample is None:
+        k = 1
+    else:
+        est = sample[0] / sample[1] * total
+        k = max(1, math.ceil(est / params.target_shard_bytes))
+    k = max(1, min(k, total)) if total else 1
+    return [i * total // k for i in range(k + 1)]
+
+
+def sample_split(
+    pf: pq.ParquetFile, features: list[FeatureInfo], params: SerializeParams
+) -> tuple[int, int] | None:
+    """(encoded bytes, records) of the first batch of a split: what `plan_shards` needs."""
+    first = next(pf.iter_batches(batch_size=params.batch_rows, use_threads=False), None)
+    if first is None or not first.num_rows:
+        return None
+    encoded = encode_batch(columns_from_arrow(first, features))
+    return encoded.data.size, encoded.num_records
+
+
+def write_shard(
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    features: list[FeatureInfo],
+    params: SerializeParams,
+    path: Path,
+) -> ShardInfo:
+    """Encode `batches` (every row of one shard, in order) into the shard file `path`.
+
+    The bytes are those `run_serialize` writes for the same rows, however they are batched.
+    """
+    writer = _ShardWriter(path, params)
+    n = 0
+    for batch in batches:
+        if batch.num_rows:
+            enc = encode_batch(columns_from_arrow(batch, features))
+            writer.add(memoryview(enc.data), enc.starts)
+            n += enc.num_records
+    return writer.finish(n)
+
+
 def _write_split(
     pf: pq.ParquetFile,
     name: str,
@@ -272,31 +332,19 @@ def _write_split(
             if first is not None and first.num_rows
             else None
         )
-        if params.num_shards is not None:
-            k = params.num_shards
-        elif encoded is None:
-            k = 1
-        else:
-            est = encoded.data.size / encoded.num_records * total
-            k = max(1, math.ceil(est / params.target_shard_bytes))
-        k = max(1, min(k, total)) if total else 1
-        bounds = [i * total // k for i in range(k + 1)]
+        bounds = plan_shards(
+            total,
+            None if encoded is None else (encoded.data.size, encoded.num_records),
+            params,
+        )
+        k = len(bounds) - 1
         shards: list[ShardInfo] = []
         shard = 0
         writer = _ShardWriter(out / shard_name(name, split, 0, k), params, gz)
         row = 0  # global index of the next row to write
 
         def close_current() -> None:
-            size, digest, index = pipe.submit(writer.close).result()
-            shards.append(
-                ShardInfo(
-                    file=writer.path.name,
-                    num_examples=bounds[shard + 1] - bounds[shard],
-                    num_bytes=size,
-                    sha256=digest,
-                    index=index,
-                )
-            )
+            shards.append(pipe.submit(writer.finish, bounds[shard + 1] - bounds[shard]).result())
 
         def feed(batch_enc: Any) -> None:
             nonlocal row, shard, writer
@@ -355,30 +403,38 @@ def run_serialize(
                     pq.ParquetFile(path, pre_buffer=False), name, split, features, params, tmp
                 )
             )
-        ser = params.model_dump(mode="json")
-        meta = DatasetMetadata(
-            format_version=FORMAT_VERSION,
-            name=name,
-            fingerprint=fingerprint(
-                {
-                    "format_version": FORMAT_VERSION,
-                    "name": name,
-                    "inputs": state["inputs_fingerprint"],
-                    "params": {**state["params"], "serialize": _layout_params(ser)},
-                }
-            ),
-            compression=params.compression,
-            features=features,
-            splits=infos,
-            preprocessing={
-                "params": {**state["params"], "serialize": ser},
-                "state": state["state"],
-            },
-            inputs=state["inputs"],
-            skipped=state["skipped"],
-        )
+        meta = dataset_metadata(params, name, state, infos)
         write_metadata(tmp, meta)
     return SerializeResult(out=Path(out), metadata=meta)
+
+
+def dataset_metadata(
+    params: SerializeParams, name: str, state: dict[str, Any], splits: list[SplitInfo]
+) -> DatasetMetadata:
+    """`metadata.json` of a dataset: the preprocess `state` and what was written per split."""
+    features = [FeatureInfo.model_validate(f) for f in state["features"]]
+    ser = params.model_dump(mode="json")
+    return DatasetMetadata(
+        format_version=FORMAT_VERSION,
+        name=name,
+        fingerprint=fingerprint(
+            {
+                "format_version": FORMAT_VERSION,
+                "name": name,
+                "inputs": state["inputs_fingerprint"],
+                "params": {**state["params"], "serialize": _layout_params(ser)},
+            }
+        ),
+        compression=params.compression,
+        features=features,
+        splits=splits,
+        preprocessing={
+            "params": {**state["params"], "serialize": ser},
+            "state": state["state"],
+        },
+        inputs=state["inputs"],
+        skipped=state["skipped"],
+    )
 
 
 def _layout_params(ser: dict[str, Any]) -> dict[str, Any]:
