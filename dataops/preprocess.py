@@ -128,12 +128,15 @@ class Run:
 
     def batches(self) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """One pass over the snapshot: each batch with the split index of its rows."""
-        split = self.params.split
         pf = pq.ParquetFile(self.snapshot)
         for batch in pf.iter_batches(batch_size=self.params.batch_rows, use_threads=False):
             table = pa.Table.from_batches([batch])
-            keys = table.column(self.key).to_pylist()
-            yield table, assign_splits(keys, split.ratios, split.seed)
+            yield table, self.split_of(table)
+
+    def split_of(self, table: pa.Table) -> np.ndarray:
+        """The split index of each row of `table`."""
+        split = self.params.split
+        return assign_splits(table.column(self.key).to_pylist(), split.ratios, split.seed)
 
     def new_batch(self, table: pa.Table) -> Batch:
         return Batch(table, _Locator(table, self.key, self.manifest))
@@ -281,7 +284,7 @@ def _write_splits(
                         continue
                     part = result.filter(pa.array(sel)).cast(schema)
                     if name not in writers:
-                        writers[name] = _split_writer(tmp, name, schema)
+                        writers[name] = split_writer(tmp, name, schema)
                     writers[name].write_table(part, row_group_size=run.params.batch_rows)
                     counts[name] += part.num_rows
             if late:
@@ -292,24 +295,9 @@ def _write_splits(
                 if name not in writers:
                     if schema is None:
                         raise DatasetError("preprocess produced no rows")
-                    writers[name] = _split_writer(tmp, name, schema)
+                    writers[name] = split_writer(tmp, name, schema)
                 writers[name].close()
-            infos = [info for t in transforms for info in t.infos()]
-            write_json(
-                tmp / STATE_FILE,
-                {
-                    "features": [i.model_dump(mode="json") for i in infos],
-                    "state": state,
-                    "splits": [{"name": n, "num_examples": c} for n, c in counts.items()],
-                    "skipped": dict(sorted(skipped.items())),
-                    "inputs_fingerprint": manifest["fingerprint"],
-                    "inputs": manifest["sources"],
-                    "params": {
-                        "ingest": manifest["params"],
-                        "preprocess": run.params.model_dump(mode="json"),
-                    },
-                },
-            )
+            write_state(tmp, run, state, transforms, counts, skipped)
     except _Refit as refit:  # atomic_dir removed what was written
         return refit.rows
     return PreprocessResult(
@@ -317,7 +305,35 @@ def _write_splits(
     )
 
 
-def _split_writer(directory: Path, split: str, schema: pa.Schema) -> pq.ParquetWriter:
+def write_state(
+    directory: Path,
+    run: Run,
+    state: dict[str, Any],
+    transforms: list[Transform],
+    counts: dict[str, int],
+    skipped: dict[str, int],
+) -> None:
+    """`state.json`: the stored features, the fitted state, the rows written and skipped."""
+    manifest = run.manifest
+    infos = [info for t in transforms for info in t.infos()]
+    write_json(
+        directory / STATE_FILE,
+        {
+            "features": [i.model_dump(mode="json") for i in infos],
+            "state": state,
+            "splits": [{"name": n, "num_examples": c} for n, c in counts.items()],
+            "skipped": dict(sorted(skipped.items())),
+            "inputs_fingerprint": manifest["fingerprint"],
+            "inputs": manifest["sources"],
+            "params": {
+                "ingest": manifest["params"],
+                "preprocess": run.params.model_dump(mode="json"),
+            },
+        },
+    )
+
+
+def split_writer(directory: Path, split: str, schema: pa.Schema) -> pq.ParquetWriter:
     return pq.ParquetWriter(
         directory / f"{split}.parquet", schema, compression="zstd", use_dictionary=False
     )
