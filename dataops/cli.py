@@ -28,6 +28,20 @@ app = typer.Typer(
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="The params file.")]
 RUNS_DIR = Path("reports") / "runs"
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        envvar="DATAOPS_ENGINE",
+        help="Where the stage runs: 'local' (this process) or 'beam'. The output bytes are the same.",
+    ),
+]
+BeamOptionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="DATAOPS_BEAM_OPTIONS",
+        help="Beam pipeline options for --engine beam, e.g. '--runner=DataflowRunner --project=p'.",
+    ),
+]
 
 
 def _log(event: str, **kv: Any) -> None:
@@ -120,16 +134,32 @@ def preprocess(
         "data/snapshot"
     ),
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/preprocessed"),
+    engine: EngineOpt = "local",
+    beam_options: BeamOptionsOpt = None,
 ) -> None:
     """Split, fit on train, and transform into one Parquet file per split."""
+    from dataops.beam import use_beam
     from dataops.preprocess import run_preprocess
 
     def go():
+        beam = use_beam(engine)
         p = _params(params)
+        if beam:
+            from dataops.beam.preprocess import run_preprocess_beam
+
+            return run_preprocess_beam(
+                p.preprocess, snapshot, out, p.dataset.on_error, beam_options
+            )
         return run_preprocess(p.preprocess, snapshot, out, p.dataset.on_error)
 
     r = _run("preprocess", go)
-    _log("preprocess.done", out=str(r.out), examples=r.num_examples, skipped=r.skipped)
+    _log(
+        "preprocess.done",
+        out=str(r.out),
+        examples=r.num_examples,
+        skipped=r.skipped,
+        engine=engine,
+    )
 
 
 @app.command()
@@ -139,18 +169,27 @@ def serialize(
         "data/preprocessed"
     ),
     out: Annotated[Path, typer.Option(help="Dataset folder.")] = Path("data/tfrecords"),
+    engine: EngineOpt = "local",
+    beam_options: BeamOptionsOpt = None,
 ) -> None:
     """Write TFRecord shards of tf.train.Example and metadata.json."""
+    from dataops.beam import use_beam
     from dataops.serialize import run_serialize
 
     def go():
+        beam = use_beam(engine)
         p = _params(params)
+        if beam:
+            from dataops.beam.serialize import run_serialize_beam
+
+            return run_serialize_beam(p.serialize, p.dataset.name, preprocessed, out, beam_options)
         return run_serialize(p.serialize, p.dataset.name, preprocessed, out)
 
     r = _run("serialize", go)
     _log(
         "serialize.done",
         out=str(r.out),
+        engine=engine,
         examples=r.metadata.num_examples,
         shards={s.name: len(s.shards) for s in r.metadata.splits},
     )
