@@ -24,3 +24,26 @@ def beam_args(options: str | Sequence[str] | None = None) -> list[str]:
     if isinstance(options, str):
         return shlex.split(options)
     return list(options)
+
+
+ENGINE_ENV = "DATAOPS_ENGINE"
+"""Environment variable choosing the engine when `--engine` is not given (`dvc repro` runs the
+stage commands as written in `dvc.yaml`, so this is how a DVC run picks Beam)."""
+
+ENGINES = ("local", "beam")
+
+
+def use_beam(engine: str) -> bool:
+    """True for `beam` (checking that Apache Beam is installed), False for `local`."""
+    from dataops.errors import ConfigError
+
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"--engine / ${ENGINE_ENV}: '{engine}' is not one of {', '.join(ENGINES)}"
+        )
+    if engine == "local":
+        return False
+    from dataops.beam.runner import import_beam
+
+    import_beam()
+    return True
