@@ -144,3 +144,83 @@ def test_the_first_bad_row_in_row_order_is_reported(tmp_path):
     assert str(got.value) == str(ref.value)
     assert "line 6 (id='5'): column 'weight': 'heavy' is not a number" in str(got.value)
     assert not (tmp_path / "beam").exists()
+
+
+@pytest.fixture
+def s3(tmp_path):
+    """A local S3-compatible server (moto's standalone server) with a bucket `data`; yields
+    (boto3 client, Beam options that reach it). Stopped after the test."""
+    boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    server = Path(sys.executable).parent / "moto_server"
+    if not server.exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="data")
+        options = (
+            f"--s3_endpoint_url={url} --s3_access_key_id=test --s3_secret_access_key=test"
+            " --s3_region_name=us-east-1 --temp_location=s3://data/tmp"
+        )
+        yield client, options
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _s3_digests(client, prefix: str) -> dict[str, str]:
+    listing = client.list_objects_v2(Bucket="data", Prefix=prefix).get("Contents", [])
+    return {
+        o["Key"][len(prefix) :]: hashlib.sha256(
+            client.get_object(Bucket="data", Key=o["Key"])["Body"].read()
+        ).hexdigest()
+        for o in listing
+    }
+
+
+@pytest.mark.slow
+def test_build_from_and_to_s3_writes_the_same_bytes(beam_project, s3, tmp_path):
+    """Snapshot on S3 → preprocess on Beam → S3 → serialize on Beam → S3, scratch space on S3
+    too (`--temp_location`): the objects are the local in-process files, byte for byte, and
+    no scratch object is left."""
+    root, params = beam_project
+    client, options = s3
+    for f in sorted((root / "data" / "snapshot").iterdir()):
+        client.upload_file(str(f), "data", f"snapshot/{f.name}")
+    client.put_object(Bucket="data", Key="pre/stale.parquet", Body=b"from an older run")
+    opts = f"{options} {THREADS_2}"
+    run_preprocess_beam(params.preprocess, "s3://data/snapshot", "s3://data/pre", "fail", opts, 2)
+    assert _s3_digests(client, "pre/") == _digests(root / "data" / "preprocessed")
+    ser = params.serialize.model_copy(update={"num_shards": 3})
+    run_serialize(ser, params.dataset.name, root / "data" / "preprocessed", tmp_path / "ref")
+    run_serialize_beam(ser, params.dataset.name, "s3://data/pre", "s3://data/ds", opts)
+    assert _s3_digests(client, "ds/") == _digests(tmp_path / "ref")
+    assert _s3_digests(client, "tmp/") == {}

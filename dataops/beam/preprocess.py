@@ -19,6 +19,7 @@ as in-process.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -30,13 +31,25 @@ import numpy as np
 import pyarrow as pa
 
 from dataops.beam import beam_args
-from dataops.beam.io import open_parquet, read_rows
+from dataops.beam.io import (
+    exists,
+    is_url,
+    join,
+    open_parquet,
+    output_dir,
+    put_files,
+    read_bytes,
+    read_json,
+    read_rows,
+    use_options,
+    work_dir,
+    write_bytes,
+)
 from dataops.beam.runner import run_tasks
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Transform
-from dataops.fsutil import atomic_dir
-from dataops.ingest import SNAPSHOT_FILE, read_manifest
+from dataops.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest
 from dataops.preprocess import (
     BatchFit,
     PreprocessResult,
@@ -66,24 +79,28 @@ def run_preprocess_beam(
     consecutive batches one worker handles as one element (the outputs do not depend on it).
     """
     args = beam_args(options)
-    snapshot = Path(snapshot)
-    manifest = read_manifest(snapshot)
-    pf_path = snapshot / SNAPSHOT_FILE
-    if not pf_path.exists():
+    use_options(args)
+    manifest = (
+        read_json(join(snapshot, MANIFEST_FILE)) if is_url(snapshot) else read_manifest(snapshot)
+    )
+    pf_path = join(snapshot, SNAPSHOT_FILE)
+    if not exists(pf_path):
         raise DatasetError(f"{pf_path}: not found — run the ingest stage first")
-    run = Run(params, pf_path, manifest, on_error)
+    run = Run(params, pf_path, manifest, on_error)  # type: ignore[arg-type]  # a path or URL
     total = open_parquet(pf_path).metadata.num_rows
     num_batches = math.ceil(total / params.batch_rows)
     per = max(1, batches_per_task)
     tasks = [(a, min(a + per, num_batches)) for a in range(0, num_batches, per)]
     late: set[int] = set()
-    with tempfile.TemporaryDirectory(prefix="dataops-beam-") as work:
-        while True:
+    with work_dir(args) as work:
+        for attempt in itertools.count():
             state, unfit = _fit_state(run, tasks, num_batches, late, args, work)
-            done = _write_splits(run, state, unfit, tasks, num_batches, args, work, out)
+            parts = join(work, f"parts-{attempt}")
+            done = _write_splits(run, state, unfit, tasks, num_batches, args, work, parts, out)
             if isinstance(done, PreprocessResult):
                 return done
             late |= done
+    raise AssertionError("unreachable")
 
 
 def _batch(run: Run, i: int) -> tuple[pa.Table, np.ndarray, int]:
@@ -181,6 +198,7 @@ def _write_splits(
     num_batches: int,
     args: list[str],
     work: str,
+    parts: str,
     out: str | Path,
 ) -> PreprocessResult | set[int]:
     """Pass 2 on Beam (as the in-process `_write_splits`)."""
@@ -190,8 +208,6 @@ def _write_splits(
         table, split, start = _batch(run, i)  # settle what the pass carries, as in-process
         transform_batch(run, transforms, table, split, start, unfit)
         i += 1
-    parts = Path(work) / f"parts-{len(list(Path(work).glob('parts-*')))}"
-    parts.mkdir()
 
     def transform(task: tuple[int, int]) -> Iterator[tuple[int, list[Any], list[Transform]]]:
         mine = copy.deepcopy(transforms)
@@ -201,7 +217,7 @@ def _write_splits(
             part = transform_batch(run, mine, table, split, start, unfit)
             result = part.table.append_column(_SPLIT, pa.array(split, pa.int32()))
             result = result.append_column(_KEEP, pa.array(part.keep))
-            _write_ipc(parts / f"{i:012d}.arrow", result)
+            write_bytes(join(parts, f"{i:012d}.arrow"), _ipc(result))
             counts = [int(np.sum(part.keep & (split == s))) for s in range(len(run.split_names))]
             rows.append((i, counts, part.skipped, part.late, part.error))
         yield task[0], rows, mine
@@ -225,36 +241,49 @@ def _write_splits(
         return late
     if num_batches == 0:
         raise DatasetError("preprocess produced no rows")
-    with atomic_dir(out) as tmp:
+    with output_dir(out) as dest:
         names = list(enumerate(run.split_names))
         run_tasks(
             names,
-            lambda job: [_append_split(run, parts, num_batches, tmp, *job)],
+            lambda job: [_append_split(run, parts, num_batches, dest, *job)],
             args,
             work,
             label="write",
         )
-        write_state(tmp, run, state, transforms, counts, skipped)
+        with tempfile.TemporaryDirectory(prefix="dataops-state-") as scratch:
+            write_state(Path(scratch), run, state, transforms, counts, skipped)
+            put_files(Path(scratch), dest)  # last: on an object store, the sign of a whole output
     return PreprocessResult(
-        out=Path(out), num_examples=counts, skipped=dict(sorted(skipped.items()))
+        out=out if is_url(out) else Path(out),  # type: ignore[arg-type]
+        num_examples=counts,
+        skipped=dict(sorted(skipped.items())),
     )
 
 
-def _write_ipc(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(path.name + ".incomplete")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
-    tmp.replace(path)
+    return bytes(sink.getvalue())
 
 
-def _append_split(run: Run, parts: Path, num_batches: int, out: Path, index: int, name: str) -> int:
+def _append_split(run: Run, parts: str, num_batches: int, out: Any, index: int, name: str) -> int:
     """Write `<name>.parquet` from every batch's output, in batch order, as in-process."""
+    with tempfile.TemporaryDirectory(prefix="dataops-split-") as scratch:
+        rows = _append_split_into(run, parts, num_batches, Path(scratch), index, name)
+        put_files(Path(scratch), out)
+    return rows
+
+
+def _append_split_into(
+    run: Run, parts: str, num_batches: int, out: Path, index: int, name: str
+) -> int:
     schema: pa.Schema | None = None
     writer = None
     rows = 0
     for i in range(num_batches):
-        with pa.OSFile(str(parts / f"{i:012d}.arrow")) as src:
-            table = pa.ipc.open_file(src).read_all()
+        data = read_bytes(join(parts, f"{i:012d}.arrow"))
+        table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
         result = table.drop_columns([_SPLIT, _KEEP])
         if schema is None:
             schema = result.schema

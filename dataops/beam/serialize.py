@@ -3,29 +3,35 @@
 The driver plans every split's shard boundaries with `plan_shards` (from the split's row count
 and its first batch, as in-process); a task is one shard. A worker reads the shard's rows from
 `<split>.parquet`, encodes and writes them with `write_shard` into a private temporary
-directory and renames the files into the dataset directory: a shard file either is complete
-or absent. The driver puts the `ShardInfo`s in shard order and writes `metadata.json` with
+directory on its own disk, then moves the files (shard, index) into the dataset directory —
+a rename, or an upload to an object store: a shard file either is complete or absent. The driver puts the `ShardInfo`s in shard order and writes `metadata.json` with
 `dataset_metadata`; the whole directory is committed at once (`atomic_dir`).
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from dataops.beam import beam_args
-from dataops.beam.io import iter_rows, open_parquet
+from dataops.beam.io import (
+    exists,
+    is_url,
+    iter_rows,
+    join,
+    open_parquet,
+    output_dir,
+    put_files,
+    read_json,
+    use_options,
+    work_dir,
+)
 from dataops.beam.runner import run_tasks
 from dataops.config import SerializeParams
 from dataops.errors import DatasetError
-from dataops.fsutil import atomic_dir
 from dataops.metadata import FeatureInfo, ShardInfo, SplitInfo, shard_name, write_metadata
-from dataops.preprocess import read_state
+from dataops.preprocess import STATE_FILE, read_state
 from dataops.serialize import (
     SerializeResult,
     dataset_metadata,
@@ -42,38 +48,51 @@ def run_serialize_beam(
     out: str | Path,
     options: str | Sequence[str] | None = None,
 ) -> SerializeResult:
-    """`run_serialize` on Beam: the same shards and `metadata.json`, byte for byte."""
+    """`run_serialize` on Beam: the same shards and `metadata.json`, byte for byte.
+
+    `preprocessed` and `out` may be object-store URLs (`s3://...`, `gs://...`; the Beam
+    options then carry the store's settings, e.g. `--s3_endpoint_url`). A local `out` is
+    committed at once (`atomic_dir`); on an object store, where a prefix cannot be renamed,
+    what was under `out` is deleted first and `metadata.json` is written last, after every
+    shard: a dataset there is complete when its `metadata.json` exists.
+    """
     args = beam_args(options)
-    preprocessed = Path(preprocessed)
-    state = read_state(preprocessed)
+    use_options(args)
+    state = (
+        read_json(join(preprocessed, STATE_FILE))
+        if is_url(preprocessed)
+        else read_state(preprocessed)
+    )
     features = [FeatureInfo.model_validate(f) for f in state["features"]]
     splits = [s["name"] for s in state["splits"]]
     totals: dict[str, int] = {}
     tasks: list[tuple[str, int, int, int, int]] = []
     for split in splits:
-        path = preprocessed / f"{split}.parquet"
-        if not path.exists():
+        path = join(preprocessed, f"{split}.parquet")
+        if not exists(path):
             raise DatasetError(f"{path}: not found — run the preprocess stage first")
         pf = open_parquet(path)
         totals[split] = total = pf.metadata.num_rows
         bounds = plan_shards(total, sample_split(pf, features, params), params)
         k = len(bounds) - 1
         tasks += [(split, i, k, bounds[i], bounds[i + 1]) for i in range(k)]
-    with atomic_dir(out) as tmp:
+    with output_dir(out) as dest:
 
         def write(task: tuple[str, int, int, int, int]) -> Iterator[tuple[str, int, ShardInfo]]:
             split, i, k, start, stop = task
-            rows = iter_rows(preprocessed / f"{split}.parquet", start, stop, params.batch_rows)
-            info = _commit_shard(
-                tmp, shard_name(name, split, i, k), lambda p: write_shard(rows, features, params, p)
-            )
-            if info.num_examples != stop - start:
-                raise DatasetError(
-                    f"split '{split}': shard {i} holds {info.num_examples} examples, rows {start}..{stop} of {split}.parquet are {stop - start}"
+            rows = iter_rows(join(preprocessed, f"{split}.parquet"), start, stop, params.batch_rows)
+            with tempfile.TemporaryDirectory(prefix="dataops-shard-") as scratch:
+                info = write_shard(
+                    rows, features, params, Path(scratch, shard_name(name, split, i, k))
                 )
+                if info.num_examples != stop - start:
+                    raise DatasetError(
+                        f"split '{split}': shard {i} holds {info.num_examples} examples, rows {start}..{stop} of {split}.parquet are {stop - start}"
+                    )
+                put_files(Path(scratch), dest)  # a retried task writes the same bytes again
             yield split, i, info
 
-        with tempfile.TemporaryDirectory(prefix="dataops-beam-") as work:
+        with work_dir(args) as work:
             done = sorted(run_tasks(tasks, write, args, work, label="shards"))
         infos = []
         for split in splits:
@@ -92,22 +111,7 @@ def run_serialize_beam(
                 )
             )
         meta = dataset_metadata(params, name, state, infos)
-        write_metadata(tmp, meta)
-    return SerializeResult(out=Path(out), metadata=meta)
-
-
-def _commit_shard(directory: Path, file: str, write: Any) -> ShardInfo:
-    """Run `write(path)` into a private temporary directory, then move every file it made
-    (the shard, its index) to the same place under `directory`; the temporary goes either way.
-    A retried task simply writes the same bytes again."""
-    scratch = directory / f".incomplete-{file}-{secrets.token_hex(4)}"
-    scratch.mkdir()
-    try:
-        info: ShardInfo = write(scratch / file)
-        for src in sorted(p for p in scratch.rglob("*") if p.is_file()):
-            dst = directory / src.relative_to(scratch)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return info
+        with tempfile.TemporaryDirectory(prefix="dataops-meta-") as scratch:
+            write_metadata(scratch, meta)
+            put_files(Path(scratch), dest)
+    return SerializeResult(out=Path(out) if not is_url(out) else out, metadata=meta)  # type: ignore[arg-type]
