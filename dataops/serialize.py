@@ -310,7 +310,7 @@ def write_shard(
     for batch in batches:
         if batch.num_rows:
             enc = encode_batch(columns_from_arrow(batch, features))
-            writer.add(memoryview(enc.data), enc.starts)
+            writer.add(enc.data.data, enc.starts)
             n += enc.num_records
     return writer.finish(n)
 
