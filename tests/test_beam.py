@@ -15,7 +15,7 @@ pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'be
 
 from dataops.beam.preprocess import run_preprocess_beam  # noqa: E402
 from dataops.beam.serialize import run_serialize_beam  # noqa: E402
-from dataops.errors import DatasetError  # noqa: E402
+from dataops.errors import ConfigError, DatasetError  # noqa: E402
 from dataops.ingest import run_ingest  # noqa: E402
 from dataops.preprocess import assign_splits, run_preprocess  # noqa: E402
 from dataops.serialize import run_serialize  # noqa: E402
@@ -224,3 +224,6 @@ def test_build_from_and_to_s3_writes_the_same_bytes(beam_project, s3, tmp_path):
     run_serialize_beam(ser, params.dataset.name, "s3://data/pre", "s3://data/ds", opts)
     assert _s3_digests(client, "ds/") == _digests(tmp_path / "ref")
     assert _s3_digests(client, "tmp/") == {}
+    with pytest.raises(ConfigError, match="must be a folder inside a bucket"):
+        run_serialize_beam(ser, params.dataset.name, "s3://data/pre", "s3://data/", opts)
+    assert "ds/metadata.json" in _s3_digests(client, "")

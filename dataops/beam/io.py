@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataops.errors import ConfigError
 from dataops.fsutil import atomic_dir
 
 
@@ -118,6 +119,11 @@ def output_dir(out: Any) -> Iterator[Any]:
     or an object-store prefix itself, emptied first (a prefix cannot be renamed; the stage
     writes its manifest file — `metadata.json`, `state.json` — last)."""
     if is_url(out):
+        scheme, _, rest = str(out).partition("://")
+        if not rest.strip("/").partition("/")[2]:
+            raise ConfigError(
+                f"{out}: an output on an object store must be a folder inside a bucket (its objects are replaced)"
+            )
         remove_tree(str(out))
         yield str(out)
         return
