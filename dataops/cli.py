@@ -127,6 +127,22 @@ def _quiet_tensorflow() -> None:
         os.close(null)
 
 
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        envvar="DATAOPS_ENGINE",
+        help="Where the stage runs: 'local' (this process) or 'beam'. The output bytes are the same.",
+    ),
+]
+BeamOptionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="DATAOPS_BEAM_OPTIONS",
+        help="Beam pipeline options for --engine beam, e.g. '--runner=DataflowRunner --project=p'.",
+    ),
+]
+
+
 def _log(event: str, **kv: Any) -> None:
     if _OPTS["quiet"]:
         return
@@ -376,16 +392,32 @@ def preprocess(
         naming.SNAPSHOT_DIR
     ),
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path(naming.PREPROCESSED_DIR),
+    engine: EngineOpt = "local",
+    beam_options: BeamOptionsOpt = None,
 ) -> None:
     """Split, fit on train, and transform into one Parquet file per split."""
+    from dataops.beam import use_beam
     from dataops.preprocess import run_preprocess
 
     def go():
+        beam = use_beam(engine)
         p = _params(params)
+        if beam:
+            from dataops.beam.preprocess import run_preprocess_beam
+
+            return run_preprocess_beam(
+                p.preprocess, snapshot, out, p.dataset.on_error, beam_options
+            )
         return run_preprocess(p.preprocess, snapshot, out, p.dataset.on_error)
 
     r = _run("preprocess", go, params, out=out)
-    _log("preprocess.done", out=str(r.out), examples=r.num_examples, skipped=r.skipped)
+    _log(
+        "preprocess.done",
+        out=str(r.out),
+        examples=r.num_examples,
+        skipped=r.skipped,
+        engine=engine,
+    )
 
 
 @app.command()
@@ -395,18 +427,27 @@ def serialize(
         naming.PREPROCESSED_DIR
     ),
     out: Annotated[Path, typer.Option(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    engine: EngineOpt = "local",
+    beam_options: BeamOptionsOpt = None,
 ) -> None:
     """Write TFRecord shards of tf.train.Example and metadata.json."""
+    from dataops.beam import use_beam
     from dataops.serialize import run_serialize
 
     def go():
+        beam = use_beam(engine)
         p = _params(params)
+        if beam:
+            from dataops.beam.serialize import run_serialize_beam
+
+            return run_serialize_beam(p.serialize, p.dataset, preprocessed, out, beam_options)
         return run_serialize(p.serialize, p.dataset, preprocessed, out)
 
     r = _run("serialize", go, params, out=out)
     _log(
         "serialize.done",
         out=str(r.out),
+        engine=engine,
         examples=r.metadata.num_examples,
         shards={s.name: len(s.shards) for s in r.metadata.splits},
     )

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
-from dataops.features.base import Batch, Feature
+from dataops.features.base import Batch, Feature, Transform
 from dataops.features.registry import feature_for
 from dataops.fsutil import atomic_dir, write_json
 from dataops.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest, row_column
@@ -86,7 +86,7 @@ def run_preprocess(
     pf_path = snapshot / SNAPSHOT_FILE
     if not pf_path.exists():
         raise DatasetError(f"{pf_path}: not found — run the ingest stage first")
-    run = _Run(params, pf_path, manifest, on_error)
+    run = Run(params, pf_path, manifest, on_error)
     # Pass 1 checks everything but images (decoding them twice would double the cost), so a
     # train row can still be dropped in pass 2 for its image after it was fitted. Then the
     # state is refitted without those rows and pass 2 runs again: the statistics always come
@@ -101,7 +101,7 @@ def run_preprocess(
 
 
 @dataclass(frozen=True)
-class _Run:
+class Run:
     """What both passes read: the params, the snapshot and how bad rows are handled."""
 
     params: PreprocessParams
@@ -128,12 +128,15 @@ class _Run:
 
     def batches(self) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """One pass over the snapshot: each batch with the split index of its rows."""
-        split = self.params.split
         pf = pq.ParquetFile(self.snapshot)
         for batch in pf.iter_batches(batch_size=self.params.batch_rows, use_threads=False):
             table = pa.Table.from_batches([batch])
-            keys = table.column(self.key).to_pylist()
-            yield table, assign_splits(keys, split.ratios, split.seed)
+            yield table, self.split_of(table)
+
+    def split_of(self, table: pa.Table) -> np.ndarray:
+        """The split index of each row of `table`."""
+        split = self.params.split
+        return assign_splits(table.column(self.key).to_pylist(), split.ratios, split.seed)
 
     def new_batch(self, table: pa.Table, start: int) -> Batch:
         """The batch of snapshot rows `start .. start + table.num_rows - 1`."""
@@ -145,7 +148,52 @@ class _Refit(Exception):
         self.rows = rows
 
 
-def _fit_state(run: _Run, exclude: set[int]) -> tuple[dict[str, Any], set[int]]:
+_SKIP_HINT = " (set dataset.on_error: skip to drop such rows and count them)"
+
+
+@dataclass(frozen=True)
+class BatchFit:
+    """Pass 1 on one batch: each feature's partial state of its train rows, the snapshot row
+    numbers left out as bad, and the message of its first bad row (None: none)."""
+
+    partials: list[Any]
+    unfit: list[int]
+    error: str | None
+
+
+def fit_batch(
+    run: Run, table: pa.Table, split: np.ndarray, start: int, exclude: set[int]
+) -> BatchFit:
+    """Pass 1 on the batch of snapshot rows [start, start + len(table)): check the rows and
+    fit each feature on its train rows that parse and are not in `exclude`."""
+    features = run.features
+    probe = run.new_batch(table, start)
+    for f in features:
+        f.check(probe)
+    bad = np.flatnonzero(probe.bad.mask)
+    error = probe.bad.reasons[int(bad[0])][1] + _SKIP_HINT if len(bad) else None
+    if error is not None and run.on_error == "fail":
+        return BatchFit([], [], error)
+    use = (split == run.train_index) & ~probe.bad.mask
+    for row in exclude:
+        if start <= row < start + table.num_rows:
+            use[row - start] = False
+    batch = run.new_batch(table, start)
+    partials = [f.partial_fit(batch, use) for f in features]
+    return BatchFit(partials, [start + int(i) for i in bad], error)
+
+
+def finalize_state(run: Run, partials: list[Any]) -> dict[str, Any]:
+    """The fitted state (`state.json`'s `state`) from each feature's merged partial."""
+    state: dict[str, Any] = {}
+    for f, p in zip(run.features, partials, strict=True):
+        fitted = f.finalize(p)
+        if fitted is not None:
+            state[f.name] = fitted
+    return state
+
+
+def _fit_state(run: Run, exclude: set[int]) -> tuple[dict[str, Any], set[int]]:
     """Pass 1: fit on train rows that parse, leaving out the snapshot rows in `exclude`.
     Returns the state and the snapshot row numbers not fitted (bad rows and `exclude`)."""
     features = run.features
@@ -153,41 +201,61 @@ def _fit_state(run: _Run, exclude: set[int]) -> tuple[dict[str, Any], set[int]]:
     unfit = set(exclude)
     start = 0
     for table, split in run.batches():
-        probe = run.new_batch(table, start)
-        for f in features:
-            f.check(probe)
-        if run.on_error == "fail" and probe.bad.mask.any():
-            i = int(np.flatnonzero(probe.bad.mask)[0])
-            raise DatasetError(
-                probe.bad.reasons[i][1]
-                + " (set dataset.on_error: skip to drop such rows and count them)"
-            )
-        unfit.update(start + int(i) for i in np.flatnonzero(probe.bad.mask))
-        use = (split == run.train_index) & ~probe.bad.mask
-        for row in exclude:
-            if start <= row < start + table.num_rows:
-                use[row - start] = False
-        batch = run.new_batch(table, start)
+        part = fit_batch(run, table, split, start, exclude)
+        if part.error is not None and run.on_error == "fail":
+            raise DatasetError(part.error)
+        unfit.update(part.unfit)
         partials = [
-            f.merge(p, f.partial_fit(batch, use)) for f, p in zip(features, partials, strict=True)
+            f.merge(p, q) for f, p, q in zip(features, partials, part.partials, strict=True)
         ]
         start += table.num_rows
-    state: dict[str, Any] = {}
-    for f, p in zip(features, partials, strict=True):
-        fitted = f.finalize(p)
-        if fitted is not None:
-            state[f.name] = fitted
-    return state, unfit
+    return finalize_state(run, partials), unfit
+
+
+@dataclass(frozen=True)
+class BatchOut:
+    """Pass 2 on one batch: the output columns of every row, which rows are kept (not bad),
+    the bad rows counted by reason, the train rows fitted in pass 1 that turned out bad
+    (snapshot row numbers) and the message of the first bad row (None: none)."""
+
+    table: pa.Table
+    keep: np.ndarray
+    skipped: dict[str, int]
+    late: list[int]
+    error: str | None
+
+
+def transform_batch(
+    run: Run,
+    transforms: list[Transform],
+    table: pa.Table,
+    split: np.ndarray,
+    start: int,
+    unfit: set[int],
+) -> BatchOut:
+    """Pass 2 on the batch of snapshot rows [start, start + len(table)): transform it."""
+    batch = run.new_batch(table, start)
+    cols: dict[str, pa.Array] = {}
+    for t in transforms:
+        cols.update(t(batch))
+    bad = np.flatnonzero(batch.bad.mask)
+    error = batch.bad.reasons[int(bad[0])][1] + _SKIP_HINT if len(bad) else None
+    skipped: dict[str, int] = {}
+    late: list[int] = []
+    for i, (reason, _) in batch.bad.reasons.items():
+        skipped[reason] = skipped.get(reason, 0) + 1
+        if split[i] == run.train_index and start + i not in unfit:
+            late.append(start + i)
+    return BatchOut(pa.table(cols), ~batch.bad.mask, skipped, late, error)
 
 
 def _write_splits(
-    run: _Run, state: dict[str, Any], out: str | Path, unfit: set[int]
+    run: Run, state: dict[str, Any], out: str | Path, unfit: set[int]
 ) -> PreprocessResult | set[int]:
     """Pass 2: transform and write each split; or, when train rows that the state was fitted
     on turn out bad here (an image that does not decode), write nothing and return their
     snapshot row numbers (`unfit`: the rows the state was not fitted on)."""
     manifest, split_names = run.manifest, run.split_names
-    train_index = run.train_index
     transforms = [f.transformer(state.get(f.name)) for f in run.features]
     skipped: dict[str, int] = dict(manifest.get("skipped", {}))
     counts = dict.fromkeys(split_names, 0)
@@ -198,35 +266,26 @@ def _write_splits(
             writers: dict[str, pq.ParquetWriter] = {}
             schema: pa.Schema | None = None
             for table, split in run.batches():
-                batch = run.new_batch(table, start)
-                cols: dict[str, pa.Array] = {}
-                for t in transforms:
-                    cols.update(t(batch))
-                if batch.bad.mask.any():
-                    first = int(np.flatnonzero(batch.bad.mask)[0])
-                    if run.on_error == "fail":
-                        raise DatasetError(
-                            batch.bad.reasons[first][1]
-                            + " (set dataset.on_error: skip to drop such rows and count them)"
-                        )
-                    for i, (reason, _) in batch.bad.reasons.items():
-                        skipped[reason] = skipped.get(reason, 0) + 1
-                        if split[i] == train_index and start + i not in unfit:
-                            late.add(start + i)
+                part = transform_batch(run, transforms, table, split, start, unfit)
+                if part.error is not None and run.on_error == "fail":
+                    raise DatasetError(part.error)
+                for reason, n in part.skipped.items():
+                    skipped[reason] = skipped.get(reason, 0) + n
+                late.update(part.late)
                 start += table.num_rows
                 if late:
                     continue  # the state must be refitted first: only find every such row
-                result = pa.table(cols)
+                result = part.table
                 if schema is None:
                     schema = result.schema
-                keep = ~batch.bad.mask
+                keep = part.keep
                 for si, name in enumerate(split_names):
                     sel = keep & (split == si)
                     if not sel.any():
                         continue
                     part = result.filter(pa.array(sel)).cast(schema)
                     if name not in writers:
-                        writers[name] = _split_writer(tmp, name, schema)
+                        writers[name] = split_writer(tmp, name, schema)
                     writers[name].write_table(part, row_group_size=run.params.batch_rows)
                     counts[name] += part.num_rows
             if late:
@@ -237,24 +296,9 @@ def _write_splits(
                 if name not in writers:
                     if schema is None:
                         raise DatasetError("preprocess produced no rows")
-                    writers[name] = _split_writer(tmp, name, schema)
+                    writers[name] = split_writer(tmp, name, schema)
                 writers[name].close()
-            infos = [info for t in transforms for info in t.infos()]
-            write_json(
-                tmp / STATE_FILE,
-                {
-                    "features": [i.model_dump(mode="json") for i in infos],
-                    "state": state,
-                    "splits": [{"name": n, "num_examples": c} for n, c in counts.items()],
-                    "skipped": dict(sorted(skipped.items())),
-                    "inputs_fingerprint": manifest["fingerprint"],
-                    "inputs": manifest["sources"],
-                    "params": {
-                        "ingest": manifest["params"],
-                        "preprocess": run.params.model_dump(mode="json"),
-                    },
-                },
-            )
+            write_state(tmp, run, state, transforms, counts, skipped)
     except _Refit as refit:  # atomic_dir removed what was written
         return refit.rows
     return PreprocessResult(
@@ -262,7 +306,35 @@ def _write_splits(
     )
 
 
-def _split_writer(directory: Path, split: str, schema: pa.Schema) -> pq.ParquetWriter:
+def write_state(
+    directory: Path,
+    run: Run,
+    state: dict[str, Any],
+    transforms: list[Transform],
+    counts: dict[str, int],
+    skipped: dict[str, int],
+) -> None:
+    """`state.json`: the stored features, the fitted state, the rows written and skipped."""
+    manifest = run.manifest
+    infos = [info for t in transforms for info in t.infos()]
+    write_json(
+        directory / STATE_FILE,
+        {
+            "features": [i.model_dump(mode="json") for i in infos],
+            "state": state,
+            "splits": [{"name": n, "num_examples": c} for n, c in counts.items()],
+            "skipped": dict(sorted(skipped.items())),
+            "inputs_fingerprint": manifest["fingerprint"],
+            "inputs": manifest["sources"],
+            "params": {
+                "ingest": manifest["params"],
+                "preprocess": run.params.model_dump(mode="json"),
+            },
+        },
+    )
+
+
+def split_writer(directory: Path, split: str, schema: pa.Schema) -> pq.ParquetWriter:
     return pq.ParquetWriter(
         directory / f"{split}.parquet", schema, compression="zstd", use_dictionary=False
     )

@@ -14,7 +14,7 @@ import math
 import struct
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -186,6 +186,19 @@ class _ShardWriter:
             if self.index is not None:
                 self.index.add(data, starts)
 
+    def finish(self, num_examples: int) -> ShardInfo:
+        """Close the shard and describe it for `metadata.json`: the one place a `ShardInfo`
+        is built, whatever the driver."""
+        size, digest, index, edges = self.close()
+        return ShardInfo(
+            file=self.path.name,
+            num_examples=num_examples,
+            num_bytes=size,
+            sha256=digest,
+            index=index,
+            edges_crc32c=edges,
+        )
+
     def close(self) -> tuple[int, str, IndexInfo | None, int]:
         if self._gzip:
             if self._buf or not self._members:
@@ -268,6 +281,57 @@ def _workers(
             gz.shutdown(wait=True, cancel_futures=True)
 
 
+def plan_shards(total: int, sample: tuple[int, int] | None, params: SerializeParams) -> list[int]:
+    """Shard boundaries of a split of `total` rows: shard i holds rows [b[i], b[i+1]).
+
+    `sample` is (encoded bytes, records) of the split's first batch of `params.batch_rows`
+    rows (None when the split is empty); the shard count is the split's estimated size over
+    `target_shard_bytes`, unless `num_shards` fixes it. Every driver plans with this.
+    """
+    if params.num_shards is not None:
+        k = params.num_shards
+    elif sample is None:
+        k = 1
+    else:
+        est = sample[0] / sample[1] * total
+        k = max(1, math.ceil(est / params.target_shard_bytes))
+    k = max(1, min(k, total)) if total else 1
+    return [i * total // k for i in range(k + 1)]
+
+
+def sample_split(
+    pf: pq.ParquetFile, features: list[FeatureInfo], params: SerializeParams
+) -> tuple[int, int] | None:
+    """(encoded bytes, records) of the first batch of a split: what `plan_shards` needs."""
+    first = next(pf.iter_batches(batch_size=params.batch_rows, use_threads=False), None)
+    if first is None or not first.num_rows:
+        return None
+    encoded = encode_batch(columns_from_arrow(first, features))
+    return encoded.data.size, encoded.num_records
+
+
+def write_shard(
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    features: list[FeatureInfo],
+    params: SerializeParams,
+    out: Path,
+    name: ShardName,
+) -> ShardInfo:
+    """Encode `batches` (every row of one shard, in order) into the shard `name` (and its
+    index) under the directory `out`.
+
+    The bytes are those `run_serialize` writes for the same rows, however they are batched.
+    """
+    writer = _ShardWriter(out, name, params)
+    n = 0
+    for batch in batches:
+        if batch.num_rows:
+            enc = encode_batch(columns_from_arrow(batch, features))
+            writer.add(enc.data.data, enc.starts)
+            n += enc.num_records
+    return writer.finish(n)
+
+
 def _write_split(
     pf: pq.ParquetFile,
     name: str,
@@ -285,32 +349,19 @@ def _write_split(
             if first is not None and first.num_rows
             else None
         )
-        if params.num_shards is not None:
-            k = params.num_shards
-        elif encoded is None:
-            k = 1
-        else:
-            est = encoded.data.size / encoded.num_records * total
-            k = max(1, math.ceil(est / params.target_shard_bytes))
-        k = max(1, min(k, total)) if total else 1
-        bounds = [i * total // k for i in range(k + 1)]
+        bounds = plan_shards(
+            total,
+            None if encoded is None else (encoded.data.size, encoded.num_records),
+            params,
+        )
+        k = len(bounds) - 1
         shards: list[ShardInfo] = []
         shard = 0
         writer = _ShardWriter(out, ShardName(name, split, 0, k), params, gz)
         row = 0  # global index of the next row to write
 
         def close_current() -> None:
-            size, digest, index, edges = pipe.submit(writer.close).result()
-            shards.append(
-                ShardInfo(
-                    file=writer.path.name,
-                    num_examples=bounds[shard + 1] - bounds[shard],
-                    num_bytes=size,
-                    sha256=digest,
-                    index=index,
-                    edges_crc32c=edges,
-                )
-            )
+            shards.append(pipe.submit(writer.finish, bounds[shard + 1] - bounds[shard]).result())
 
         def feed(batch_enc: Any) -> None:
             nonlocal row, shard, writer
@@ -364,14 +415,7 @@ def run_serialize(
     name = card.name
     preprocessed = Path(preprocessed)
     state = read_state(preprocessed)
-    pre_params = state["params"].get("preprocess", {})
-    descriptions = {f["name"]: f.get("description") or "" for f in pre_params.get("features", [])}
-    features = []
-    for f in state["features"]:
-        info = FeatureInfo.model_validate(f)
-        if not info.description and descriptions.get(info.name):
-            info = info.model_copy(update={"description": descriptions[info.name]})
-        features.append(info)
+    features = dataset_features(state)
     splits = [s["name"] for s in state["splits"]]
     with atomic_dir(out) as tmp:
         infos = []
@@ -386,34 +430,68 @@ def run_serialize(
                     pq.ParquetFile(path, pre_buffer=False), name, split, features, params, tmp
                 )
             )
-        used = content_params(_params_used(state["params"], splits, params))
-        inputs = {src: _input_info(entry) for src, entry in state["inputs"].items()}
-        meta = DatasetMetadata(
-            format_version=FORMAT_VERSION,
-            name=name,
-            description=card.description,
-            homepage=card.homepage,
-            citation=card.citation,
-            license=card.license,
-            fingerprint=dataset_fingerprint(
-                format_version=FORMAT_VERSION,
-                name=name,
-                inputs={k: v.model_dump() for k, v in inputs.items()},
-                params=used,
-            ),
-            compression=params.compression,
-            features=features,
-            splits=infos,
-            # The params as the fingerprint sees them: batch and partition sizes, which change
-            # no byte, are left out, so changing them leaves metadata.json as it was too.
-            preprocessing={"params": used, "state": state["state"]},
-            inputs=inputs,
-            skipped=state["skipped"],
-        )
+        meta = dataset_metadata(params, card, state, features, infos)
+        write_dataset_info(tmp, meta)
         write_metadata(tmp, meta)
-        if meta.compression == "none":
-            write_tfds_info(tmp, meta)
     return SerializeResult(out=Path(out), metadata=meta)
+
+
+def dataset_features(state: dict[str, Any]) -> list[FeatureInfo]:
+    """The features of a dataset from the preprocess `state`, each with the description its
+    params give (when the state has none)."""
+    pre_params = state["params"].get("preprocess", {})
+    descriptions = {f["name"]: f.get("description") or "" for f in pre_params.get("features", [])}
+    features = []
+    for f in state["features"]:
+        info = FeatureInfo.model_validate(f)
+        if not info.description and descriptions.get(info.name):
+            info = info.model_copy(update={"description": descriptions[info.name]})
+        features.append(info)
+    return features
+
+
+def dataset_metadata(
+    params: SerializeParams,
+    card: DatasetParams,
+    state: dict[str, Any],
+    features: list[FeatureInfo],
+    splits: list[SplitInfo],
+) -> DatasetMetadata:
+    """`metadata.json` of a dataset: the preprocess `state`, its `features`
+    (`dataset_features`) and what was written per split. Every driver builds it here."""
+    names = [s["name"] for s in state["splits"]]
+    used = content_params(_params_used(state["params"], names, params))
+    inputs = {src: _input_info(entry) for src, entry in state["inputs"].items()}
+    return DatasetMetadata(
+        format_version=FORMAT_VERSION,
+        name=card.name,
+        description=card.description,
+        homepage=card.homepage,
+        citation=card.citation,
+        license=card.license,
+        fingerprint=dataset_fingerprint(
+            format_version=FORMAT_VERSION,
+            name=card.name,
+            inputs={k: v.model_dump() for k, v in inputs.items()},
+            params=used,
+        ),
+        compression=params.compression,
+        features=features,
+        splits=splits,
+        # The params as the fingerprint sees them: batch and partition sizes, which change
+        # no byte, are left out, so changing them leaves metadata.json as it was too.
+        preprocessing={"params": used, "state": state["state"]},
+        inputs=inputs,
+        skipped=state["skipped"],
+    )
+
+
+def write_dataset_info(directory: str | Path, meta: DatasetMetadata) -> None:
+    """The files a dataset directory holds beside its shards and `metadata.json`: TFDS's
+    `dataset_info.json`, `features.json` and labels (uncompressed datasets only; TFDS's
+    TFRecord reader takes no GZIP/ZLIB). Every driver writes them here."""
+    if meta.compression == "none":
+        write_tfds_info(directory, meta)
 
 
 def _params_used(

@@ -162,3 +162,14 @@ class Transform:
 
     def infos(self) -> list[FeatureInfo]:
         return self.feature.infos(self.state)
+
+    # --- what one pass carries from batch to batch, for drivers that split the pass ---------
+
+    @property
+    def settled(self) -> bool:
+        """True once what this transform carries between batches no longer changes how it
+        transforms a batch; a copy made then transforms any batch as the whole pass would."""
+        return True
+
+    def merge(self, other: Transform) -> None:
+        """Take in what a copy of this transform saw on later batches (for `infos`)."""

@@ -123,3 +123,13 @@ class _ImageTransform(Transform):
 
     def infos(self) -> list[FeatureInfo]:
         return self.feature.infos(self.state, self.shape, self.applied)
+
+    @property
+    def settled(self) -> bool:
+        return self.shape is not None
+
+    def merge(self, other: Transform) -> None:
+        if isinstance(other, _ImageTransform):
+            if self.shape is None:
+                self.shape = other.shape
+            self.applied |= other.applied

@@ -1,0 +1,212 @@
+"""Files on any filesystem Beam knows (local paths, `s3://`, `gs://`), and row ranges of Parquet.
+
+Outputs are written on the worker's local disk first (a private temporary directory) and then
+moved (local) or uploaded (object store: one PUT or multipart upload per file, which readers
+see whole or not at all) to their final names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataops.errors import ConfigError
+from dataops.fsutil import atomic_dir
+
+
+def use_options(args: list[str]) -> None:
+    """The driver reads and writes through Beam's filesystems too: give them the pipeline
+    options (an object store's endpoint and credentials, e.g. `--s3_endpoint_url`)."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    FileSystems.set_options(PipelineOptions(args))
+
+
+def is_url(path: Any) -> bool:
+    """True for an object-store URL such as `s3://bucket/key` (Beam's filesystems read it)."""
+    return "://" in str(path)
+
+
+def join(base: Any, *parts: str) -> str:
+    if is_url(base):
+        from apache_beam.io.filesystems import FileSystems
+
+        return str(FileSystems.join(str(base), *parts))
+    return str(Path(base, *parts))
+
+
+def _raw() -> str:
+    from apache_beam.io.filesystems import CompressionTypes
+
+    return str(CompressionTypes.UNCOMPRESSED)
+
+
+def exists(path: Any) -> bool:
+    if is_url(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        return bool(FileSystems.exists(str(path)))
+    return Path(path).exists()
+
+
+def read_json(path: Any) -> Any:
+    """A JSON file, local or on an object store."""
+    if is_url(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(str(path), compression_type=_raw()) as f:
+            return json.loads(f.read())
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def put_files(scratch: Path, dest: Any) -> None:
+    """Move every file under the local directory `scratch` to the same relative path under
+    `dest` (a local directory: a rename; a URL: an upload), in name order."""
+    for src in sorted(p for p in scratch.rglob("*") if p.is_file()):
+        rel = src.relative_to(scratch).as_posix()
+        if is_url(dest):
+            from apache_beam.io.filesystems import FileSystems
+
+            with (
+                open(src, "rb") as f,
+                FileSystems.create(join(dest, rel), compression_type=_raw()) as g,
+            ):
+                shutil.copyfileobj(f, g, 8 << 20)
+            src.unlink()
+        else:
+            target = Path(dest, rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, target)
+
+
+def write_bytes(path: Any, data: bytes) -> None:
+    """One whole file, local (temporary name, then rename) or on an object store (one upload)."""
+    if is_url(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.create(str(path), compression_type=_raw()) as f:
+            f.write(data)
+        return
+    tmp = Path(f"{path}.incomplete")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def read_bytes(path: Any) -> bytes:
+    if is_url(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(str(path), compression_type=_raw()) as f:
+            return bytes(f.read())
+    return Path(path).read_bytes()
+
+
+@contextmanager
+def output_dir(out: Any) -> Iterator[Any]:
+    """Where a stage's files go: a local temporary directory committed at once (`atomic_dir`),
+    or an object-store prefix itself, emptied first (a prefix cannot be renamed; the stage
+    writes its manifest file — `metadata.json`, `state.json` — last)."""
+    if is_url(out):
+        scheme, _, rest = str(out).partition("://")
+        if not rest.strip("/").partition("/")[2]:
+            raise ConfigError(
+                f"{out}: an output on an object store must be a folder inside a bucket (its objects are replaced)"
+            )
+        remove_tree(str(out))
+        yield str(out)
+        return
+    with atomic_dir(out) as tmp:
+        yield tmp
+
+
+@contextmanager
+def work_dir(args: list[str]) -> Iterator[str]:
+    """Scratch space that the driver and every worker reach: under Beam's `--temp_location`
+    when given (needed on a cluster), else a local temporary directory (one machine)."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+
+    location = PipelineOptions(args).view_as(GoogleCloudOptions).temp_location
+    if not location:
+        with tempfile.TemporaryDirectory(prefix="dataops-beam-") as tmp:
+            yield tmp
+        return
+    work = join(location, f"dataops-{secrets.token_hex(8)}")
+    try:
+        yield work
+    finally:
+        if is_url(work):
+            remove_tree(work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def remove_tree(url: str) -> int:
+    """Delete every object under the prefix `url` (a directory on an object store); their count."""
+    from apache_beam.io.filesystems import FileSystems
+
+    found = [m.path for r in FileSystems.match([join(url, "**")]) for m in r.metadata_list]
+    if found:
+        FileSystems.delete(found)
+    return len(found)
+
+
+def open_parquet(path: Any) -> pq.ParquetFile:
+    """A Parquet file on any filesystem Beam knows (a local path, `s3://`, `gs://`)."""
+    path = str(path)
+    if is_url(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        return pq.ParquetFile(FileSystems.open(path, compression_type=_raw()), pre_buffer=False)
+    # pre_buffer=False: Arrow would otherwise keep every row group read until the file closes.
+    return pq.ParquetFile(path, pre_buffer=False)
+
+
+def iter_rows(path: Any, start: int, stop: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Rows [start, stop) of a Parquet file, in order, at most `batch_rows` per batch.
+
+    Only the row groups that hold the range are read.
+    """
+    pf = open_parquet(path)
+    groups, first, offset = [], None, 0
+    for g in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        if offset + n > start and offset < stop:
+            groups.append(g)
+            if first is None:
+                first = offset
+        offset += n
+    if not groups or first is None:
+        return
+    skip, left = start - first, stop - start
+    for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, use_threads=False):
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        part = batch.slice(skip, left)
+        skip = 0
+        left -= part.num_rows
+        if part.num_rows:
+            yield part
+        if left <= 0:
+            return
+
+
+def read_rows(path: Any, start: int, stop: int) -> pa.Table:
+    """Rows [start, stop) of a Parquet file as one table with one chunk per column."""
+    pf = open_parquet(path)
+    batches = list(iter_rows(path, start, stop, max(1, stop - start)))
+    if not batches:
+        return pf.schema_arrow.empty_table()
+    return pa.Table.from_batches(batches).combine_chunks()

@@ -1,0 +1,71 @@
+"""Running a list of independent tasks on Beam and bringing their (small) results back.
+
+Every heavy stage here has the same shape: the driver plans tasks that any worker can do
+alone (a range of batches, one shard), Beam spreads them over the workers, and the results
+(partial states, counts, shard descriptions) come back to the driver, which assembles the
+output in the order of the task keys — never in the order the workers finished.
+"""
+
+from __future__ import annotations
+
+import pickle
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from dataops.errors import ConfigError
+
+
+def import_beam() -> Any:
+    try:
+        import apache_beam as beam
+    except ImportError:
+        raise ConfigError(
+            "--engine beam needs Apache Beam: install the 'beam' extra (pip install 'dataops[beam]')"
+        ) from None
+    return beam
+
+
+def run_tasks(
+    tasks: Sequence[Any],
+    fn: Callable[[Any], Iterable[Any]],
+    args: Sequence[str],
+    work: str,
+    combine: Any = None,
+    label: str = "tasks",
+) -> Any:
+    """Run `fn` on every task on Beam; return the list of everything it yielded (in no
+    particular order), or, with a `CombineFn`, its one combined output.
+
+    The result travels through `work` (a directory on any Beam filesystem that the driver and
+    the workers both reach: a local path on one machine, `s3://`/`gs://` on a cluster).
+    """
+    beam = import_beam()
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    result = FileSystems.join(work, f"{label}-{secrets.token_hex(4)}.pickle")
+    options = PipelineOptions(list(args))
+    with beam.Pipeline(options=options) as p:
+        done = (
+            p
+            | "plan" >> beam.Create(list(tasks), reshuffle=False)
+            | "spread" >> beam.Reshuffle()
+            | "run" >> beam.FlatMap(fn)
+        )
+        if combine is None:
+            done = done | "collect" >> beam.combiners.ToList()
+        else:
+            done = done | "combine" >> beam.CombineGlobally(combine)
+        _ = done | "return" >> beam.Map(_dump, result)
+    with FileSystems.open(result) as f:
+        value = pickle.loads(f.read())
+    FileSystems.delete([result])
+    return value
+
+
+def _dump(value: Any, path: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as f:
+        f.write(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))

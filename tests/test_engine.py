@@ -1,0 +1,48 @@
+"""Choosing the engine: `--engine` / `$DATAOPS_ENGINE` and the Beam options; the data and
+`dvc.lock` do not depend on it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def test_an_unknown_engine_is_a_usage_error(tmp_path):
+    r = run_cli("serialize", "--engine", "spark", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "error: --engine / $DATAOPS_ENGINE: 'spark' is not one of local, beam" in r.stderr
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("apache_beam") is not None, reason="Apache Beam is installed here"
+)
+def test_engine_beam_without_beam_says_what_to_install(tmp_path):
+    r = run_cli("preprocess", cwd=tmp_path, env={"DATAOPS_ENGINE": "beam"})
+    assert r.returncode == 2
+    assert "--engine beam needs Apache Beam: install the 'beam' extra" in r.stderr
+
+
+@pytest.mark.slow
+def test_dvc_repro_on_beam_records_the_same_dvc_lock(tmp_path):
+    """The same project reproduced in process, then forced again with the heavy stages on Beam
+    (chosen through the environment, as an Airflow task or a CI job would): same dvc.lock."""
+    pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'beam' extra)")
+    from tests.test_dvc_pipeline import make_project, sh
+
+    proj = make_project(tmp_path / "p", 150)
+    sh("dvc", "repro", cwd=proj)
+    lock = (proj / "dvc.lock").read_text()
+    os.environ["DATAOPS_ENGINE"] = "beam"
+    os.environ["DATAOPS_BEAM_OPTIONS"] = (
+        "--direct_num_workers=2 --direct_running_mode=multi_threading"
+    )
+    try:
+        out = sh("dvc", "repro", "--force", "--no-run-cache", cwd=proj)
+    finally:
+        del os.environ["DATAOPS_ENGINE"], os.environ["DATAOPS_BEAM_OPTIONS"]
+    assert "preprocess.done" in out and out.count("engine=beam") == 2, out
+    assert (proj / "dvc.lock").read_text() == lock
