@@ -17,6 +17,7 @@ from dataops.beam.preprocess import run_preprocess_beam  # noqa: E402
 from dataops.beam.serialize import run_serialize_beam  # noqa: E402
 from dataops.errors import ConfigError, DatasetError  # noqa: E402
 from dataops.ingest import run_ingest  # noqa: E402
+from dataops.naming import SAMPLE_DIR  # noqa: E402
 from dataops.preprocess import assign_splits, run_preprocess  # noqa: E402
 from dataops.serialize import run_serialize  # noqa: E402
 from tests.conftest import small_params  # noqa: E402
@@ -75,8 +76,8 @@ def test_serialize_on_beam_writes_the_same_bytes(beam_project, tmp_path, options
     root, params = beam_project
     ser = params.serialize.model_copy(update=update)
     pre = root / "data" / "preprocessed"
-    run_serialize(ser, params.dataset.name, pre, tmp_path / "ref")
-    result = run_serialize_beam(ser, params.dataset.name, pre, tmp_path / "beam", options)
+    run_serialize(ser, params.dataset, pre, tmp_path / "ref")
+    result = run_serialize_beam(ser, params.dataset, pre, tmp_path / "beam", options)
     assert _digests(tmp_path / "beam") == _digests(tmp_path / "ref")
     assert len(result.metadata.splits[0].shards) == (update.get("num_shards") or 1)
 
@@ -90,8 +91,8 @@ def test_whole_build_in_worker_processes_writes_the_same_bytes(beam_project, tmp
         params.preprocess, root / "data" / "snapshot", tmp_path / "pre", "fail", options, 2
     )
     assert _digests(tmp_path / "pre") == _digests(root / "data" / "preprocessed")
-    run_serialize(ser, params.dataset.name, tmp_path / "pre", tmp_path / "ref")
-    run_serialize_beam(ser, params.dataset.name, tmp_path / "pre", tmp_path / "beam", options)
+    run_serialize(ser, params.dataset, tmp_path / "pre", tmp_path / "ref")
+    run_serialize_beam(ser, params.dataset, tmp_path / "pre", tmp_path / "beam", options)
     assert _digests(tmp_path / "beam") == _digests(tmp_path / "ref")
 
 
@@ -100,7 +101,7 @@ def _project(tmp_path, **overrides):
     from dataops.sample import generate_sample
 
     params = small_params(60, preprocess={"batch_rows": 16}, **overrides)
-    generate_sample(tmp_path / "data" / "raw", SampleParams(num_examples=60))
+    generate_sample(tmp_path / SAMPLE_DIR, SampleParams(num_examples=60))
     return params
 
 
@@ -108,11 +109,11 @@ def test_a_train_image_failing_in_pass_2_is_refitted_as_in_process(tmp_path):
     """A train row whose image fails only when decoded (pass 2) is left out of the statistics:
     both drivers refit, to the same bytes."""
     params = _project(tmp_path, dataset={"on_error": "skip"})
-    rows = [line.split(",") for line in (tmp_path / "data" / "raw" / "attributes.csv").open()]
+    rows = [line.split(",") for line in (tmp_path / SAMPLE_DIR / "attributes.csv").open()]
     weighed = [int(r[0]) for r in rows[1:] if r[1]]
     split = assign_splits([str(i) for i in weighed], params.preprocess.split.ratios, 0)
     victim = weighed[int(np.flatnonzero(split == 0)[-1])]  # a late batch: others settle first
-    next((tmp_path / "data" / "raw" / "images").rglob(f"{victim}.png")).write_bytes(b"junk")
+    next((tmp_path / SAMPLE_DIR / "images").rglob(f"{victim}.png")).write_bytes(b"junk")
     run_ingest(params.ingest, tmp_path, tmp_path / "snap", "skip")
     ref = run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "ref", "skip")
     got = run_preprocess_beam(
@@ -127,7 +128,7 @@ def test_the_first_bad_row_in_row_order_is_reported(tmp_path):
     """Two bad rows in different batches: Beam names the first in row order, as in-process,
     whichever worker finished first, and writes nothing."""
     params = _project(tmp_path)
-    csv = tmp_path / "data" / "raw" / "attributes.csv"
+    csv = tmp_path / SAMPLE_DIR / "attributes.csv"
     lines = csv.read_text().splitlines()
     for n, word in ((5, "heavy"), (50, "light")):
         cells = lines[n].split(",")
@@ -220,10 +221,10 @@ def test_build_from_and_to_s3_writes_the_same_bytes(beam_project, s3, tmp_path):
     run_preprocess_beam(params.preprocess, "s3://data/snapshot", "s3://data/pre", "fail", opts, 2)
     assert _s3_digests(client, "pre/") == _digests(root / "data" / "preprocessed")
     ser = params.serialize.model_copy(update={"num_shards": 3})
-    run_serialize(ser, params.dataset.name, root / "data" / "preprocessed", tmp_path / "ref")
-    run_serialize_beam(ser, params.dataset.name, "s3://data/pre", "s3://data/ds", opts)
+    run_serialize(ser, params.dataset, root / "data" / "preprocessed", tmp_path / "ref")
+    run_serialize_beam(ser, params.dataset, "s3://data/pre", "s3://data/ds", opts)
     assert _s3_digests(client, "ds/") == _digests(tmp_path / "ref")
     assert _s3_digests(client, "tmp/") == {}
     with pytest.raises(ConfigError, match="must be a folder inside a bucket"):
-        run_serialize_beam(ser, params.dataset.name, "s3://data/pre", "s3://data/", opts)
+        run_serialize_beam(ser, params.dataset, "s3://data/pre", "s3://data/", opts)
     assert "ds/metadata.json" in _s3_digests(client, "")

@@ -28,22 +28,25 @@ from dataops.beam.io import (
     work_dir,
 )
 from dataops.beam.runner import run_tasks
-from dataops.config import SerializeParams
+from dataops.config import DatasetParams, SerializeParams
 from dataops.errors import DatasetError
-from dataops.metadata import FeatureInfo, ShardInfo, SplitInfo, shard_name, write_metadata
+from dataops.metadata import ShardInfo, SplitInfo, write_metadata
+from dataops.naming import ShardName
 from dataops.preprocess import STATE_FILE, read_state
 from dataops.serialize import (
     SerializeResult,
+    dataset_features,
     dataset_metadata,
     plan_shards,
     sample_split,
+    write_dataset_info,
     write_shard,
 )
 
 
 def run_serialize_beam(
     params: SerializeParams,
-    name: str,
+    dataset: DatasetParams | str,
     preprocessed: str | Path,
     out: str | Path,
     options: str | Sequence[str] | None = None,
@@ -55,7 +58,11 @@ def run_serialize_beam(
     committed at once (`atomic_dir`); on an object store, where a prefix cannot be renamed,
     what was under `out` is deleted first and `metadata.json` is written last, after every
     shard: a dataset there is complete when its `metadata.json` exists.
+
+    `dataset` is the name and card, as for `run_serialize`.
     """
+    card = DatasetParams(name=dataset) if isinstance(dataset, str) else dataset
+    name = card.name
     args = beam_args(options)
     use_options(args)
     state = (
@@ -63,7 +70,7 @@ def run_serialize_beam(
         if is_url(preprocessed)
         else read_state(preprocessed)
     )
-    features = [FeatureInfo.model_validate(f) for f in state["features"]]
+    features = dataset_features(state)
     splits = [s["name"] for s in state["splits"]]
     totals: dict[str, int] = {}
     tasks: list[tuple[str, int, int, int, int]] = []
@@ -83,7 +90,7 @@ def run_serialize_beam(
             rows = iter_rows(join(preprocessed, f"{split}.parquet"), start, stop, params.batch_rows)
             with tempfile.TemporaryDirectory(prefix="dataops-shard-") as scratch:
                 info = write_shard(
-                    rows, features, params, Path(scratch, shard_name(name, split, i, k))
+                    rows, features, params, Path(scratch), ShardName(name, split, i, k)
                 )
                 if info.num_examples != stop - start:
                     raise DatasetError(
@@ -110,8 +117,10 @@ def run_serialize_beam(
                     shards=shards,
                 )
             )
-        meta = dataset_metadata(params, name, state, infos)
+        meta = dataset_metadata(params, card, state, features, infos)
         with tempfile.TemporaryDirectory(prefix="dataops-meta-") as scratch:
-            write_metadata(scratch, meta)
+            write_dataset_info(scratch, meta)
+            put_files(Path(scratch), dest)
+            write_metadata(scratch, meta)  # last: on an object store it marks the dataset whole
             put_files(Path(scratch), dest)
     return SerializeResult(out=Path(out) if not is_url(out) else out, metadata=meta)  # type: ignore[arg-type]
