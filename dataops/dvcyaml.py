@@ -41,6 +41,8 @@ class StageSpec:
     data_deps: tuple[str, ...] = ()
     outs: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
+    reports: tuple[str, ...] = ()
+    """Outputs kept in git, not in the DVC cache (`cache: false`): small reports and plot data."""
 
 
 SAMPLE = StageSpec(
@@ -92,9 +94,40 @@ STAGES = (
         cmd="dataops validate --params params.yaml --dataset data/tfrecords --report reports/validation.json",
         params=("validate",),
         data_deps=("data/tfrecords",),
-        metrics=("reports/validation.json",),
+        metrics=("reports/metrics.json",),
+        reports=("reports/validation.json", "reports/plots"),
     ),
 )
+
+DEFAULT_SPLITS = ("train", "validation", "test")
+
+
+def plot_definitions(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The top-level `plots:` of `dvc.yaml`: each file of a folder is one plot (written by
+    `dataops.validate.write_views`); the histograms have one line per split of
+    `preprocess.split.ratios`."""
+    ratios = ((params.get("preprocess") or {}).get("split") or {}).get("ratios") or {}
+    splits = list(ratios) or list(DEFAULT_SPLITS)
+    return [
+        {
+            "reports/plots/class_balance": {
+                "template": "bar_horizontal",
+                "x": "count",
+                "y": "class",
+                "x_label": "examples",
+                "y_label": "class",
+            }
+        },
+        {
+            "reports/plots/histograms": {
+                "template": "simple",
+                "x": "value",
+                "y": splits,
+                "x_label": "value (bin centre)",
+                "y_label": "fraction of the split",
+            }
+        },
+    ]
 
 
 # --- the import graph ---------------------------------------------------------------------------
@@ -225,8 +258,8 @@ def render(
         keys = [k for k in spec.params if _has_key(params, k)]
         if keys:
             entry["params"] = keys
-        if spec.outs:
-            entry["outs"] = list(spec.outs)
+        if spec.outs or spec.reports:
+            entry["outs"] = [*spec.outs, *({r: {"cache": False}} for r in spec.reports)]
         if spec.metrics:
             entry["metrics"] = [{m: {"cache": False}} for m in spec.metrics]
         stages[spec.name] = entry
@@ -235,4 +268,6 @@ def render(
         "# Each stage depends on every module it runs and every source it reads, and on the\n"
         "# params.yaml keys it reads that the file sets (absent ones take config.py's defaults).\n"
     )
-    return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
+    return header + yaml.safe_dump(
+        {"stages": stages, "plots": plot_definitions(params)}, sort_keys=False, width=120
+    )
