@@ -10,8 +10,10 @@ Why a SavedModel and not a Keras `.keras` file: a `.keras` file stores layer *cl
 name, so loading it needs this package's layers registered (or `safe_mode=False` for Lambda
 layers); a SavedModel stores the graph, and `tf.saved_model.load(path)` needs only
 TensorFlow. Every op is a core TensorFlow op (no `tf.py_function`), so no Python code of
-ours runs at serving time. Keras models can call it: `keras.layers.TFSMLayer(path,
-call_endpoint="serve")` or the loaded object's `serve` inside a layer.
+ours runs at serving time. Call the loaded object's `serve` in a `tf.data` map or a
+`tf.function` before the model. (Keras's `TFSMLayer` casts float inputs to float32, which the
+float64 numeric inputs refuse: they are float64 so that imputation and standardization are
+the pipeline's own float64 arithmetic, bit for bit.)
 
 Where the outputs equal the stored features: bit for bit for numeric (the same float64
 operations, in the same order), categorical, key, sequence, tensor and image features (see

@@ -127,7 +127,9 @@ def _vega_files(html: str) -> dict[str, Path]:
 
 
 def _serve_file(path: Path):
-    return lambda route: route.fulfill(path=str(path), content_type="text/javascript; charset=utf-8")
+    return lambda route: route.fulfill(
+        path=str(path), content_type="text/javascript; charset=utf-8"
+    )
 
 
 @pytest.mark.slow

@@ -155,10 +155,18 @@ def test_text_normalization_and_tokens_match_python(text):
 
 def test_cli_export_preprocessor(small_dataset, tmp_path):
     out = tmp_path / "pp"
-    r = run_cli("export-preprocessor", str(small_dataset / "data" / "tfrecords"), "--out", str(out))
+    r = run_cli(
+        "export-preprocessor",
+        str(small_dataset / "data" / "tfrecords"),
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert (out / "saved_model.pb").is_file()
-    r = run_cli("export-preprocessor", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"))
+    r = run_cli(
+        "export-preprocessor", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"), cwd=tmp_path
+    )
     assert r.returncode == 1
     assert "nothing/metadata.json: not found" in r.stderr
     assert not (tmp_path / "x").exists()
@@ -178,3 +186,25 @@ def test_numeric_serving_fn_imputes_and_standardizes_like_transform():
     v = np.where(np.isnan(x), state["mean"], x)
     want = ((v - state["mean"]) / state["std"]).astype(np.float32)
     assert got.tobytes() == want.tobytes()
+
+
+def test_every_feature_kind_has_a_serving_part():
+    from dataops.features.base import Feature
+    from dataops.features.registry import FEATURE_CLASSES
+
+    for cls in FEATURE_CLASSES.values():
+        assert cls.serving_spec is not Feature.serving_spec, cls.__name__
+        assert cls.serving_fn is not Feature.serving_fn, cls.__name__
+
+
+def test_serving_cannot_normalize_unicode_the_documented_restriction():
+    """Core TensorFlow has no NFKC op: a compatibility character (the 'fi' ligature) is kept
+    where the pipeline folds it. This pins the restriction the module doc states."""
+    import tensorflow as tf
+
+    from dataops.config import TextFeature
+    from dataops.features.text import normalize_text, tf_normalize_text
+
+    f = TextFeature(name="t", kind="text")
+    assert normalize_text("\ufb01ne", f) == "fine"
+    assert tf_normalize_text(tf.constant(["\ufb01ne"]), f).numpy()[0].decode() == "\ufb01ne"
