@@ -627,6 +627,19 @@ def export(
     _log("export.done", out=str(r.out), format=r.format, examples=r.num_examples)
 
 
+@app.command("export-preprocessor")
+def export_preprocessor(
+    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output SavedModel folder.")],
+) -> None:
+    """Write the fitted preprocessing as a SavedModel: raw columns in, stored features out."""
+    from dataops.serving import export_preprocessor as run
+
+    _quiet_tensorflow()
+    r = _run("export-preprocessor", lambda: run(directory, out), record=False, out=out)
+    _log("export_preprocessor.done", out=str(r.out), inputs=r.inputs, outputs=r.outputs)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The `dataops` entry point: SIGINT/SIGTERM handled, every failure one `error:` line."""
     args = list(sys.argv[1:] if argv is None else argv)
