@@ -48,6 +48,7 @@ from dataops.errors import (
     received,
     signal_name,
 )
+from dataops.progress import terminal_progress
 
 app = typer.Typer(
     help="Versioned, reproducible TensorFlow datasets: ingest → preprocess → serialize → validate.",
@@ -347,7 +348,8 @@ def sample(
             raise ConfigError(
                 f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})"
             ) from None
-        return generate_sample(out, checked)
+        with terminal_progress() as progress:
+            return generate_sample(out, checked, progress)
 
     r = _run("sample", go, params, out=out)
     _log("sample.done", out=str(r.out), examples=r.num_examples, classes=len(r.classes))
@@ -363,7 +365,8 @@ def ingest(
 
     def go():
         p = _params(params)
-        return run_ingest(p.ingest, params.resolve().parent, out, p.dataset.on_error)
+        with terminal_progress() as progress:
+            return run_ingest(p.ingest, params.resolve().parent, out, p.dataset.on_error, progress)
 
     r = _run("ingest", go, params, out=out)
     _log("ingest.done", out=str(r.out), rows=r.num_rows, skipped=r.skipped)
@@ -382,7 +385,8 @@ def preprocess(
 
     def go():
         p = _params(params)
-        return run_preprocess(p.preprocess, snapshot, out, p.dataset.on_error)
+        with terminal_progress() as progress:
+            return run_preprocess(p.preprocess, snapshot, out, p.dataset.on_error, progress)
 
     r = _run("preprocess", go, params, out=out)
     _log("preprocess.done", out=str(r.out), examples=r.num_examples, skipped=r.skipped)
@@ -401,7 +405,8 @@ def serialize(
 
     def go():
         p = _params(params)
-        return run_serialize(p.serialize, p.dataset, preprocessed, out)
+        with terminal_progress() as progress:
+            return run_serialize(p.serialize, p.dataset, preprocessed, out, progress)
 
     r = _run("serialize", go, params, out=out)
     _log(
@@ -424,7 +429,8 @@ def validate(
 
     def go():
         p = _params(params)
-        r = run_validate(p.validate_, dataset, report)
+        with terminal_progress() as progress:
+            r = run_validate(p.validate_, dataset, report, progress)
         if r.violations:
             raise ValidationFailed(r.violations)
         return r

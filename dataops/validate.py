@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def _scan_shard(
     spec: dict[str, Any],
     batch: int,
     stats: dict[str, Any],
+    tick: Callable[[int], None] = lambda n: None,
 ) -> int:
     """Parse every record of one shard; update per-feature statistics; return the record count."""
     ds = tf.data.TFRecordDataset(str(path), compression_type=compression_type(meta)).batch(batch)
@@ -60,13 +62,17 @@ def _scan_shard(
     for raw in ds:
         parsed = tf.io.parse_example(raw, spec)
         count += int(raw.shape[0])
+        tick(int(raw.shape[0]))
         for f in features:
             f.scan(parsed[f.info.name], stats)
     return count
 
 
 def run_validate(
-    params: ValidateParams, dataset: str | Path, report: str | Path | None = None
+    params: ValidateParams,
+    dataset: str | Path,
+    report: str | Path | None = None,
+    progress: Callable[[str, int | None, str], Callable[[int], None]] | None = None,
 ) -> ValidateResult:
     """Validate the dataset at `dataset`; write the report; return the violations."""
     dataset = Path(dataset)
@@ -76,6 +82,11 @@ def run_validate(
     tf = _configure_tf()
     spec = parse_spec(meta)
     split_stats: dict[str, dict[str, Any]] = {}
+    tick = (
+        progress("validate", sum(s.num_examples for s in meta.splits), "records")
+        if progress
+        else lambda n: None
+    )
     for split in meta.splits:
         stats: dict[str, Any] = {}
         for shard in split.shards:
@@ -83,7 +94,7 @@ def run_validate(
             if not path.is_file():
                 continue
             try:
-                n = _scan_shard(tf, path, meta, spec, params.batch_size, stats)
+                n = _scan_shard(tf, path, meta, spec, params.batch_size, stats, tick)
             except (
                 tf.errors.DataLossError,
                 tf.errors.InvalidArgumentError,
