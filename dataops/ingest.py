@@ -289,7 +289,8 @@ def run_ingest(
         for si, src in enumerate(sources):
             errors = RowErrors(on_error)
             good = 0
-            tick = progress(f"ingest {src.name}", None, "rows") if progress else lambda n: None
+            images = len(src.files()) if src.params.format == "image_folder" else None
+            tick = progress(f"ingest {src.name}", images, "rows") if progress else lambda n: None
             for batch in read_source(src, params.batch_rows, errors):
                 table = batch.table
                 tick(table.num_rows)

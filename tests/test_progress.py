@@ -70,6 +70,7 @@ def test_every_stage_reports_progress_up_to_its_total_and_changes_no_byte(tmp_pa
     assert steps["sample"] == [60, 60, "examples"]
     ingests = {k: v for k, v in steps.items() if k.startswith("ingest ")}
     assert len(ingests) == 3 and all(done == 60 for _, done, _ in ingests.values()), ingests
+    assert ingests["ingest images"][0] == 60  # one row per image file: a known total
     assert steps["preprocess (2 passes)"] == [120, 120, "rows"]
     serialized = {k: v for k, v in steps.items() if k.startswith("serialize ")}
     assert sorted(serialized) == ["serialize test", "serialize train", "serialize validation"]
@@ -159,8 +160,31 @@ def capture(out: Path, num_examples: int = 5000) -> None:
         (root / "params.yaml").write_text(yaml.safe_dump(small_params_data(num_examples)))
         for args in (["sample"], ["ingest"], ["preprocess"], ["serialize"], ["validate"]):
             raw = run_cli_on_terminal(args, root)
+            if args == ["sample"]:  # the bar while it runs, then when done
+                middle = final_frame(raw[: raw.rfind(b"\r", 0, len(raw) // 2)])
+                frames.append(f"$ dataops sample   # while it runs\n{middle}")
             frames.append(f"$ dataops {' '.join(args)}\n" + final_frame(raw))
     out.write_text("".join(frames), encoding="utf-8")
+    render_png(out.read_text(encoding="utf-8"), out.with_suffix(".png"))
+
+
+def render_png(text: str, path: Path) -> None:
+    """The text as a terminal would show it (monospace, light on dark), as a PNG."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", 14)
+    lines = text.rstrip("\n").split("\n")
+    _, top, _, bottom = font.getbbox("M")
+    cw, lh = font.getlength("M"), int((bottom - top) * 1.6) + 2
+    img = Image.new(
+        "RGB", (int(cw * max(map(len, lines))) + 24, lh * len(lines) + 24), (30, 30, 36)
+    )
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        line = re.sub("[\u2800-\u28ff]", "*", line)  # the spinner: no braille in the font
+        colour = (130, 200, 255) if line.startswith("$ ") else (225, 225, 225)
+        draw.text((12, 12 + i * lh), line, font=font, fill=colour)
+    img.save(path, optimize=True)
 
 
 def run_cli_on_terminal(
