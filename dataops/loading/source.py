@@ -126,7 +126,7 @@ def _remote_of(repo: str, rev: str) -> str:
 
 def _unreachable(repo: str, rev: str, what: str, err: BaseException) -> DatasetError:
     """One line for a revision that does not exist, or data the DVC remote cannot give."""
-    bad = _bad_revision(repo, rev)
+    bad = _bad_revision(repo, rev, err)
     if bad:
         return DatasetError(f"cannot read revision {rev!r} of {_strip_credentials(repo)}: {bad}")
     root = err
@@ -149,9 +149,16 @@ def _listed(fs: Any, file: str) -> bool:
         return True
 
 
-def _bad_revision(repo: str, rev: str) -> str:
-    """Why `rev` of `repo` cannot be read from git ("" when it can)."""
-    if "://" not in repo and "@" not in repo and not Path(repo).is_dir():
+def _bad_revision(repo: str, rev: str, err: BaseException) -> str:
+    """Why `rev` of `repo` cannot be read from git ("" when it can, as far as one can tell)."""
+    if "://" in repo or "@" in repo:  # a git URL: only DVC's own error can tell
+        chain: BaseException | None = err
+        while chain is not None:
+            if type(chain).__name__ in ("RevError", "UnknownRevError", "CloneError"):
+                return f"no such git revision, or the repository cannot be cloned ({chain})"
+            chain = chain.__cause__ or chain.__context__
+        return ""
+    if not Path(repo).is_dir():
         return "no such directory (repo= is a git repository: a path or a URL)"
     try:
         from scmrepo.git import Git
