@@ -83,7 +83,7 @@ def test_held_out_raw_rows_give_the_stored_features_bit_for_bit(small_dataset, e
     from dataops.serving import load_preprocessor
 
     serve = load_preprocessor(exported)
-    raw = _raw_rows(small_dataset / "data" / "raw")
+    raw = _raw_rows(small_dataset / "data" / "sample")
     stored = next(iter(dataops.load(small_dataset / "data" / "tfrecords", "test", batch_size=1000)))
     keys = [k.decode() for k in stored["id"].numpy()]
     assert len(keys) >= 10
@@ -118,7 +118,7 @@ def test_the_savedmodel_loads_with_tensorflow_alone(small_dataset, exported):
         "print(out['caption'].numpy()[0].decode(), out['caption_ids'].to_list()[0][-2:],"
         " out['color'].numpy()[0], out['image'].shape)\n"
     )
-    png = sorted((small_dataset / "data" / "raw" / "images").glob("*/*.png"))[0]
+    png = sorted((small_dataset / "data" / "sample" / "images").glob("*/*.png"))[0]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     r = subprocess.run(
         [sys.executable, "-c", code, str(png)], capture_output=True, text=True, cwd="/", env=env
