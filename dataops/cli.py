@@ -48,6 +48,7 @@ from dataops.errors import (
     received,
     signal_name,
 )
+from dataops.progress import terminal_progress
 
 app = typer.Typer(
     help="Versioned, reproducible TensorFlow datasets: ingest → preprocess → serialize → validate.",
@@ -363,7 +364,8 @@ def sample(
             raise ConfigError(
                 f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})"
             ) from None
-        return generate_sample(out, checked)
+        with terminal_progress() as progress:
+            return generate_sample(out, checked, progress)
 
     r = _run("sample", go, params, out=out)
     _log("sample.done", out=str(r.out), examples=r.num_examples, classes=len(r.classes))
@@ -379,7 +381,8 @@ def ingest(
 
     def go():
         p = _params(params)
-        return run_ingest(p.ingest, params.resolve().parent, out, p.dataset.on_error)
+        with terminal_progress() as progress:
+            return run_ingest(p.ingest, params.resolve().parent, out, p.dataset.on_error, progress)
 
     r = _run("ingest", go, params, out=out)
     _log("ingest.done", out=str(r.out), rows=r.num_rows, skipped=r.skipped)
@@ -408,7 +411,8 @@ def preprocess(
             return run_preprocess_beam(
                 p.preprocess, snapshot, out, p.dataset.on_error, beam_options
             )
-        return run_preprocess(p.preprocess, snapshot, out, p.dataset.on_error)
+        with terminal_progress() as progress:
+            return run_preprocess(p.preprocess, snapshot, out, p.dataset.on_error, progress)
 
     r = _run("preprocess", go, params, out=out)
     _log(
@@ -441,7 +445,8 @@ def serialize(
             from dataops.beam.serialize import run_serialize_beam
 
             return run_serialize_beam(p.serialize, p.dataset, preprocessed, out, beam_options)
-        return run_serialize(p.serialize, p.dataset, preprocessed, out)
+        with terminal_progress() as progress:
+            return run_serialize(p.serialize, p.dataset, preprocessed, out, progress)
 
     r = _run("serialize", go, params, out=out)
     _log(
@@ -465,7 +470,8 @@ def validate(
 
     def go():
         p = _params(params)
-        r = run_validate(p.validate_, dataset, report)
+        with terminal_progress() as progress:
+            r = run_validate(p.validate_, dataset, report, progress)
         if r.violations:
             raise ValidationFailed(r.violations)
         return r
@@ -666,6 +672,19 @@ def export(
 
     r = _run("export", lambda: run_export(directory, format.value, out), record=False, out=out)
     _log("export.done", out=str(r.out), format=r.format, examples=r.num_examples)
+
+
+@app.command("export-preprocessor")
+def export_preprocessor(
+    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output SavedModel folder.")],
+) -> None:
+    """Write the fitted preprocessing as a SavedModel: raw columns in, stored features out."""
+    from dataops.serving import export_preprocessor as run
+
+    _quiet_tensorflow()
+    r = _run("export-preprocessor", lambda: run(directory, out), record=False, out=out)
+    _log("export_preprocessor.done", out=str(r.out), inputs=r.inputs, outputs=r.outputs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -43,6 +43,8 @@ class StageSpec:
     data_deps: tuple[str, ...] = ()
     outs: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
+    reports: tuple[str, ...] = ()
+    """Outputs kept in git, not in the DVC cache (`cache: false`): small reports and plot data."""
 
 
 SAMPLE = StageSpec(
@@ -94,9 +96,44 @@ STAGES = (
         cmd=f"dataops validate --params params.yaml --dataset {DATASET_DIR} --report {REPORT_FILE}",
         params=("validate",),
         data_deps=(DATASET_DIR,),
-        metrics=(REPORT_FILE,),
+        # Plot data is a DVC-cached out (pushed and pulled like the dataset; `dvc plots diff`
+        # between published versions reads it from the cache); the verdict and the numbers are
+        # small and kept in git, where publish commits them.
+        outs=("reports/plots",),
+        metrics=("reports/metrics.json",),
+        reports=(REPORT_FILE,),
     ),
 )
+
+DEFAULT_SPLITS = ("train", "validation", "test")
+
+
+def plot_definitions(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The top-level `plots:` of `dvc.yaml`: each file of a folder is one plot (written by
+    `dataops.validate.write_views`); the histograms have one line per split of
+    `preprocess.split.ratios`."""
+    ratios = ((params.get("preprocess") or {}).get("split") or {}).get("ratios") or {}
+    splits = list(ratios) or list(DEFAULT_SPLITS)
+    return [
+        {
+            "reports/plots/class_balance": {
+                "template": "bar_horizontal",
+                "x": "count",
+                "y": "class",
+                "x_label": "examples",
+                "y_label": "class",
+            }
+        },
+        {
+            "reports/plots/histograms": {
+                "template": "simple",
+                "x": "value",
+                "y": splits,
+                "x_label": "value (bin centre)",
+                "y_label": "fraction of the split",
+            }
+        },
+    ]
 
 
 # --- the import graph ---------------------------------------------------------------------------
@@ -227,8 +264,8 @@ def render(
         keys = [k for k in spec.params if _has_key(params, k)]
         if keys:
             entry["params"] = keys
-        if spec.outs:
-            entry["outs"] = list(spec.outs)
+        if spec.outs or spec.reports:
+            entry["outs"] = [*spec.outs, *({r: {"cache": False}} for r in spec.reports)]
         if spec.metrics:
             entry["metrics"] = [{m: {"cache": False}} for m in spec.metrics]
         stages[spec.name] = entry
@@ -237,4 +274,6 @@ def render(
         "# Each stage depends on every module it runs and every source it reads, and on the\n"
         "# params.yaml keys it reads that the file sets (absent ones take config.py's defaults).\n"
     )
-    return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
+    return header + yaml.safe_dump(
+        {"stages": stages, "plots": plot_definitions(params)}, sort_keys=False, width=120
+    )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,7 +263,11 @@ class _Accounts:
 
 
 def run_ingest(
-    params: IngestParams, root: str | Path, out: str | Path, on_error: OnError = "fail"
+    params: IngestParams,
+    root: str | Path,
+    out: str | Path,
+    on_error: OnError = "fail",
+    progress: Callable[[str, int | None, str], Callable[[int], None]] | None = None,
 ) -> IngestResult:
     """Join the sources of `params` into `out/snapshot.parquet` plus `out/manifest.json`."""
     root = Path(root)
@@ -285,8 +289,11 @@ def run_ingest(
         for si, src in enumerate(sources):
             errors = RowErrors(on_error)
             good = 0
+            images = len(src.files()) if src.params.format == "image_folder" else None
+            tick = progress(f"ingest {src.name}", images, "rows") if progress else lambda n: None
             for batch in read_source(src, params.batch_rows, errors):
                 table = batch.table
+                tick(table.num_rows)
                 for col in table.column_names[1:]:
                     if col == key_name:
                         raise DatasetError(

@@ -14,7 +14,7 @@ each feature kind reads, fits and writes lives in `dataops.features`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -78,7 +78,11 @@ def assign_splits(keys: list[str], ratios: dict[str, float], seed: int) -> np.nd
 
 
 def run_preprocess(
-    params: PreprocessParams, snapshot: str | Path, out: str | Path, on_error: OnError = "fail"
+    params: PreprocessParams,
+    snapshot: str | Path,
+    out: str | Path,
+    on_error: OnError = "fail",
+    progress: Callable[[str, int | None, str], Callable[[int], None]] | None = None,
 ) -> PreprocessResult:
     """Transform `snapshot/snapshot.parquet` into `out/<split>.parquet` and `out/state.json`."""
     snapshot = Path(snapshot)
@@ -86,7 +90,14 @@ def run_preprocess(
     pf_path = snapshot / SNAPSHOT_FILE
     if not pf_path.exists():
         raise DatasetError(f"{pf_path}: not found — run the ingest stage first")
-    run = Run(params, pf_path, manifest, on_error)
+    rows = pq.ParquetFile(pf_path).metadata.num_rows
+    run = Run(
+        params,
+        pf_path,
+        manifest,
+        on_error,
+        (progress("preprocess (2 passes)", 2 * rows, "rows") if progress else lambda n: None),
+    )
     # Pass 1 checks everything but images (decoding them twice would double the cost), so a
     # train row can still be dropped in pass 2 for its image after it was fitted. Then the
     # state is refitted without those rows and pass 2 runs again: the statistics always come
@@ -108,6 +119,7 @@ class Run:
     snapshot: Path
     manifest: dict[str, Any]
     on_error: OnError
+    tick: Callable[[int], None] = lambda n: None  # progress: rows read, both passes
 
     @property
     def key(self) -> str:
@@ -132,6 +144,7 @@ class Run:
         for batch in pf.iter_batches(batch_size=self.params.batch_rows, use_threads=False):
             table = pa.Table.from_batches([batch])
             yield table, self.split_of(table)
+            self.tick(table.num_rows)
 
     def split_of(self, table: pa.Table) -> np.ndarray:
         """The split index of each row of `table`."""

@@ -42,7 +42,7 @@ from dataops.airflow_tasks import StageFailed, run_dvc, tool_env
 from dataops.errors import ConfigError, DataopsError, DatasetError
 from dataops.fingerprint import schema_hash as _schema_hash
 
-PUBLISHED_FILES = ("params.yaml", "dvc.lock", naming.REPORT_FILE)
+PUBLISHED_FILES = ("params.yaml", "dvc.lock", naming.REPORT_FILE, "reports/metrics.json")
 DATASET_DIR = naming.DATASET_DIR
 REPORT = naming.REPORT_FILE
 TAG_RE = re.compile(r"^(?P<dataset>.+)-v(?P<major>\d+)\.(?P<build>\d+)$")

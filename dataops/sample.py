@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,11 @@ def _draw(cls: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return img.astype(np.uint8)
 
 
-def generate_sample(out: str | Path, params: SampleParams) -> SampleResult:
+def generate_sample(
+    out: str | Path,
+    params: SampleParams,
+    progress: Callable[[str, int | None, str], Callable[[int], None]] | None = None,
+) -> SampleResult:
     """Write `images/<class>/<id>.png`, `attributes.csv` and `captions.jsonl` under `out`."""
     from PIL import Image
 
@@ -71,6 +76,9 @@ def generate_sample(out: str | Path, params: SampleParams) -> SampleResult:
         ):
             writer = csv.writer(fa, lineterminator="\n")
             writer.writerow(["id", "weight", "height", "count", "color"])
+            tick = (
+                progress("sample", params.num_examples, "examples") if progress else lambda n: None
+            )
             for i in range(params.num_examples):
                 key = i + 1
                 cls = int(rng.integers(0, params.num_classes))
@@ -101,4 +109,5 @@ def generate_sample(out: str | Path, params: SampleParams) -> SampleResult:
                     )
                     + "\n"
                 )
+                tick(1)
     return SampleResult(out=out, num_examples=params.num_examples, classes=classes)

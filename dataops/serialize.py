@@ -14,7 +14,7 @@ import math
 import struct
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -339,6 +339,7 @@ def _write_split(
     features: list[FeatureInfo],
     params: SerializeParams,
     out: Path,
+    tick: Callable[[int], None] = lambda n: None,
 ) -> SplitInfo:
     with _workers(params) as (pipe, reader, gz):
         total = pf.metadata.num_rows
@@ -380,6 +381,7 @@ def _write_split(
                     close_current()
                     shard += 1
                     writer = _ShardWriter(out, ShardName(name, split, shard, k), params, gz)
+            tick(n)
 
         if encoded is not None:
             feed(encoded)
@@ -404,6 +406,7 @@ def run_serialize(
     dataset: DatasetParams | str,
     preprocessed: str | Path,
     out: str | Path,
+    progress: Callable[[str, int | None, str], Callable[[int], None]] | None = None,
 ) -> SerializeResult:
     """Write `out/<name>-<split>.tfrecord-XXXXX-of-YYYYY` shards, their indexes in `out/index/`,
     `out/metadata.json` and TFDS's `dataset_info.json` and `features.json` (see `dataops.naming`).
@@ -425,11 +428,13 @@ def run_serialize(
                 raise DatasetError(f"{path}: not found — run the preprocess stage first")
             # pre_buffer=False: with it, Arrow keeps every row group it has read buffered
             # until the file is closed, so memory would grow with the split's size.
-            infos.append(
-                _write_split(
-                    pq.ParquetFile(path, pre_buffer=False), name, split, features, params, tmp
-                )
+            pf = pq.ParquetFile(path, pre_buffer=False)
+            tick = (
+                progress(f"serialize {split}", pf.metadata.num_rows, "rows")
+                if progress
+                else lambda n: None
             )
+            infos.append(_write_split(pf, name, split, features, params, tmp, tick))
         meta = dataset_metadata(params, card, state, features, infos)
         write_dataset_info(tmp, meta)
         write_metadata(tmp, meta)

@@ -4,12 +4,18 @@ Checks, in order: shard sizes and sha256 against `metadata.json`; every record r
 `tf.data.TFRecordDataset` (which verifies the CRCs) and counted per shard; every record
 parsed with the spec derived from the metadata; then the expectations of `params.yaml`
 (minimum examples per split, label range, NaN/Inf in float features, class balance).
-Writes `reports/validation.json` (deterministic; a DVC metric) whatever the verdict.
+Writes `reports/validation.json` (the full report) whatever the verdict and, beside it, the
+views DVC shows (`write_views`): `metrics.json` (flat numbers, for `dvc metrics show/diff`) and
+`plots/` (class balance per split, histograms of float scalars, for `dvc plots show`). All of
+them are deterministic: no timestamps, sorted keys, fixed number formats.
 """
 
 from __future__ import annotations
 
+import csv
 import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +53,7 @@ def _scan_shard(
     spec: dict[str, Any],
     batch: int,
     stats: dict[str, Any],
+    tick: Callable[[int], None] = lambda n: None,
 ) -> int:
     """Parse every record of one shard; update per-feature statistics; return the record count."""
     ds = tf.data.TFRecordDataset(str(path), compression_type=compression_type(meta)).batch(batch)
@@ -55,13 +62,17 @@ def _scan_shard(
     for raw in ds:
         parsed = tf.io.parse_example(raw, spec)
         count += int(raw.shape[0])
+        tick(int(raw.shape[0]))
         for f in features:
             f.scan(parsed[f.info.name], stats)
     return count
 
 
 def run_validate(
-    params: ValidateParams, dataset: str | Path, report: str | Path | None = None
+    params: ValidateParams,
+    dataset: str | Path,
+    report: str | Path | None = None,
+    progress: Callable[[str, int | None, str], Callable[[int], None]] | None = None,
 ) -> ValidateResult:
     """Validate the dataset at `dataset`; write the report; return the violations."""
     dataset = Path(dataset)
@@ -71,6 +82,11 @@ def run_validate(
     tf = _configure_tf()
     spec = parse_spec(meta)
     split_stats: dict[str, dict[str, Any]] = {}
+    tick = (
+        progress("validate", sum(s.num_examples for s in meta.splits), "records")
+        if progress
+        else lambda n: None
+    )
     for split in meta.splits:
         stats: dict[str, Any] = {}
         for shard in split.shards:
@@ -78,7 +94,7 @@ def run_validate(
             if not path.is_file():
                 continue
             try:
-                n = _scan_shard(tf, path, meta, spec, params.batch_size, stats)
+                n = _scan_shard(tf, path, meta, spec, params.batch_size, stats, tick)
             except (
                 tf.errors.DataLossError,
                 tf.errors.InvalidArgumentError,
@@ -111,6 +127,7 @@ def run_validate(
     }
     if report is not None:
         write_json(report, out)
+        write_views(Path(report).parent, params, meta, split_stats, violations)
     return ValidateResult(report=out, violations=violations)
 
 
@@ -161,3 +178,104 @@ def _expectations(
                         f"split '{split}': class {cls} ({meta.feature(cb.feature).class_name(int(cls))!r}) of '{cb.feature}' is {frac:.3f} of examples, outside [{cb.min_fraction}, {cb.max_fraction}]"
                     )
     return out
+
+
+# --- the views DVC shows ------------------------------------------------------------------------
+
+METRICS_FILE = "metrics.json"
+PLOTS_DIR = "plots"
+HISTOGRAM_BINS = 20
+
+
+def metrics(meta: DatasetMetadata, violations: list[str]) -> dict[str, int]:
+    """The numbers `dvc metrics show` lists: examples, bytes and shards (total and per split),
+    skipped rows, violations and the verdict (1 ok, 0 failed). Flat; numbers only."""
+    out: dict[str, int] = {
+        "examples": sum(meta.num_examples.values()),
+        "bytes": sum(s.num_bytes for s in meta.splits),
+        "shards": sum(len(s.shards) for s in meta.splits),
+        "skipped": sum(meta.skipped.values()),
+        "violations": len(violations),
+        "ok": int(not violations),
+    }
+    for s in meta.splits:
+        out[f"examples.{s.name}"] = s.num_examples
+        out[f"bytes.{s.name}"] = s.num_bytes
+    return dict(sorted(out.items()))
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _class_feature(params: ValidateParams) -> str | None:
+    if params.class_balance is not None:
+        return params.class_balance.feature
+    if params.label_range is not None:
+        return params.label_range.feature
+    return None
+
+
+def write_views(
+    directory: Path,
+    params: ValidateParams,
+    meta: DatasetMetadata,
+    stats: dict[str, dict[str, Any]],
+    violations: list[str],
+) -> None:
+    """`metrics.json` and `plots/` under `directory` (the report's folder; `plots/` is
+    replaced whole, so no stale file survives):
+
+    * `plots/class_balance/<split>.csv` — `class,count,fraction` of the class feature
+      (`validate.class_balance.feature`, else `validate.label_range.feature`), by class name,
+      every class of the vocabulary (0 where a split has none);
+    * `plots/histograms/<feature>.csv` — `value` (bin centre) and one column per split with the
+      fraction of that split's finite values in the bin; the same 20 bins for every split.
+    """
+    import numpy as np
+
+    write_json(directory / METRICS_FILE, metrics(meta, violations))
+    plots = directory / PLOTS_DIR
+    if plots.exists():
+        shutil.rmtree(plots)
+    plots.mkdir(parents=True)
+    feature = _class_feature(params)
+    if feature is not None:
+        info = meta.feature(feature)
+        for split, st in stats.items():
+            counts = st.get(feature, {}).get("counts", {})
+            total = sum(counts.values())
+            ids = sorted(set(range(info.num_classes or 0)) | set(counts))
+            rows = [
+                [info.class_name(int(k)), counts.get(k, 0), f"{counts.get(k, 0) / total:.6f}"]
+                for k in ids
+            ]
+            _write_csv(
+                plots / "class_balance" / f"{split}.csv", ["class", "count", "fraction"], rows
+            )
+    names = sorted({n for st in stats.values() for n, s in st.items() if "values" in s})
+    for name in names:
+        per_split = {
+            split: np.concatenate(st[name]["values"])
+            if st.get(name, {}).get("values")
+            else np.zeros(0)
+            for split, st in stats.items()
+        }
+        finite = {k: v[np.isfinite(v)].astype(np.float64) for k, v in per_split.items()}
+        every = np.concatenate(list(finite.values()))
+        if not every.size:
+            continue
+        edges = np.linspace(every.min(), every.max(), HISTOGRAM_BINS + 1)
+        hist = {k: np.histogram(v, bins=edges)[0] for k, v in finite.items()}
+        rows = []
+        for i in range(HISTOGRAM_BINS):
+            row: list[Any] = [f"{(edges[i] + edges[i + 1]) / 2:.6g}"]
+            for split, h in hist.items():
+                n = finite[split].size
+                row.append(f"{h[i] / n:.6f}" if n else "0")
+            rows.append(row)
+        _write_csv(plots / "histograms" / f"{name}.csv", ["value", *hist], rows)

@@ -70,7 +70,7 @@ def test_repro_noop_rebuild_targeted_rerun_push_pull(tmp_path):
     out = sh("dvc", "repro", cwd=proj)
     assert ran(out) == [] and "Data and pipelines are up to date." in out
 
-    for d in ("raw", "snapshot", "preprocessed", "tfrecords"):
+    for d in ("sample", "snapshot", "preprocessed", "tfrecords"):
         shutil.rmtree(proj / "data" / d)
     out = sh("dvc", "repro", "--force", "--no-run-cache", cwd=proj)
     assert ran(out) == ["sample", "ingest", "preprocess", "serialize", "validate"]

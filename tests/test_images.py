@@ -297,7 +297,7 @@ def test_size_is_checked_before_any_pixel_is_decoded():
 
 
 def _image_project(root: Path, images: dict[str, bytes], image: dict, on_error: str = "fail"):
-    folder = root / "data" / "raw" / "images" / "a"
+    folder = root / "data" / "sample" / "images" / "a"
     folder.mkdir(parents=True)
     for name, data in images.items():
         (folder / name).write_bytes(data)

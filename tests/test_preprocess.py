@@ -68,18 +68,18 @@ def _project(tmp_path, n=60, **overrides):
     for k, v in overrides.items():
         data[k].update(v)
     params = parse_params(data)
-    generate_sample(tmp_path / "data" / "raw", SampleParams(num_examples=n))
+    generate_sample(tmp_path / "data" / "sample", SampleParams(num_examples=n))
     return params
 
 
 def test_corrupt_image_fails_naming_the_file(tmp_path):
     params = _project(tmp_path)
-    victim = sorted((tmp_path / "data" / "raw" / "images").rglob("7.png"))[0]
+    victim = sorted((tmp_path / "data" / "sample" / "images").rglob("7.png"))[0]
     victim.write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     run_ingest(params.ingest, tmp_path, tmp_path / "snap")
     with pytest.raises(DatasetError) as err:
         run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre")
-    rel = victim.relative_to(tmp_path / "data" / "raw" / "images").as_posix()
+    rel = victim.relative_to(tmp_path / "data" / "sample" / "images").as_posix()
     assert f"data/sample/images: {rel} (id='7'): column 'image': cannot decode image" in str(
         err.value
     )
@@ -88,7 +88,7 @@ def test_corrupt_image_fails_naming_the_file(tmp_path):
 
 def test_corrupt_image_skipped_and_counted(tmp_path):
     params = _project(tmp_path, dataset={"on_error": "skip"})
-    next((tmp_path / "data" / "raw" / "images").rglob("7.png")).write_bytes(b"garbage")
+    next((tmp_path / "data" / "sample" / "images").rglob("7.png")).write_bytes(b"garbage")
     run_ingest(params.ingest, tmp_path, tmp_path / "snap", "skip")
     result = run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre", "skip")
     assert result.skipped == {"unreadable_image": 1}
@@ -100,11 +100,11 @@ def test_statistics_leave_out_a_train_row_whose_image_fails_only_when_decoded(tm
     """Pass 1 does not decode images; a train row dropped for its image in pass 2 must not
     stay in the fitted mean/std (preprocess refits without it)."""
     params = _project(tmp_path, dataset={"on_error": "skip"})
-    rows = [line.split(",") for line in (tmp_path / "data" / "raw" / "attributes.csv").open()]
+    rows = [line.split(",") for line in (tmp_path / "data" / "sample" / "attributes.csv").open()]
     weighed = [int(r[0]) for r in rows[1:] if r[1]]  # ids whose weight is in the statistics
     split = assign_splits([str(i) for i in weighed], params.preprocess.split.ratios, 0)
     victim_id = weighed[int(np.flatnonzero(split == 0)[0])]
-    next((tmp_path / "data" / "raw" / "images").rglob(f"{victim_id}.png")).write_bytes(b"junk")
+    next((tmp_path / "data" / "sample" / "images").rglob(f"{victim_id}.png")).write_bytes(b"junk")
     run_ingest(params.ingest, tmp_path, tmp_path / "snap", "skip")
     result = run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre", "skip")
     assert result.skipped == {"unreadable_image": 1}
@@ -127,7 +127,7 @@ def test_statistics_leave_out_a_train_row_whose_image_fails_only_when_decoded(tm
 
 def test_wrong_type_value_names_file_and_line(tmp_path):
     params = _project(tmp_path)
-    csv = tmp_path / "data" / "raw" / "attributes.csv"
+    csv = tmp_path / "data" / "sample" / "attributes.csv"
     lines = csv.read_text().splitlines()
     cells = lines[5].split(",")
     cells[1] = "heavy"

@@ -233,7 +233,7 @@ def test_the_dataset_card_reaches_metadata_tfds_and_info(small_dataset, tmp_path
         ),
         (
             lambda d: d["preprocess"]["split"].update(ratios={"train-a": 0.5, "b": 0.5}),
-            "split name 'train-a' must be letters, digits and '_'",
+            "split name 'train-a' must be 1-64 letters, digits or '_'",
         ),
     ],
 )

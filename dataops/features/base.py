@@ -146,6 +146,25 @@ class Feature(Generic[ModelT, PartialT]):
         """This feature bound to its state for one pass over the rows to write."""
         return Transform(self, state)
 
+    # --- serving ----------------------------------------------------------------------------
+
+    @property
+    def source_column(self) -> str:
+        """The raw input column this feature reads (its `column`, else its name)."""
+        return str(self.model.column or self.model.name)
+
+    def serving_spec(self) -> Any:
+        """The `tf.TensorSpec` (or `tf.RaggedTensorSpec`) of a batch of this feature's raw
+        input column at serving time, e.g. `tf.TensorSpec([None], tf.string)`."""
+        raise NotImplementedError
+
+    def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
+        """TensorFlow ops from a batch of the raw column (`serving_spec`) to the stored
+        features it becomes, keyed by stored feature name, equal to what `transform` writes
+        (see `dataops.serving` for where they are exact). A lookup table it uses must be a
+        variable the returned function closes over: `dataops.serving` finds and saves it there."""
+        raise NotImplementedError
+
 
 class Transform:
     """A feature bound to its fitted state for one writing pass (preprocess pass 2).

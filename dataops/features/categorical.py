@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -84,3 +86,23 @@ class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
         if f.missing_policy == "error":
             self._fail_missing(batch, name, vals)
         return {f.name: pa.array(ids, pa.int64())}
+
+    def serving_spec(self) -> Any:
+        import tensorflow as tf
+
+        return tf.TensorSpec([None], tf.string, name=self.source_column)
+
+    def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
+        """The vocabulary id of each string; any other string gets the out-of-vocabulary id
+        (the vocabulary size). Serving cannot refuse a row: under `unknown: error` or
+        `missing: error` an unknown value also maps to that id. Pass a missing value as ''."""
+        import tensorflow as tf
+
+        vocab = list((state or {})["vocabulary"])
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(vocab, tf.string), tf.range(len(vocab), dtype=tf.int64)
+            ),
+            default_value=len(vocab),
+        )
+        return lambda x: {self.name: table.lookup(x)}

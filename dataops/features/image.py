@@ -7,13 +7,14 @@ Images are decoded only when written (pass 2): `check` finds missing ones withou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from dataops.config import ImageFeature
-from dataops.errors import DatasetError
+from dataops.errors import ConfigError, DatasetError
 from dataops.features.base import Batch, Feature, State, Transform
 from dataops.metadata import FeatureInfo
 
@@ -32,6 +33,38 @@ class Image(Feature[ImageFeature, None]):
         from dataops.imaging import feature_info
 
         return [feature_info(self.model, shape, applied or set())]
+
+    def serving_spec(self) -> Any:
+        """The encoded bytes (PNG or JPEG) of each image."""
+        import tensorflow as tf
+
+        return tf.TensorSpec([None], tf.string, name=self.source_column)
+
+    def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
+        """Pixels as the loader decodes them from the stored feature, bit for bit
+        (`dataops.imaging.tf_decode_image`). Needs `size` (one shape per batch)."""
+        import tensorflow as tf
+
+        from dataops.imaging import tf_decode_image
+
+        f = self.model
+        if f.size is None:
+            raise ConfigError(
+                f"params.yaml: key 'preprocess.features' ({f.name}): serving needs `size` "
+                "(images of a batch must have one shape)"
+            )
+        dtype = {"uint8": tf.uint8, "uint16": tf.uint16, "float32": tf.float32}[f.dtype]
+        shape = [*f.size, f.channels]
+
+        def serve(x: Any) -> dict[str, Any]:
+            out = tf.map_fn(
+                lambda data: tf_decode_image(data, f),
+                x,
+                fn_output_signature=tf.TensorSpec(shape, dtype),
+            )
+            return {f.name: out}
+
+        return serve
 
     def transformer(self, state: State | None) -> Transform:
         return _ImageTransform(self, state)

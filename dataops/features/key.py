@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pyarrow as pa
 
 from dataops.config import PassthroughFeature
@@ -29,3 +32,11 @@ class Key(Feature[PassthroughFeature, None]):
 
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
         return {self.name: pa.array([v or "" for v in self._read(batch)], pa.string())}
+
+    def serving_spec(self) -> Any:
+        import tensorflow as tf
+
+        return tf.TensorSpec([None], tf.string, name=self.source_column)
+
+    def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
+        return lambda x: {self.name: x}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,3 +330,33 @@ class Numeric(Feature[NumericFeature, "BlockMoments | None"]):
         if f.standardize:
             v = (v - state["mean"]) / state["std"]
         return {f.name: pa.array(v.astype(np.float32), pa.float32())}
+
+    def serving_spec(self) -> Any:
+        """float32 features: float64 values, NaN where missing (the pipeline reads float64);
+        int64 features: int64 values."""
+        import tensorflow as tf
+
+        dtype = tf.int64 if self.model.dtype == "int64" else tf.float64
+        return tf.TensorSpec([None], dtype, name=self.source_column)
+
+    def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
+        """The same float64 operations as `transform`, in the same order, then float32: bit
+        for bit. A NaN under `impute: none` (a bad row in the pipeline) stays NaN."""
+        import tensorflow as tf
+
+        f = self.model
+        if f.dtype == "int64":
+            return lambda x: {f.name: x}
+        assert state is not None  # fitted: float32 features always have a state
+        mean, std = float(state["mean"]), float(state["std"])
+        fill = mean if f.impute == "mean" else 0.0
+
+        def serve(x: Any) -> dict[str, Any]:
+            v = x
+            if f.impute != "none":
+                v = tf.where(tf.math.is_nan(x), tf.constant(fill, tf.float64), x)
+            if f.standardize:
+                v = (v - tf.constant(mean, tf.float64)) / tf.constant(std, tf.float64)
+            return {f.name: tf.cast(v, tf.float32)}
+
+        return serve

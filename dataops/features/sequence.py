@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -54,3 +57,12 @@ class Sequence(Feature[SequenceFeature, None]):
 
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
         return {self.name: self.read(batch)}
+
+    def serving_spec(self) -> Any:
+        import tensorflow as tf
+
+        dtype = tf.float32 if self.model.dtype == "float32" else tf.int64
+        return tf.RaggedTensorSpec([None, None], dtype, ragged_rank=1)
+
+    def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
+        return lambda x: {self.name: x}

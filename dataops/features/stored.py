@@ -127,7 +127,8 @@ class StoredFeature:
 
     def scan(self, value: Any, stats: dict[str, Any]) -> None:
         """Add a parsed batch column to this feature's validation statistics, kept in
-        `stats[name]`: `non_finite` counts the NaN and Inf of float values."""
+        `stats[name]`: `non_finite` counts the NaN and Inf of float values; `values` keeps the
+        batches of a float scalar (for its histogram)."""
         import numpy as np
 
         info = self.info
@@ -136,6 +137,8 @@ class StoredFeature:
             arr = flat.numpy()
             s = stats.setdefault(info.name, {"non_finite": 0})
             s["non_finite"] += int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            if not info.shape:
+                s.setdefault("values", []).append(arr.reshape(-1))
 
 
 class StoredTensor(StoredFeature):

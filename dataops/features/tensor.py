@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,3 +69,13 @@ class Tensor(Feature[TensorFeature, None]):
 
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
         return {self.name: self.read(batch)}
+
+    def serving_spec(self) -> Any:
+        """A batch of arrays of the feature's shape."""
+        import tensorflow as tf
+
+        dtype = tf.float32 if self.model.dtype == "float32" else tf.int64
+        return tf.TensorSpec([None, *self.model.shape], dtype, name=self.source_column)
+
+    def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
+        return lambda x: {self.name: x}

@@ -91,7 +91,7 @@ class Loader:
         opts = LoadOptions.of(options, **kwargs)
         self.options = opts
         self.source = resolve_source(
-            source, repo=opts.repo, path=opts.path, cache_dir=opts.cache_dir
+            source, repo=opts.repo, path=opts.path, cache_dir=opts.cache_dir, split=split
         )
         self.metadata = meta = self.source.metadata
         selection = select(split, meta, self.source.directory, self.source.kind)
