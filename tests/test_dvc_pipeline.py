@@ -49,8 +49,11 @@ def make_project(dest: Path, num_examples: int | None = 150) -> Path:
 
 
 def shard_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file of the dataset directory (shard indexes are under index/)."""
     d = root / "data" / "tfrecords"
-    return {p.name: sha256_file(p) for p in sorted(d.iterdir())}
+    return {
+        p.relative_to(d).as_posix(): sha256_file(p) for p in sorted(d.rglob("*")) if p.is_file()
+    }
 
 
 def ran(output: str) -> list[str]:
