@@ -404,7 +404,7 @@ def read_source(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Bat
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(src.path)
+            pf = pq.ParquetFile(src.path, pre_buffer=False)  # else row groups stay buffered
         except (pa.ArrowInvalid, OSError) as err:
             raise DatasetError(f"{src.label}: not a readable Parquet file: {err}") from None
         start = 0
