@@ -1,0 +1,108 @@
+"""The edge-case campaign of issues 11 and 12, re-run as a user would (`dataops` as a
+subprocess in a fresh project): each row asserts the exit code and the exact last line of
+stderr, or the exact stored values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tests.conftest import run_cli
+
+SKIP_HINT = " (set dataset.on_error: skip to drop such rows and count them)"
+
+
+def project(root: Path, files: dict[str, str | bytes], features: list[dict], **kw) -> Path:
+    """A project with one source `a` (format from the file suffix) and the given features."""
+    (name, _), *_ = files.items()
+    for path, content in files.items():
+        p = root / path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    params = {
+        "dataset": {"name": "t", "on_error": kw.get("on_error", "fail")},
+        "ingest": {
+            "key": "id",
+            "sources": [{"name": "a", "format": kw.get("format", "csv"), "path": name}],
+        },
+        "preprocess": {
+            "split": {"seed": 0, "ratios": {"train": 0.5, "validation": 0.25, "test": 0.25}},
+            "features": [{"name": "id", "kind": "key"}, *features],
+        },
+    }
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def last_line(proc) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+X = {"name": "x", "kind": "numeric", "standardize": False}
+ROWS = "".join(f"{i},{i}\n" for i in range(8, 16))
+
+NUMERIC_CASES = [
+    pytest.param(
+        "id,x\n1,inf\n" + ROWS,
+        [X],
+        "fail",
+        1,
+        "error: a.csv: line 2 (id='1'): column 'x': inf is not a finite number" + SKIP_HINT,
+        id="inf-in-csv-is-a-bad-row",
+    ),
+    pytest.param(
+        "id,x\n1,-1e400\n" + ROWS,
+        [X],
+        "fail",
+        1,
+        "error: a.csv: line 2 (id='1'): column 'x': -inf is not a finite number" + SKIP_HINT,
+        id="beyond-float64-text-is-a-bad-row",
+    ),
+    pytest.param(
+        "id,x\n1,1e39\n" + ROWS,
+        [{**X, "impute": "zero"}],
+        "fail",
+        1,
+        "error: a.csv: line 2 (id='1'): column 'x': 1e+39 is beyond float32 (|x| <= 3.40282e+38)"
+        + SKIP_HINT,
+        id="beyond-float32-is-a-bad-row-not-inf",
+    ),
+    pytest.param(
+        "id,x\n" + "".join(f"{i},{1e200 * (1 + i % 3)}\n" for i in range(16)),
+        [{"name": "x", "kind": "numeric"}],
+        "skip",
+        1,
+        "error: feature 'x': the train values are too large for float64 statistics "
+        "(mean 1.71429e+200, std inf); rescale the column",
+        id="variance-overflow-is-one-line",
+    ),
+]
+
+
+@pytest.mark.parametrize(("csv", "features", "on_error", "code", "line"), NUMERIC_CASES)
+def test_numeric_edge_values_end_in_one_line(tmp_path, csv, features, on_error, code, line):
+    project(tmp_path, {"a.csv": csv}, features, on_error=on_error)
+    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    proc = run_cli("preprocess", cwd=tmp_path)
+    assert (proc.returncode, last_line(proc)) == (code, line), proc.stderr
+
+
+def test_non_finite_rows_skipped_and_counted(tmp_path):
+    csv = "id,x\n1,nan\n2,inf\n3,-inf\n4,1e400\n5,-0.0\n" + ROWS
+    project(tmp_path, {"a.csv": csv}, [X], on_error="skip")
+    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    proc = run_cli("preprocess", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads((tmp_path / "data/preprocessed/state.json").read_text())
+    assert state["skipped"] == {"not_finite": 3}
+    stored = {}
+    for split in ("train", "validation", "test"):
+        t = pq.read_table(tmp_path / f"data/preprocessed/{split}.parquet").to_pydict()
+        stored.update(zip(t["id"], t["x"], strict=True))
+    assert set(stored) == {"1", "5", *map(str, range(8, 16))}
+    assert all(v == v and abs(v) < 1e30 for v in stored.values())  # no NaN, no inf stored
