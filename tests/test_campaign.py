@@ -106,3 +106,69 @@ def test_non_finite_rows_skipped_and_counted(tmp_path):
         stored.update(zip(t["id"], t["x"], strict=True))
     assert set(stored) == {"1", "5", *map(str, range(8, 16))}
     assert all(v == v and abs(v) < 1e30 for v in stored.values())  # no NaN, no inf stored
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+GRAY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b55"
+    "0000000a49444154789c63600700000900082023c38c0000000049454e44ae426082"
+)
+
+INPUT_CASES = [
+    pytest.param(
+        {"a.jsonl": '{"id": 0, "x": 1}\n{"id": 1, "x": ' + DEEP + "}\n"},
+        "jsonl",
+        [X],
+        "ingest",
+        "error: a.jsonl: line 2: not valid JSON: nested deeper than Python's JSON reader goes"
+        + SKIP_HINT,
+        id="jsonl-deep-nesting",
+    ),
+    pytest.param(
+        {"a.json": '[{"id": 0, "x": 1}, {"id": 1, "x": ' + DEEP + "}]"},
+        "json",
+        [X],
+        "ingest",
+        "error: a.json: element 1 (line 1): not valid JSON: nested deeper than Python's JSON reader goes",
+        id="json-array-deep-nesting",
+    ),
+    pytest.param(
+        {"imgs/a/0.png": b"", "imgs/b/1.png": GRAY_PNG},
+        "image_folder",
+        [
+            {"name": "image", "kind": "image", "channels": 1},
+            {"name": "label", "kind": "categorical"},
+        ],
+        "preprocess",
+        "error: imgs: a/0.png (id='0'): column 'image': cannot decode image: "
+        "not a known image format (an empty file)" + SKIP_HINT,
+        id="empty-image-file",
+    ),
+    pytest.param(
+        {"imgs/a/0.png": b"hello", "imgs/b/1.png": GRAY_PNG},
+        "image_folder",
+        [
+            {"name": "image", "kind": "image", "channels": 1},
+            {"name": "label", "kind": "categorical"},
+        ],
+        "preprocess",
+        "error: imgs: a/0.png (id='0'): column 'image': cannot decode image: "
+        "not a known image format (5 bytes starting b'hello')" + SKIP_HINT,
+        id="not-an-image",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "fmt", "features", "stage", "line"), INPUT_CASES)
+def test_malformed_inputs_end_in_one_line(tmp_path, files, fmt, features, stage, line):
+    if fmt == "image_folder":  # enough good images that train has some
+        files = {**files, **{f"imgs/b/{i}.png": GRAY_PNG for i in range(2, 12)}}
+    project(tmp_path, files, features, format=fmt)
+    if fmt == "image_folder":
+        params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+        params["ingest"]["sources"][0]["path"] = "imgs"
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if stage == "preprocess":
+        assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    proc = run_cli(stage, cwd=tmp_path)
+    assert (proc.returncode, last_line(proc)) == (1, line), proc.stderr
