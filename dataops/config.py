@@ -257,7 +257,7 @@ class IngestParams(_Model):
     sources: list[SourceParams] = Field(
         min_length=1, description="The sources; the first one sets the row order."
     )
-    batch_rows: int = Field(4096, ge=1, description="Rows read per batch (bounds memory).")
+    batch_rows: BatchRows = Field(4096, description="Rows read per batch (bounds memory).")
     partition_bytes: int = Field(
         256 << 20,
         ge=1 << 10,
@@ -561,7 +561,7 @@ class PassthroughFeature(_FeatureModel):
 
     @property
     def int64_scalar(self) -> bool | None:
-        return None
+        return False  # the key is always stored as UTF-8 text (`features/key.py`)
 
 
 Feature = Annotated[

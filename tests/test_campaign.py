@@ -172,3 +172,33 @@ def test_malformed_inputs_end_in_one_line(tmp_path, files, fmt, features, stage,
         assert run_cli("ingest", cwd=tmp_path).returncode == 0
     proc = run_cli(stage, cwd=tmp_path)
     assert (proc.returncode, last_line(proc)) == (1, line), proc.stderr
+
+
+CSV3 = "id,x,lab\n" + "".join(f"{i},{i},{'ab'[i % 2]}\n" for i in range(12))
+F3 = [X, {"name": "lab", "kind": "categorical"}]
+
+CONFIG_CASES = [
+    pytest.param(
+        {"validate": {"label_range": {"feature": "id", "min": 0, "max": 1}}},
+        "error: params.yaml: validate.label_range.feature: feature 'id' is not an int64 scalar "
+        "(a categorical, an int64 numeric or an int64 tensor of shape [])",
+        id="label-range-on-the-key-is-exit-2-not-found-at-validate",
+    ),
+    pytest.param(
+        {"ingest": {"batch_rows": 10**12}},
+        "error: params.yaml: key 'ingest.batch_rows': Input should be less than or equal to "
+        "1048576 (got 1000000000000)",
+        id="ingest-batch-rows-bounded-like-the-others",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "line"), CONFIG_CASES)
+def test_config_mistakes_exit_2_at_parse_time(tmp_path, change, line):
+    project(tmp_path, {"a.csv": CSV3}, F3)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    for section, keys in change.items():
+        params.setdefault(section, {}).update(keys)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run_cli("ingest", cwd=tmp_path)
+    assert (proc.returncode, last_line(proc)) == (2, line), proc.stderr
