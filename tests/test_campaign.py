@@ -202,3 +202,31 @@ def test_config_mistakes_exit_2_at_parse_time(tmp_path, change, line):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = run_cli("ingest", cwd=tmp_path)
     assert (proc.returncode, last_line(proc)) == (2, line), proc.stderr
+
+
+def test_tiny_partition_bytes_stays_within_a_low_open_file_limit(tmp_path):
+    """partition_bytes: 1024 once opened one file per (source, partition): thousands, ending
+    in 'error: too many open files'. Now <= 64 partitions per source, split again on disk."""
+    import resource
+    import subprocess
+
+    from tests.conftest import VENV_BIN
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["ingest"]["partition_bytes"] = 1024
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert run_cli("sample", "--num-examples", "600", cwd=tmp_path).returncode == 0
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    proc = subprocess.run(
+        [str(VENV_BIN / "dataops"), "ingest"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=low_limit,
+    )
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "data/snapshot/manifest.json").read_text())
+    assert manifest["num_rows"] == 600
