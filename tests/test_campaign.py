@@ -230,3 +230,26 @@ def test_tiny_partition_bytes_stays_within_a_low_open_file_limit(tmp_path):
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "data/snapshot/manifest.json").read_text())
     assert manifest["num_rows"] == 600
+
+
+@pytest.mark.parametrize("count", [0, -5])
+def test_loader_refuses_a_split_count_of_zero_or_less(small_dataset, tmp_path, count):
+    """A split count lowered to 0 (or below) selected no row: every mode read 0 examples
+    without an error. Now checked against the shards before the selection is sized."""
+    import shutil
+
+    import dataops
+    from dataops.errors import DatasetError
+
+    ds = tmp_path / "tfrecords"
+    shutil.copytree(small_dataset / "data" / "tfrecords", ds)
+    meta = json.loads((ds / "metadata.json").read_text())
+    split = next(s for s in meta["splits"] if s["name"] == "validation")
+    total, split["num_examples"] = split["num_examples"], count
+    (ds / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    for kw in ({}, {"shuffle": True, "seed": 1}, {"cache": True}):
+        with pytest.raises(DatasetError) as err:
+            dataops.load(str(ds), "validation", **kw)
+        assert str(err.value) == (
+            f"metadata.json: split 'validation' says {count} examples, its shards list {total}"
+        )
