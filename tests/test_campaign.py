@@ -253,3 +253,21 @@ def test_loader_refuses_a_split_count_of_zero_or_less(small_dataset, tmp_path, c
         assert str(err.value) == (
             f"metadata.json: split 'validation' says {count} examples, its shards list {total}"
         )
+
+
+def test_init_project_ignores_the_lock_files_and_run_reports(tmp_path):
+    """After `dataops init` and a stage, `git status` listed data/.snapshot.incomplete-lock
+    and reports/runs/*.json: files never to commit, left in every user project."""
+    import subprocess
+
+    (tmp_path / ".gitignore").write_text("/venv")  # the user's own, without a final newline
+    (tmp_path / "t.csv").write_text("x,lab\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20)))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    assert run_cli("init", "-s", "t.csv", "--label", "lab", cwd=tmp_path).returncode == 0
+    assert (tmp_path / ".gitignore").read_text() == "/venv\n*.incomplete-*\n/reports/runs/\n"
+    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "-uall"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout.split("\n")
+    assert [line for line in status if "incomplete" in line or "reports/runs" in line] == []
+    assert (tmp_path / "data" / ".snapshot.incomplete-lock").exists()  # kept, but ignored
