@@ -795,6 +795,9 @@ def parse_params(data: Any, path: str | Path = "params.yaml") -> Params:
 # ---- the YAML loader -----------------------------------------------------------------------
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader refusing duplicate keys, with YAML 1.2 booleans."""
 
@@ -802,8 +805,8 @@ class _Loader(yaml.SafeLoader):
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    continue
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE:
+                    continue  # `<<: *base` is a merge key (flattened below), not a key
                 key = self.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
                 if key in seen:

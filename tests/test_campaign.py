@@ -271,3 +271,22 @@ def test_init_project_ignores_the_lock_files_and_run_reports(tmp_path):
     ).stdout.split("\n")
     assert [line for line in status if "incomplete" in line or "reports/runs" in line] == []
     assert (tmp_path / "data" / ".snapshot.incomplete-lock").exists()  # kept, but ignored
+
+
+def test_yaml_merge_keys_are_read_like_dvc_reads_them(tmp_path):
+    """`<<: *base` (which DVC's YAML reader accepts) ended in 'could not determine a
+    constructor for the tag ...merge'; duplicate explicit keys stay refused."""
+    from dataops.config import load_yaml
+    from dataops.errors import ConfigError
+
+    text = "x: &b {name: t, on_error: skip}\ndataset:\n  <<: *b\n  name: u\n"
+    assert load_yaml(text) == {
+        "x": {"name": "t", "on_error": "skip"},
+        "dataset": {"name": "u", "on_error": "skip"},
+    }
+    with pytest.raises(ConfigError) as err:
+        load_yaml("dataset:\n  <<: {name: t}\n  name: u\n  name: v\n")
+    assert str(err.value) == (
+        "params.yaml: duplicate key 'name' at line 4 (first at line 3); "
+        "DVC refuses such a file too — keep one"
+    )
