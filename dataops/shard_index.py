@@ -199,7 +199,7 @@ def read_index(
                 raise DatasetError(f"{path}: not a dataops shard index (magic {magic!r})")
             if n != num_records:
                 raise DatasetError(
-                    f"{shard}: metadata.json says {num_records} examples, its index {_beside(path, shard)} lists {n}"
+                    f"{shard}: metadata.json says {num_records} examples, its index {os.path.relpath(path, Path(shard).parent)} lists {n}"
                 )
             f.seek(HEADER.size + 8 * n)
             tail = f.read(8 + 8 * (m + 1) + 4 * m)
@@ -277,11 +277,3 @@ def read_block(index: ShardIndex, block: int) -> tuple[bytes, np.ndarray]:
     if not np.array_equal(lengths, np.diff(rel) - FRAME_OVERHEAD):
         raise _blame(index, where, "record framing does not match the shard index")
     return blob, rel
-
-
-def _beside(index: Path, shard: str | Path) -> str:
-    """The index's path as metadata.json names it: relative to the shard's folder."""
-    try:
-        return index.relative_to(Path(shard).parent).as_posix()
-    except ValueError:
-        return str(index)

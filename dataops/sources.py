@@ -933,11 +933,16 @@ def _jsonl_lines(
         label = f"line {number}"
         try:
             rec = _DECODER.decode(text)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
+            why = (
+                "nested deeper than Python's JSON reader goes"
+                if isinstance(err, RecursionError)
+                else err
+            )
             if counting:
                 errors.bad(
                     "malformed_row",
-                    f"{src.label}: {label}: not valid JSON: {err}",
+                    f"{src.label}: {label}: not valid JSON: {why}",
                     seq=seq,
                     label=label,
                 )
@@ -1015,6 +1020,10 @@ def _json_array(
                 break
             except _DuplicateKey as err:
                 decoder, dup = _LENIENT, str(err)  # parse it again only to find its end
+            except RecursionError:
+                raise DatasetError(
+                    f"{src.label}: {label}: not valid JSON: nested deeper than Python's JSON reader goes"
+                ) from None
             except json.JSONDecodeError as err:
                 if len(buf) - pos > JSON_MAX_ELEMENT:
                     raise DatasetError(
