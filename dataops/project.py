@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from dataops import config
 from dataops.errors import ConfigError
 
 FORMATS = {
@@ -171,7 +172,11 @@ def propose(
             "max_fraction": 1.0,
         }
     return {
-        "dataset": {"name": name, "on_error": "fail"},
+        "dataset": {
+            "name": name,
+            "on_error": "fail",
+            **{k: "" for k in ("description", "homepage", "citation", "license")},
+        },
         "ingest": {"key": key, "sources": entries},
         "preprocess": {
             "split": {
@@ -180,6 +185,9 @@ def propose(
             },
             "features": features,
         },
+        # Every section is written out (defaults included): dvc.yaml lists a section as a
+        # params dep only when the file has it, so a section added later would go unnoticed.
+        "serialize": config.SerializeParams().model_dump(mode="json"),
         "validate": validate,
     }
 
