@@ -30,7 +30,7 @@ from dataops.config import IngestParams, SourceParams
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import sha256_file
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 KEYLESS_COLUMN = "key"
 JSON_MAX_ELEMENT = 64 << 20  # characters of one element of a `json` array file
 
@@ -180,17 +180,36 @@ def manifest_entry(src: Source, root: Path) -> dict[str, Any]:
         rel = (Path(src.rel) / p.relative_to(src.path)) if p != src.path else Path(src.rel)
         files[rel.as_posix()] = sha256_file(p)
         total += p.stat().st_size
-    return {
+    entry: dict[str, Any] = {
         "format": src.params.format,
         "path": src.rel,
         "num_files": len(files),
         "num_bytes": total,
         "files": files,
     }
+    if src.params.format == "image_folder":
+        # Files an image folder holds but does not read (another suffix, or outside any class
+        # folder) are counted, never dropped silently.
+        ignored = _ignored_files(src)
+        entry["ignored_files"] = {"count": len(ignored), "first": ignored[:5]}
+    return entry
 
 
 def input_bytes(src: Source) -> int:
     return sum(p.stat().st_size for p in src.files())
+
+
+def _ignored_files(src: Source) -> list[str]:
+    """Files under an image folder that are not read as images, relative to it, sorted."""
+    root = src.path
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        depth = len(Path(dirpath).relative_to(root).parts)
+        for name in sorted(filenames):
+            if depth != 1 or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                out.append((Path(dirpath) / name).relative_to(root).as_posix())
+    return out
 
 
 def _image_files(src: Source) -> list[tuple[str, Path]]:
