@@ -6,8 +6,10 @@ DVC and Airflow times), never an absolute time compared across
 runs. The data is generated here at two sizes, N and 8N. Writes `results.json` (every figure,
 ratio, target and the versions), `results.md` (a table) and `ratios.png` (a chart).
 
-    python bench/run.py            # full run (a few minutes)
+    python bench/run.py            # full run (a few minutes; ingest/preprocess at ~1.1 GB of CSV)
     python bench/run.py --quick    # small sizes, one repetition: under two minutes
+    python bench/run.py --only ingest --only preprocess   # some sections; the others' figures
+                                   # are kept from the results.json already at --out
 """
 
 from __future__ import annotations
@@ -50,10 +52,21 @@ class Sizes:
     dvc_reps: int
     small_batch_rows: int = 8192
     image_batch_rows: int = 1024
+    csv_rows: int = 2_500_000  # ingest/preprocess N (~135 MB of CSV; 8N ~1.1 GB)
+    pipeline_reps: int = 3
 
 
 FULL = Sizes(small=65536, image=8192, reps=5, dvc_examples=2000, dvc_reps=3)
-QUICK = Sizes(small=8192, image=512, reps=1, dvc_examples=300, dvc_reps=1, image_batch_rows=256)
+QUICK = Sizes(
+    small=8192,
+    image=512,
+    reps=1,
+    dvc_examples=300,
+    dvc_reps=1,
+    image_batch_rows=256,
+    csv_rows=20_000,
+    pipeline_reps=1,
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,18 @@ TARGETS = [
     ),
     Target("rss_serialize_8n_vs_n", "peak RSS of serialize, 8N vs N", "<=", 1.2, "x"),
     Target("rss_load_8n_vs_n", "peak RSS of a full load pass, 8N vs N", "<=", 1.2, "x"),
+    Target("rss_ingest_8n_vs_n", "peak RSS of ingest (CSV), 8N vs N", "<=", 1.2, "x"),
+    Target("rss_preprocess_8n_vs_n", "peak RSS of preprocess, 8N vs N", "<=", 1.2, "x"),
+    Target(
+        "ingest_vs_read_csv", "ingest (CSV) vs `pyarrow.csv.read_csv` of the file", ">=", 0.5, "x"
+    ),
+    Target(
+        "preprocess_vs_compute",
+        "preprocess vs a plain `pyarrow.compute` pass (standardize, dictionary-encode)",
+        ">=",
+        0.5,
+        "x",
+    ),
     Target("dvc_repro_noop_s", "`dvc repro`, nothing changed", "<=", 2.0, "s"),
     Target(
         "dvc_push_vs_one_file",
@@ -104,6 +129,9 @@ TARGETS = [
     ),
     Target("dag_import_s", "DAG file import (`dags/dataset_pipeline.py`)", "<=", 0.3, "s"),
 ]
+
+
+SECTIONS = ["serialize", "read", "gzip", "memory", "ingest", "preprocess", "dvc", "airflow"]
 
 
 class NotAvailable(Exception):
@@ -677,8 +705,11 @@ def _worker(args: argparse.Namespace) -> None:
 
         load_fn()
     else:
+        import pyarrow.csv  # noqa: F401
         import pyarrow.parquet  # noqa: F401
 
+        import dataops.ingest  # noqa: F401
+        import dataops.preprocess  # noqa: F401
         import dataops.serialize  # noqa: F401
     out = []
     for job in jobs:
@@ -686,11 +717,16 @@ def _worker(args: argparse.Namespace) -> None:
         if not reset and len(jobs) > 1:
             raise SystemExit("cannot reset the peak RSS here; run one job per process")
         before = _peak_rss_kib()
+        t = time.perf_counter()
         if args.worker == "serialize":
             dataops_serialize(Path(job["pre"]), Path(job["out"]), job["batch_rows"])
             n = -1
         elif args.worker == "load":
             n = read_load(Path(job["dataset"]))
+        elif args.worker == "ingest":
+            n = dataops_ingest(Path(job["root"]), "t.csv", Path(job["out"]))
+        elif args.worker == "preprocess":
+            n = dataops_preprocess(Path(job["snapshot"]), Path(job["out"]))
         else:
             raise SystemExit(f"unknown worker {args.worker}")
         out.append(
@@ -699,6 +735,7 @@ def _worker(args: argparse.Namespace) -> None:
                 "rss_before_kib": before,
                 "records": n,
                 "peak_reset": reset,
+                "s": round(time.perf_counter() - t, 3),
             }
         )
     print(json.dumps(out))
@@ -756,6 +793,287 @@ def bench_memory(pre_n: Path, pre_8n: Path, work: Path, sizes: Sizes) -> dict[st
     out["load_status"] = "ok"
     out["load_ratio"] = round(loads[1]["peak_rss_kib"] / loads[0]["peak_rss_kib"], 3)
     return out
+
+
+# --- ingest and preprocess -----------------------------------------------------------------
+
+_ALPHABET = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
+_CATEGORIES = 50
+_NOTE_CHARS = 24
+
+
+def make_csv(path: Path, rows: int, seed: int = 0, chunk: int = 500_000) -> int:
+    """A CSV of `rows` rows, written in chunks (bounded memory): `id` (0..rows-1), `x` (float,
+    N(100, 5), 5 decimals), `color` (50 categories), `count` (int), `note` (24 random letters,
+    so the snapshot's bytes grow with the rows as real text does). About 55 bytes per row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(_ALPHABET, dtype=np.uint8)
+    colors = np.array([f"c{i}" for i in range(_CATEGORIES)], dtype=object)
+    options = pcsv.WriteOptions(quoting_style="none")
+    writer = None
+    with open(path, "wb") as sink:
+        for start in range(0, rows, chunk):
+            m = min(chunk, rows - start)
+            notes = alphabet[rng.integers(0, len(alphabet), (m, _NOTE_CHARS))]
+            table = pa.table(
+                {
+                    "id": pa.array(np.arange(start, start + m, dtype=np.int64)),
+                    "x": pa.array(np.round(rng.normal(100.0, 5.0, m), 5)),
+                    "color": pa.array(colors[rng.integers(0, _CATEGORIES, m)], pa.string()),
+                    "count": pa.array(rng.integers(0, 1_000_000, m)),
+                    "note": pa.array(
+                        np.ascontiguousarray(notes).view(f"S{_NOTE_CHARS}").ravel()
+                    ).cast(pa.string()),
+                }
+            )
+            if writer is None:
+                writer = pcsv.CSVWriter(sink, table.schema, write_options=options)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+    return path.stat().st_size
+
+
+def ingest_params(csv_name: str) -> Any:
+    """The ingest params of the benchmark: one CSV source keyed by `id`, every other key at
+    its default (batch_rows 4096, partition_bytes 256 MiB)."""
+    from dataops.config import IngestParams
+
+    return IngestParams.model_validate(
+        {"key": "id", "sources": [{"name": "t", "format": "csv", "path": csv_name}]}
+    )
+
+
+def preprocess_params() -> Any:
+    """Exactly the arithmetic of `compute_preprocess`: the key passed through, `x`
+    standardized, `color` dictionary-encoded; splits 80/10/10 (which the baseline skips)."""
+    from dataops.config import PreprocessParams
+
+    return PreprocessParams.model_validate(
+        {
+            "split": {"seed": 0, "ratios": {"train": 0.8, "validation": 0.1, "test": 0.1}},
+            "features": [
+                {"name": "id", "kind": "key"},
+                {"name": "x", "kind": "numeric", "standardize": True},
+                {"name": "color", "kind": "categorical", "unknown": "oov"},
+            ],
+        }
+    )
+
+
+def dataops_ingest(root: Path, csv_name: str, out: Path) -> int:
+    from dataops.ingest import run_ingest
+
+    return run_ingest(ingest_params(csv_name), root, out).num_rows
+
+
+def dataops_preprocess(snapshot: Path, out: Path) -> int:
+    from dataops.preprocess import run_preprocess
+
+    return sum(run_preprocess(preprocess_params(), snapshot, out).num_examples.values())
+
+
+def pyarrow_read_csv(path: Path) -> int:
+    """The ingest baseline: `pyarrow.csv.read_csv(path)` with its defaults (multithreaded,
+    the whole file in memory, no output written)."""
+    import pyarrow.csv as pcsv
+
+    return pcsv.read_csv(path).num_rows
+
+
+def compute_preprocess(snapshot: Path, out_file: Path, batch_rows: int = 4096) -> int:
+    """The preprocess baseline, plain `pyarrow.compute` over the same snapshot in the same
+    batches (`ParquetFile(pre_buffer=False).iter_batches(4096, columns=[id, x, color])`; the
+    snapshot stores every CSV value as text, so `x` is cast to float64 in both passes).
+    Pass 1: count, mean and variance (ddof 0) of `x` per batch (`pc.mean`, `pc.variance`),
+    merged by Chan's formula; the distinct `color` values (`pc.unique`), sorted. Pass 2:
+    `(x - mean) / std` as float32 (`pc.subtract`, `pc.divide`), `pc.index_in(color, vocab)`,
+    written with `id` to one zstd Parquet file. No split assignment, no per-row checks, no
+    messages, no state file."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    cols = ["id", "x", "color"]
+    n, mean, m2, vocab = 0, 0.0, 0.0, set()
+    for b in pq.ParquetFile(snapshot, pre_buffer=False).iter_batches(
+        batch_size=batch_rows, columns=cols, use_threads=False
+    ):
+        x = b.column("x").cast(pa.float64())
+        k = len(x) - x.null_count
+        if k:
+            bm, bv = pc.mean(x).as_py(), pc.variance(x, ddof=0).as_py()
+            delta, total = bm - mean, n + k
+            mean += delta * k / total
+            m2 += bv * k + delta * delta * n * k / total
+            n = total
+        vocab.update(pc.unique(b.column("color")).to_pylist())
+    std = (m2 / n) ** 0.5 if n else 1.0
+    value_set = pa.array(sorted(v for v in vocab if v is not None), pa.string())
+    rows = 0
+    with pq.ParquetWriter(
+        out_file,
+        pa.schema([("id", pa.string()), ("x", pa.float32()), ("color", pa.int32())]),
+        compression="zstd",
+        use_dictionary=False,
+    ) as writer:
+        for b in pq.ParquetFile(snapshot, pre_buffer=False).iter_batches(
+            batch_size=batch_rows, columns=cols, use_threads=False
+        ):
+            x = pc.divide(pc.subtract(b.column("x").cast(pa.float64()), mean), std)
+            x = x.cast(pa.float32())
+            color = pc.index_in(b.column("color"), value_set=value_set)
+            writer.write_table(
+                pa.table({"id": b.column("id"), "x": x, "color": color}),
+                row_group_size=batch_rows,
+            )
+            rows += b.num_rows
+    return rows
+
+
+def _pipeline_inputs(work: Path, sizes: Sizes) -> dict[str, dict[str, Any]]:
+    """The generated CSV at N and 8N rows (made once per run): label -> rows, root, bytes."""
+    out = {}
+    for label, rows in (("n", sizes.csv_rows), ("8n", 8 * sizes.csv_rows)):
+        root = work / f"csv-{label}"
+        if not (root / "t.csv").exists():
+            root.mkdir(parents=True, exist_ok=True)
+            make_csv(root / "t.csv", rows, seed=len(label))
+        out[label] = {"rows": rows, "root": root, "bytes": (root / "t.csv").stat().st_size}
+    return out
+
+
+def _memory_figures(fig: dict[str, Any], rows_8n: int) -> None:
+    n, n8 = fig["memory_n"], fig["memory_8n"]
+    fig["rss_ratio"] = round(n8["peak_rss_kib"] / n["peak_rss_kib"], 3)
+    added_n = n["peak_rss_kib"] - n["rss_before_kib"]
+    added_8n = n8["peak_rss_kib"] - n8["rss_before_kib"]
+    fig["added_rss_ratio"] = round(added_8n / added_n, 3) if added_n > 0 else None
+    fig["dataops_8n_rows_per_s"] = round(rows_8n / n8["s"])
+
+
+def _timed(
+    fns: dict[str, Callable[[], int]], rows: int, reps: int, what: str
+) -> dict[str, list[float]]:
+    """`alternate` without a warm-up (each run takes seconds; imports are done), checking
+    that every side handled `rows` rows."""
+    counts: dict[str, int] = {}
+
+    def wrap(name: str, fn: Callable[[], int]) -> Callable[[], None]:
+        def go() -> None:
+            counts[name] = fn()
+
+        return go
+
+    times = alternate({k: wrap(k, f) for k, f in fns.items()}, reps, warmup=False)
+    if any(c != rows for c in counts.values()):
+        raise RuntimeError(f"{what}: handled {counts} rows, expected {rows} each")
+    return times
+
+
+def bench_ingest(work: Path, sizes: Sizes) -> dict[str, Any]:
+    """Ingest of a CSV: peak RSS at N and 8N rows (one fresh process each; default params),
+    and throughput at N against `pyarrow.csv.read_csv`, alternating."""
+    import pyarrow.csv  # noqa: F401  (imports outside the timed region)
+
+    import dataops.ingest  # noqa: F401
+
+    inputs = _pipeline_inputs(work, sizes)
+    fig: dict[str, Any] = {
+        "rows_n": inputs["n"]["rows"],
+        "rows_8n": inputs["8n"]["rows"],
+        "csv_bytes_n": inputs["n"]["bytes"],
+        "csv_bytes_8n": inputs["8n"]["bytes"],
+        "params": ingest_params("t.csv").model_dump(mode="json"),
+    }
+    for label, inp in inputs.items():
+        (r,) = _run_worker(
+            "ingest", [{"root": str(inp["root"]), "out": str(inp["root"] / "snapshot")}]
+        )
+        if r["records"] != inp["rows"]:
+            raise RuntimeError(f"ingest {label}: {r['records']} rows, expected {inp['rows']}")
+        fig[f"memory_{label}"] = r
+    _memory_figures(fig, inputs["8n"]["rows"])
+    root, rows = inputs["n"]["root"], inputs["n"]["rows"]
+    t = _timed(
+        {
+            "dataops": lambda: dataops_ingest(root, "t.csv", work / "ingest-tp"),
+            "read_csv": lambda: pyarrow_read_csv(root / "t.csv"),
+        },
+        rows,
+        sizes.pipeline_reps,
+        "ingest",
+    )
+    shutil.rmtree(work / "ingest-tp", ignore_errors=True)
+    mb = inputs["n"]["bytes"] / 1e6
+    fig.update(
+        {
+            "dataops_s": t["dataops"],
+            "read_csv_s": t["read_csv"],
+            "dataops_rows_per_s": round(rows / best(t["dataops"])),
+            "read_csv_rows_per_s": round(rows / best(t["read_csv"])),
+            "dataops_mb_per_s": round(mb / best(t["dataops"]), 1),
+            "read_csv_mb_per_s": round(mb / best(t["read_csv"]), 1),
+            "ratio": round(best(t["read_csv"]) / best(t["dataops"]), 3),
+        }
+    )
+    return fig
+
+
+def bench_preprocess(work: Path, sizes: Sizes) -> dict[str, Any]:
+    """Preprocess of the ingested CSV: peak RSS at N and 8N rows (one fresh process each),
+    and throughput at N against `compute_preprocess`, alternating."""
+    import pyarrow.compute  # noqa: F401  (imports outside the timed region)
+
+    import dataops.preprocess  # noqa: F401
+
+    inputs = _pipeline_inputs(work, sizes)
+    for inp in inputs.values():  # when the ingest section did not run
+        if not (inp["root"] / "snapshot").exists():
+            dataops_ingest(inp["root"], "t.csv", inp["root"] / "snapshot")
+    fig: dict[str, Any] = {
+        "rows_n": inputs["n"]["rows"],
+        "rows_8n": inputs["8n"]["rows"],
+        "snapshot_bytes_8n": (inputs["8n"]["root"] / "snapshot" / "snapshot.parquet")
+        .stat()
+        .st_size,
+        "params": preprocess_params().model_dump(mode="json"),
+        "baseline": " ".join((compute_preprocess.__doc__ or "").split()),
+    }
+    for label, inp in inputs.items():
+        job = {"snapshot": str(inp["root"] / "snapshot"), "out": str(inp["root"] / "pre")}
+        (r,) = _run_worker("preprocess", [job])
+        if r["records"] != inp["rows"]:
+            raise RuntimeError(f"preprocess {label}: {r['records']} rows, expected {inp['rows']}")
+        fig[f"memory_{label}"] = r
+    _memory_figures(fig, inputs["8n"]["rows"])
+    shutil.rmtree(inputs["8n"]["root"], ignore_errors=True)  # ~2 GB not needed any more
+    snapshot, rows = inputs["n"]["root"] / "snapshot", inputs["n"]["rows"]
+    t = _timed(
+        {
+            "dataops": lambda: dataops_preprocess(snapshot, work / "pre-tp"),
+            "compute": lambda: compute_preprocess(
+                snapshot / "snapshot.parquet", work / "compute-tp.parquet"
+            ),
+        },
+        rows,
+        sizes.pipeline_reps,
+        "preprocess",
+    )
+    fig.update(
+        {
+            "dataops_s": t["dataops"],
+            "compute_s": t["compute"],
+            "dataops_rows_per_s": round(rows / best(t["dataops"])),
+            "compute_rows_per_s": round(rows / best(t["compute"])),
+            "ratio": round(best(t["compute"]) / best(t["dataops"]), 3),
+        }
+    )
+    return fig
 
 
 # --- DVC -----------------------------------------------------------------------------------
@@ -991,6 +1309,10 @@ def _fmt(v: float | None, unit: str) -> str:
     return f"{v:.2f} s" if unit == "s" else f"{v:.2f}×"
 
 
+def _added_mib(run: dict[str, Any]) -> str:
+    return f"{(run['peak_rss_kib'] - run['rss_before_kib']) / 1024:.0f}"
+
+
 def write_markdown(path: Path, res: dict[str, Any]) -> None:
     m = res["machine"]
     lines = [
@@ -999,6 +1321,15 @@ def write_markdown(path: Path, res: dict[str, Any]) -> None:
         f"TensorFlow {res['versions'].get('tensorflow') or res['versions'].get('tensorflow-cpu')}, protobuf {res['versions']['protobuf']}, "
         f"DVC {res['versions']['dvc']}, Airflow {res['versions']['apache-airflow']}.",
         "",
+        *(
+            [
+                f"Sections {', '.join(res['earlier_sections'])}: figures of an earlier run "
+                "(this one ran only the others).",
+                "",
+            ]
+            if res.get("earlier_sections")
+            else []
+        ),
         "| figure | measured | target | pass |",
         "|---|---|---|---|",
     ]
@@ -1025,6 +1356,18 @@ def write_markdown(path: Path, res: dict[str, Any]) -> None:
         lines.append(
             f"| read {kind} | {load} | {r['parse_single_records_per_s']:,} (parse_single_example), {r['raw_records_per_s']:,} (raw pass), "
             f"{r['batch_parse_records_per_s']:,} (batch → parse_example, for reference) |"
+        )
+    if "ingest" in f:
+        g = f["ingest"]
+        lines.append(
+            f"| ingest CSV ({g['rows_n']:,} rows, {g['csv_bytes_n'] / 1e6:.0f} MB) | {g['dataops_rows_per_s']:,} | "
+            f"{g['read_csv_rows_per_s']:,} (`pyarrow.csv.read_csv`) |"
+        )
+    if "preprocess" in f:
+        g = f["preprocess"]
+        lines.append(
+            f"| preprocess ({g['rows_n']:,} rows) | {g['dataops_rows_per_s']:,} | "
+            f"{g['compute_rows_per_s']:,} (plain `pyarrow.compute`) |"
         )
     details = []
     for kind, r in f.get("read", {}).items():
@@ -1063,6 +1406,26 @@ def write_markdown(path: Path, res: dict[str, Any]) -> None:
         if m.get("load_n"):
             line += f"; load pass {m['load_n']['peak_rss_kib'] / 1024:.0f} MiB and {m['load_8n']['peak_rss_kib'] / 1024:.0f} MiB (TensorFlow included)"
         details.append(line + ".")
+    if "ingest" in f:
+        g = f["ingest"]
+        details.append(
+            f"Ingest, one CSV source ({g['rows_n']:,} rows, {g['csv_bytes_n'] / 1e6:.0f} MB, and {g['rows_8n']:,} rows, "
+            f"{g['csv_bytes_8n'] / 1e6:.0f} MB; default params, partition_bytes {g['params']['partition_bytes'] >> 20} MiB): "
+            f"peak RSS {g['memory_n']['peak_rss_kib'] / 1024:.0f} MiB at N, {g['memory_8n']['peak_rss_kib'] / 1024:.0f} MiB at 8N "
+            f"(above the imports: {_added_mib(g['memory_n'])} and {_added_mib(g['memory_8n'])} MiB); "
+            f"{g['dataops_mb_per_s']} MB/s ({g['dataops_rows_per_s']:,} rows/s) vs `pyarrow.csv.read_csv` "
+            f"{g['read_csv_mb_per_s']} MB/s ({g['read_csv_rows_per_s']:,} rows/s), which only parses, multithreaded, "
+            f"into memory; ingest also writes the zstd Parquet snapshot. At 8N: {g['dataops_8n_rows_per_s']:,} rows/s."
+        )
+    if "preprocess" in f:
+        g = f["preprocess"]
+        details.append(
+            f"Preprocess of that snapshot (key, `x` standardized, `color` dictionary-encoded, 80/10/10 splits; "
+            f"{g['rows_n']:,} and {g['rows_8n']:,} rows): peak RSS {g['memory_n']['peak_rss_kib'] / 1024:.0f} MiB at N, "
+            f"{g['memory_8n']['peak_rss_kib'] / 1024:.0f} MiB at 8N (above the imports: {_added_mib(g['memory_n'])} and "
+            f"{_added_mib(g['memory_8n'])} MiB); {g['dataops_rows_per_s']:,} rows/s vs {g['compute_rows_per_s']:,} rows/s "
+            f"for the baseline. Baseline: {g['baseline']} At 8N: {g['dataops_8n_rows_per_s']:,} rows/s."
+        )
     if "dvc" in f:
         d = f["dvc"]
         details.append(
@@ -1149,12 +1512,21 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["serialize", "read", "gzip", "memory", "dvc", "airflow"],
+        choices=SECTIONS,
         help="leave a section out (debugging)",
+    )
+    ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=SECTIONS,
+        help="run only this section (repeatable); `read` needs `serialize`",
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--jobs", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.only:
+        args.skip = sorted(set(args.skip) | (set(SECTIONS) - set(args.only)))
     if args.worker:
         _worker(args)
         return 0
@@ -1176,16 +1548,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench {time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     try:
-        log(f"generating data in {work}")
-        pre = {
-            "small": make_preprocessed(
-                "small", sizes.small, work / "pre-small", row_group=sizes.small_batch_rows
-            ),
-            "image": make_preprocessed(
-                "image", sizes.image, work / "pre-image", row_group=sizes.image_batch_rows
-            ),
-        }
-        import tensorflow  # noqa: F401  (import once, outside every timed region)
+        pre: dict[str, Path] = {}
+        if {"serialize", "read", "gzip", "memory"} - set(args.skip):
+            log(f"generating data in {work}")
+            pre = {
+                "small": make_preprocessed(
+                    "small", sizes.small, work / "pre-small", row_group=sizes.small_batch_rows
+                ),
+                "image": make_preprocessed(
+                    "image", sizes.image, work / "pre-image", row_group=sizes.image_batch_rows
+                ),
+            }
+            import tensorflow  # noqa: F401  (import once, outside every timed region)
 
         if "serialize" not in args.skip:
             figs["serialize"] = {}
@@ -1216,6 +1590,12 @@ def main(argv: list[str] | None = None) -> int:
                 "image", 8 * sizes.image, work / "pre-image-8n", row_group=sizes.image_batch_rows
             )
             figs["memory"] = bench_memory(pre["image"], pre8, work, sizes)
+        if "ingest" not in args.skip:
+            log("ingest")
+            figs["ingest"] = bench_ingest(work, sizes)
+        if "preprocess" not in args.skip:
+            log("preprocess")
+            figs["preprocess"] = bench_preprocess(work, sizes)
         if "dvc" not in args.skip:
             log("dvc")
             figs["dvc"] = bench_dvc(work, sizes)
@@ -1229,6 +1609,9 @@ def main(argv: list[str] | None = None) -> int:
         for v in section.values() if isinstance(section, dict) else []:
             if isinstance(v, dict):
                 v.pop("dataset", None)
+    res["sections_run"] = [name for name in SECTIONS if name not in args.skip]
+    if args.only:
+        res["earlier_sections"] = _keep_earlier(args.out / "results.json", figs, args)
     ratios, notes = collect_ratios(figs)
     res["ratios"] = ratios
     res["targets"] = evaluate(ratios, notes)
@@ -1244,6 +1627,24 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wrote {args.out / 'results.json'}, results.md, ratios.png")
     print((args.out / "results.md").read_text())
     return 0
+
+
+def _keep_earlier(path: Path, figs: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """With `--only`: the figures of the sections not run now, taken from the earlier
+    `results.json` at `--out` when it was measured in the same mode; returns their names."""
+    try:
+        prev = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if prev.get("quick") != args.quick:
+        return []
+    kept = []
+    for name, fig in prev.get("figures", {}).items():
+        section = "read" if name == "read_shuffled" else name
+        if section in args.skip and name not in figs:
+            figs[name] = fig
+            kept.append(name)
+    return sorted(kept)
 
 
 def collect_ratios(figs: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, str]]:
@@ -1269,6 +1670,13 @@ def collect_ratios(figs: dict[str, Any]) -> tuple[dict[str, float | None], dict[
         r["rss_load_8n_vs_n"] = mem["load_ratio"]
         if mem["load_ratio"] is None:
             notes["rss_load_8n_vs_n"] = mem["load_status"]
+    ing, pre = figs.get("ingest"), figs.get("preprocess")
+    if ing:
+        r["rss_ingest_8n_vs_n"] = ing["rss_ratio"]
+        r["ingest_vs_read_csv"] = ing["ratio"]
+    if pre:
+        r["rss_preprocess_8n_vs_n"] = pre["rss_ratio"]
+        r["preprocess_vs_compute"] = pre["ratio"]
     if dvc:
         r["dvc_repro_noop_s"] = dvc["repro_noop_median_s"]
         r["dvc_push_vs_one_file"] = dvc["push_ratio"]

@@ -257,7 +257,7 @@ class IngestParams(_Model):
     sources: list[SourceParams] = Field(
         min_length=1, description="The sources; the first one sets the row order."
     )
-    batch_rows: int = Field(4096, ge=1, description="Rows read per batch (bounds memory).")
+    batch_rows: BatchRows = Field(4096, description="Rows read per batch (bounds memory).")
     partition_bytes: int = Field(
         256 << 20,
         ge=1 << 10,
@@ -601,7 +601,7 @@ class PassthroughFeature(_FeatureModel):
 
     @property
     def int64_scalar(self) -> bool | None:
-        return None
+        return False  # the key is always stored as UTF-8 text (`features/key.py`)
 
 
 Feature = Annotated[
@@ -848,6 +848,9 @@ def parse_params(data: Any, path: str | Path = "params.yaml") -> Params:
 # ---- the YAML loader -----------------------------------------------------------------------
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader refusing duplicate keys, with YAML 1.2 booleans."""
 
@@ -855,8 +858,8 @@ class _Loader(yaml.SafeLoader):
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    continue
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE:
+                    continue  # `<<: *base` is a merge key (flattened below), not a key
                 key = self.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
                 if key in seen:

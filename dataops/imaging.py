@@ -132,6 +132,12 @@ def _read(data: bytes, f: ImageFeature, applied: set[str]) -> _Source:
             f"image is larger than Pillow decodes at all ({2 * (Image.MAX_IMAGE_PIXELS or 0)} "
             f"pixels), far more than max_pixels {f.max_pixels}",
         ) from None
+    except Image.UnidentifiedImageError:
+        # Pillow's message names an in-memory object address: say what is known instead
+        what = "an empty file" if not data else f"{len(data)} bytes starting {data[:8]!r}"
+        raise ImageDecodeError(
+            "unreadable_image", f"cannot decode image: not a known image format ({what})"
+        ) from None
     except _PIL_ERRORS as err:
         raise ImageDecodeError("unreadable_image", f"cannot decode image: {err}") from None
     w, h = im.size

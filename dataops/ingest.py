@@ -54,6 +54,7 @@ _BAD = "__bad"
 # Scratch buffers are flushed to their partition files when they hold this many bytes in all.
 _BUFFER_BYTES = 32 << 20
 _MAX_DEPTH = 3
+_MAX_PARTS = 64  # top-level partitions (like the joiner's re-split fan-out)
 _MIN_SPLIT_BYTES = 1 << 20  # a partition smaller than this is never split again
 
 
@@ -274,7 +275,9 @@ def run_ingest(
     sources = [resolve_source(params, root, i) for i in range(len(params.sources))]
     key_name = params.key if params.key is not None else KEYLESS_COLUMN
     total_bytes = sum(input_bytes(s) for s in sources)
-    parts = max(1, math.ceil(total_bytes / params.partition_bytes))
+    # at most _MAX_PARTS files open per source: a partition larger than partition_bytes is
+    # split again on disk by the joiner, so memory stays bounded and no fd limit is reached
+    parts = min(_MAX_PARTS, max(1, math.ceil(total_bytes / params.partition_bytes)))
     inputs = {s.name: manifest_entry(s, root) for s in sources}
     acct = _Accounts([s.name for s in sources])
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="dataops-ingest-") as scratch:
@@ -318,7 +321,7 @@ def run_ingest(
                 acct.skip(src.name, reason, n)
             for reason, n in errors.unkeyed.items():
                 acct.lost(reason, n)
-        store.close()
+            store.close()  # this source's partition files: open files stay <= 2 x parts
 
         out_writer = _OutWriter(tmp / SNAPSHOT_FILE, params.batch_rows, key_name, shapes)
         joiner = _Joiner(sources, on_error, acct, params.partition_bytes, Path(scratch))

@@ -140,7 +140,9 @@ class Run:
 
     def batches(self) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """One pass over the snapshot: each batch with the split index of its rows."""
-        pf = pq.ParquetFile(self.snapshot)
+        # pre_buffer=False: with it, Arrow keeps every row group it has read buffered until
+        # the file is closed, so memory grows with the snapshot (1,153 vs 137 MiB at 26M rows).
+        pf = pq.ParquetFile(self.snapshot, pre_buffer=False)
         for batch in pf.iter_batches(batch_size=self.params.batch_rows, use_threads=False):
             table = pa.Table.from_batches([batch])
             yield table, self.split_of(table)
@@ -276,7 +278,7 @@ def _write_splits(
     start = 0
     try:
         with atomic_dir(out) as tmp:
-            writers: dict[str, pq.ParquetWriter] = {}
+            writers: dict[str, SplitWriter] = {}
             schema: pa.Schema | None = None
             for table, split in run.batches():
                 part = transform_batch(run, transforms, table, split, start, unfit)
@@ -298,8 +300,8 @@ def _write_splits(
                         continue
                     part = result.filter(pa.array(sel)).cast(schema)
                     if name not in writers:
-                        writers[name] = split_writer(tmp, name, schema)
-                    writers[name].write_table(part, row_group_size=run.params.batch_rows)
+                        writers[name] = SplitWriter(tmp, name, schema, run.params.batch_rows)
+                    writers[name].write(part)
                     counts[name] += part.num_rows
             if late:
                 for w in writers.values():
@@ -309,7 +311,7 @@ def _write_splits(
                 if name not in writers:
                     if schema is None:
                         raise DatasetError("preprocess produced no rows")
-                    writers[name] = split_writer(tmp, name, schema)
+                    writers[name] = SplitWriter(tmp, name, schema, run.params.batch_rows)
                 writers[name].close()
             write_state(tmp, run, state, transforms, counts, skipped)
     except _Refit as refit:  # atomic_dir removed what was written
@@ -347,10 +349,49 @@ def write_state(
     )
 
 
-def split_writer(directory: Path, split: str, schema: pa.Schema) -> pq.ParquetWriter:
-    return pq.ParquetWriter(
-        directory / f"{split}.parquet", schema, compression="zstd", use_dictionary=False
-    )
+_ROW_GROUP_BYTES = 2 << 20
+_ROW_GROUP_MAX_ROWS = 1 << 20
+
+
+class SplitWriter:
+    """`<split>.parquet` in row groups of exactly `rows` rows (the last one shorter): a
+    multiple of `batch_rows` near 2 MiB of Arrow data (at most 1Mi rows, at least one batch),
+    set by the split's first `batch_rows` rows. The Parquet writer keeps every row group's
+    metadata (~2.6 KB for three columns) until it closes, so the number of row groups is what
+    grows with the input: written as they came (a 10% split gets ~410 rows of each batch), 20M
+    rows made 15k row groups and +60 MiB of peak RSS. Only `batch_rows` and the data decide
+    the layout, so the bytes stay deterministic."""
+
+    def __init__(self, directory: Path, split: str, schema: pa.Schema, batch_rows: int) -> None:
+        self.writer = pq.ParquetWriter(
+            directory / f"{split}.parquet", schema, compression="zstd", use_dictionary=False
+        )
+        self.batch_rows = batch_rows
+        self.rows = 0  # set at the first batch_rows rows
+        self.pending: list[pa.Table] = []
+        self.n_pending = 0
+
+    def write(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.n_pending += table.num_rows
+        if not self.rows and self.n_pending >= self.batch_rows:
+            first = pa.concat_tables(self.pending).slice(0, self.batch_rows)
+            per_batch = max(1, first.nbytes)
+            most = max(1, _ROW_GROUP_MAX_ROWS // self.batch_rows)
+            self.rows = self.batch_rows * max(1, min(most, _ROW_GROUP_BYTES // per_batch))
+        if self.rows and self.n_pending >= self.rows:
+            whole = pa.concat_tables(self.pending)
+            full = whole.num_rows - whole.num_rows % self.rows
+            self.writer.write_table(whole.slice(0, full).combine_chunks(), self.rows)
+            rest = whole.slice(full)
+            self.pending, self.n_pending = [rest], rest.num_rows
+
+    def close(self) -> None:
+        if self.n_pending:
+            whole = pa.concat_tables(self.pending).combine_chunks()
+            self.writer.write_table(whole, self.rows or self.batch_rows)
+        self.pending, self.n_pending = [], 0
+        self.writer.close()
 
 
 def read_state(directory: str | Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from dataops import config
 from dataops.errors import ConfigError
 
 FORMATS = {
@@ -171,7 +172,11 @@ def propose(
             "max_fraction": 1.0,
         }
     return {
-        "dataset": {"name": name, "on_error": "fail"},
+        "dataset": {
+            "name": name,
+            "on_error": "fail",
+            **{k: "" for k in ("description", "homepage", "citation", "license")},
+        },
         "ingest": {"key": key, "sources": entries},
         "preprocess": {
             "split": {
@@ -180,8 +185,26 @@ def propose(
             },
             "features": features,
         },
+        # Every section is written out (defaults included): dvc.yaml lists a section as a
+        # params dep only when the file has it, so a section added later would go unnoticed.
+        "serialize": config.SerializeParams().model_dump(mode="json"),
         "validate": validate,
     }
+
+
+# Never-committed files the stages leave in a project: the writers' lock files
+# (`data/.<out>.incomplete-lock`, kept on purpose) and the volatile run reports.
+GIT_IGNORED = ("*.incomplete-*", "/reports/runs/")
+
+
+def _ignore(path: Path, patterns: tuple[str, ...]) -> None:
+    """Append the `patterns` missing from the .gitignore at `path` (created if absent)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    have = set(text.splitlines())
+    missing = [p for p in patterns if p not in have]
+    if missing:
+        sep = "" if not text or text.endswith("\n") else "\n"
+        path.write_text(text + sep + "".join(f"{p}\n" for p in missing), encoding="utf-8")
 
 
 def init_project(
@@ -212,6 +235,7 @@ def init_project(
     # A checkout of this project tracks its own code; elsewhere `dataops` is an installed package.
     own_code = (root / "dataops" / "__init__.py").is_file()
     dvc_path.write_text(render(data, with_sample=False, code=own_code), encoding="utf-8")
+    _ignore(root / ".gitignore", GIT_IGNORED)
     return InitResult(
         params=params_path, dvc_yaml=dvc_path, features=data["preprocess"]["features"]
     )

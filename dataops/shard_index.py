@@ -199,7 +199,7 @@ def read_index(
                 raise DatasetError(f"{path}: not a dataops shard index (magic {magic!r})")
             if n != num_records:
                 raise DatasetError(
-                    f"{shard}: metadata.json says {num_records} examples, its index {path.name} lists {n}"
+                    f"{shard}: metadata.json says {num_records} examples, its index {os.path.relpath(path, Path(shard).parent)} lists {n}"
                 )
             f.seek(HEADER.size + 8 * n)
             tail = f.read(8 + 8 * (m + 1) + 4 * m)

@@ -30,7 +30,7 @@ from dataops.config import IngestParams, SourceParams
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import sha256_file
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 KEYLESS_COLUMN = "key"
 JSON_MAX_ELEMENT = 64 << 20  # characters of one element of a `json` array file
 
@@ -180,17 +180,36 @@ def manifest_entry(src: Source, root: Path) -> dict[str, Any]:
         rel = (Path(src.rel) / p.relative_to(src.path)) if p != src.path else Path(src.rel)
         files[rel.as_posix()] = sha256_file(p)
         total += p.stat().st_size
-    return {
+    entry: dict[str, Any] = {
         "format": src.params.format,
         "path": src.rel,
         "num_files": len(files),
         "num_bytes": total,
         "files": files,
     }
+    if src.params.format == "image_folder":
+        # Files an image folder holds but does not read (another suffix, or outside any class
+        # folder) are counted, never dropped silently.
+        ignored = _ignored_files(src)
+        entry["ignored_files"] = {"count": len(ignored), "first": ignored[:5]}
+    return entry
 
 
 def input_bytes(src: Source) -> int:
     return sum(p.stat().st_size for p in src.files())
+
+
+def _ignored_files(src: Source) -> list[str]:
+    """Files under an image folder that are not read as images, relative to it, sorted."""
+    root = src.path
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        depth = len(Path(dirpath).relative_to(root).parts)
+        for name in sorted(filenames):
+            if depth != 1 or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                out.append((Path(dirpath) / name).relative_to(root).as_posix())
+    return out
 
 
 def _image_files(src: Source) -> list[tuple[str, Path]]:
@@ -404,7 +423,7 @@ def read_source(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Bat
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(src.path)
+            pf = pq.ParquetFile(src.path, pre_buffer=False)  # else row groups stay buffered
         except (pa.ArrowInvalid, OSError) as err:
             raise DatasetError(f"{src.label}: not a readable Parquet file: {err}") from None
         start = 0
@@ -933,11 +952,16 @@ def _jsonl_lines(
         label = f"line {number}"
         try:
             rec = _DECODER.decode(text)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
+            why = (
+                "nested deeper than Python's JSON reader goes"
+                if isinstance(err, RecursionError)
+                else err
+            )
             if counting:
                 errors.bad(
                     "malformed_row",
-                    f"{src.label}: {label}: not valid JSON: {err}",
+                    f"{src.label}: {label}: not valid JSON: {why}",
                     seq=seq,
                     label=label,
                 )
@@ -1015,6 +1039,10 @@ def _json_array(
                 break
             except _DuplicateKey as err:
                 decoder, dup = _LENIENT, str(err)  # parse it again only to find its end
+            except RecursionError:
+                raise DatasetError(
+                    f"{src.label}: {label}: not valid JSON: nested deeper than Python's JSON reader goes"
+                ) from None
             except json.JSONDecodeError as err:
                 if len(buf) - pos > JSON_MAX_ELEMENT:
                     raise DatasetError(

@@ -50,6 +50,8 @@ def test_quick_run_writes_json_markdown_and_chart(quick_results: Path):
         "read_shuffled",
         "gzip",
         "memory",
+        "ingest",
+        "preprocess",
         "dvc",
         "airflow",
     }
@@ -58,7 +60,7 @@ def test_quick_run_writes_json_markdown_and_chart(quick_results: Path):
 
     names = [t["name"] for t in res["targets"]]
     assert sorted(names) == sorted(res["ratios"])
-    assert len(names) == 11
+    assert len(names) == 15
     for t in res["targets"]:
         assert t["op"] in (">=", "<=") and t["threshold"] > 0 and t["unit"] in ("x", "s")
         if t["measured"] is None:
@@ -83,9 +85,54 @@ def test_quick_run_writes_json_markdown_and_chart(quick_results: Path):
     assert res["figures"]["dvc"]["repro_noop_median_s"] > 0
     assert res["figures"]["memory"]["serialize_n"]["peak_rss_kib"] > 0
 
+    # Ingest and preprocess: peak RSS at N and 8N rows, throughput against the pyarrow baselines.
+    ing, pre = res["figures"]["ingest"], res["figures"]["preprocess"]
+    for fig in (ing, pre):
+        assert fig["rows_8n"] == 8 * fig["rows_n"]
+        for label in ("n", "8n"):
+            run = fig[f"memory_{label}"]
+            assert run["peak_rss_kib"] >= run["rss_before_kib"] > 0
+            assert run["records"] == fig[f"rows_{label}"]
+        assert fig["rss_ratio"] == round(
+            fig["memory_8n"]["peak_rss_kib"] / fig["memory_n"]["peak_rss_kib"], 3
+        )
+        assert fig["dataops_rows_per_s"] > 0 and fig["ratio"] > 0
+    assert ing["csv_bytes_8n"] > 7 * ing["csv_bytes_n"] > 0
+    assert ing["read_csv_rows_per_s"] > 0 and pre["compute_rows_per_s"] > 0
+    assert "pyarrow.compute" in pre["baseline"]
+    assert res["ratios"]["rss_ingest_8n_vs_n"] == ing["rss_ratio"]
+    assert res["ratios"]["rss_preprocess_8n_vs_n"] == pre["rss_ratio"]
+    assert res["ratios"]["ingest_vs_read_csv"] == ing["ratio"]
+    assert res["ratios"]["preprocess_vs_compute"] == pre["ratio"]
+
     md = (quick_results / "results.md").read_text()
     assert "| figure | measured | target | pass |" in md
     assert "Read small, shuffled (as training reads; no target)" in md
-    assert md.count("\n| ") >= 12
+    assert md.count("\n| ") >= 16
+    assert "| ingest CSV (" in md and "| preprocess (" in md
     png = (quick_results / "ratios.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_only_runs_one_section_and_keeps_the_others(quick_results: Path, tmp_path: Path):
+    """`--only ingest` measures ingest again; every other figure is kept from the earlier
+    results.json at --out, and the markdown says so."""
+    earlier = json.loads((quick_results / "results.json").read_text())
+    (tmp_path / "results.json").write_text(json.dumps(earlier))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--only", "ingest"]
+        + ["--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert set(res["figures"]) == set(earlier["figures"])
+    assert res["earlier_sections"] == sorted(set(earlier["figures"]) - {"ingest"})
+    for name in res["earlier_sections"]:
+        assert res["figures"][name] == earlier["figures"][name]
+    assert res["sections_run"] == ["ingest"]
+    assert "figures of an earlier run" in (tmp_path / "results.md").read_text()

@@ -194,3 +194,23 @@ def test_missing_image_file_names_the_row(tmp_path):
     )
     with pytest.raises(DatasetError, match=r"a.csv: line 2: image file 'nope.png' cannot be read"):
         run_ingest(params, tmp_path, tmp_path / "out")
+
+
+def test_image_folder_counts_the_files_it_does_not_read(tmp_path):
+    folder = tmp_path / "imgs"
+    (folder / "cat").mkdir(parents=True)
+    (folder / "cat" / "1.png").write_bytes(_png(1))
+    (folder / "cat" / "1.tiff").write_bytes(_png(2))  # read: Pillow decodes TIFF (and PNG bytes)
+    (folder / "cat" / "notes.txt").write_text("not an image")
+    (folder / "README").write_text("outside any class folder")
+    spec = {"key": "id", "sources": [{"name": "i", "format": "image_folder", "path": "imgs"}]}
+    with pytest.raises(Exception, match="duplicate|repeats"):  # 1.png and 1.tiff share key '1'
+        run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "snap")
+    (folder / "cat" / "1.tiff").rename(folder / "cat" / "2.tiff")
+    run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "snap")
+    manifest = read_manifest(tmp_path / "snap")
+    assert manifest["sources"]["i"]["num_files"] == 2
+    assert manifest["sources"]["i"]["ignored_files"] == {
+        "count": 2,
+        "first": ["README", "cat/notes.txt"],
+    }

@@ -54,9 +54,9 @@ from dataops.preprocess import (
     BatchFit,
     PreprocessResult,
     Run,
+    SplitWriter,
     finalize_state,
     fit_batch,
-    split_writer,
     transform_batch,
     write_state,
 )
@@ -294,11 +294,11 @@ def _append_split_into(
             continue
         part = result.filter(pa.array(sel)).cast(schema)
         if writer is None:
-            writer = split_writer(out, name, schema)
-        writer.write_table(part, row_group_size=run.params.batch_rows)
+            writer = SplitWriter(out, name, schema, run.params.batch_rows)
+        writer.write(part)
         rows += part.num_rows
     if writer is None and schema is not None:
-        writer = split_writer(out, name, schema)
+        writer = SplitWriter(out, name, schema, run.params.batch_rows)
     if writer is not None:
         writer.close()
     return rows

@@ -48,7 +48,8 @@ class Moments:
         x = np.asarray(x, dtype=np.float64)
         mean = np.sum(x) / n
         d = x - mean
-        return cls(n, float(mean), float(np.sum(d * d)))
+        with np.errstate(over="ignore"):  # an overflow (inf) is refused by `Numeric.finalize`
+            return cls(n, float(mean), float(np.sum(d * d)))
 
     def merge(self, other: Moments) -> Moments:
         if other.count == 0:
@@ -216,6 +217,9 @@ class BlockMoments:
     __hash__ = None  # type: ignore[assignment]
 
 
+F32_MAX = float(np.finfo(np.float32).max)
+
+
 class Numeric(Feature[NumericFeature, "BlockMoments | None"]):
     model_type = NumericFeature
 
@@ -278,6 +282,12 @@ class Numeric(Feature[NumericFeature, "BlockMoments | None"]):
         else:
             np_values = np_values.astype(np.float64)
             missing |= np.isnan(np_values)
+            # inf, -inf and text beyond float64 ('1e400') have no mean, std or float32 twin:
+            # bad rows (`not_finite`), never a fitted state of inf/NaN
+            infinite = np.isinf(np_values)
+            for i in np.flatnonzero(infinite & ~missing):
+                batch.fail(int(i), name, "not_finite", f"{np_values[i]} is not a finite number")
+            missing |= infinite
         return np_values, missing
 
     def _fail_missing(self, batch: Batch, missing: np.ndarray) -> None:
@@ -313,7 +323,13 @@ class Numeric(Feature[NumericFeature, "BlockMoments | None"]):
         f, n = self.model, moments.count
         if n == 0 and (f.impute == "mean" or f.standardize):
             raise DatasetError(f"feature '{f.name}': no value in the train split to fit its mean")
-        std = math.sqrt(moments.variance)
+        with np.errstate(over="ignore"):
+            std = math.sqrt(moments.variance) if n else 0.0
+        if not (math.isfinite(moments.mean) and math.isfinite(std)):
+            raise DatasetError(
+                f"feature '{f.name}': the train values are too large for float64 statistics "
+                f"(mean {moments.mean:.6g}, std {std:.6g}); rescale the column"
+            )
         return {"count": n, "mean": moments.mean, "std": std if std > 0 else 1.0}
 
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
@@ -329,6 +345,15 @@ class Numeric(Feature[NumericFeature, "BlockMoments | None"]):
         v = np.where(missing, fill, v)
         if f.standardize:
             v = (v - state["mean"]) / state["std"]
+        # a finite value beyond float32 would be stored as inf: a bad row, never a silent inf
+        for i in np.flatnonzero((np.abs(v) > F32_MAX) & ~missing):
+            batch.fail(
+                int(i),
+                f.column or f.name,
+                "out_of_range",
+                f"{v[i]:.6g}{' (standardized)' if f.standardize else ''} is beyond float32 (|x| <= {F32_MAX:.6g})",
+            )
+        v = np.where(np.abs(v) > F32_MAX, 0.0, v)
         return {f.name: pa.array(v.astype(np.float32), pa.float32())}
 
     def serving_spec(self) -> Any:

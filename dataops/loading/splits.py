@@ -55,9 +55,17 @@ def parse_split(expr: str, meta: DatasetMetadata) -> list[tuple[str, int, int]]:
             )
         name = m.group("name")
         try:
-            n = meta.split(name).num_examples
+            split = meta.split(name)
         except DatasetError as err:
             raise ConfigError(str(err)) from None
+        n = split.num_examples
+        total = sum(sh.num_examples for sh in split.shards)
+        if (split.shards and total != n) or n < 0:
+            # checked here, before the count sizes the selection: a count of 0 (or < 0) would
+            # otherwise select no row and read nothing, silently
+            raise DatasetError(
+                f"metadata.json: split '{name}' says {n} examples, its shards list {total}"
+            )
         lo = _bound(m.group("a") or "", n, expr) if m.group("a") is not None else None
         hi = _bound(m.group("b") or "", n, expr) if m.group("b") is not None else None
         lo = 0 if lo is None else min(lo, n)
