@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from dataops.loader import Loader
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 
 def run_example(*args: str) -> dict:

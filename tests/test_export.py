@@ -11,7 +11,7 @@ import pytest
 
 import dataops
 from dataops.loader import Loader
-from tests.conftest import run_cli
+from tests.support.project import run_cli
 
 
 @pytest.fixture(scope="module")

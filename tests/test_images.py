@@ -33,7 +33,7 @@ from dataops.loader import load
 from dataops.metadata import read_metadata
 from dataops.preprocess import run_preprocess
 from dataops.serialize import run_serialize
-from tests.conftest import run_cli
+from tests.support.project import run_cli
 
 
 def png(arr: np.ndarray, bits: int, ctype: int, plte: bytes = b"", trns: bytes = b"") -> bytes:
