@@ -11,7 +11,7 @@ import pytest
 from dataops.config import IngestParams
 from dataops.errors import DatasetError
 from dataops.ingest import read_manifest, run_ingest
-from tests.support.records import N, make_sources
+from tests.support.records import N, make_sources, png_bytes
 
 
 def test_every_format_joins_on_the_key(tmp_path):
@@ -143,8 +143,9 @@ def test_missing_image_file_names_the_row(tmp_path):
 def test_image_folder_counts_the_files_it_does_not_read(tmp_path):
     folder = tmp_path / "imgs"
     (folder / "cat").mkdir(parents=True)
-    (folder / "cat" / "1.png").write_bytes(_png(1))
-    (folder / "cat" / "1.tiff").write_bytes(_png(2))  # read: Pillow decodes TIFF (and PNG bytes)
+    (folder / "cat" / "1.png").write_bytes(png_bytes(1))
+    # read: Pillow decodes TIFF (and PNG bytes)
+    (folder / "cat" / "1.tiff").write_bytes(png_bytes(2))
     (folder / "cat" / "notes.txt").write_text("not an image")
     (folder / "README").write_text("outside any class folder")
     spec = {"key": "id", "sources": [{"name": "i", "format": "image_folder", "path": "imgs"}]}

@@ -20,7 +20,7 @@ from dataops.metadata import FeatureInfo
 N = 12  # rows of every source `make_sources` writes
 
 
-def _png(value: int, size: int = 8) -> bytes:
+def png_bytes(value: int, size: int = 8) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
@@ -34,9 +34,9 @@ def make_sources(root: Path) -> dict:
     (raw / "folder" / "dog").mkdir(parents=True)
     rows = ["id,score,pic"]
     for i in range(N):
-        (raw / "pics" / f"p{i}.png").write_bytes(_png(i))
+        (raw / "pics" / f"p{i}.png").write_bytes(png_bytes(i))
         rows.append(f"{i},{i * 1.5 if i != 3 else ''},pics/p{i}.png")
-        (raw / "folder" / ("cat" if i % 2 else "dog") / f"{i}.png").write_bytes(_png(100 + i))
+        (raw / "folder" / ("cat" if i % 2 else "dog") / f"{i}.png").write_bytes(png_bytes(100 + i))
     (raw / "table.csv").write_text("\n".join(rows) + "\n")
     pq.write_table(
         pa.table({"id": list(range(N)), "vec": [[float(i), i + 0.5, -i] for i in range(N)]}),
