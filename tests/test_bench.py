@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.project import REPO, tool_env
 
+pytestmark = pytest.mark.slow  # bench/run.py --quick: ~45 s
+
 
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory) -> Path:
