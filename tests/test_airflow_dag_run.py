@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from airflow_helpers import airflow_db, dag_test, git, make_clone
 
 from dataops.versions import list_versions, version_detail
+from tests.support.airflow import airflow_db, dag_test, make_clone
+from tests.support.project import git
 
 pytestmark = pytest.mark.slow
 STAGE_TASKS = ["sample", "ingest", "preprocess", "serialize", "validate"]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from airflow_helpers import REPO
 
 from dataops.airflow_params import apply_overrides, form_fields, overrides_from_conf, tunable_keys
 from dataops.config import load_params
 from dataops.errors import ConfigError
+from tests.support.project import REPO
 
 
 @pytest.fixture

@@ -10,18 +10,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from airflow_helpers import (
+
+from tests.support.airflow import (
     CHROME_ARGS,
     CHROMIUM,
-    REPO,
     free_port,
-    git,
     make_clone,
     stop_process_group,
-    tool_env,
     wait_for,
 )
-from airflow_helpers import http as _http_full
+from tests.support.airflow import http as _http_full
+from tests.support.project import REPO, git, tool_env
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = REPO / "test-artifacts"

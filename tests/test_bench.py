@@ -10,18 +10,15 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.project import REPO, tool_env
+
+pytestmark = pytest.mark.slow  # bench/run.py --quick: ~45 s
 
 
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bench")
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "DVC_NO_ANALYTICS": "1",
-    }
+    env = tool_env()
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--out", str(out)],
         cwd=REPO,

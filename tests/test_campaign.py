@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from tests.support.project import run_cli
 
 SKIP_HINT = " (set dataset.on_error: skip to drop such rows and count them)"
 
@@ -210,7 +210,7 @@ def test_tiny_partition_bytes_stays_within_a_low_open_file_limit(tmp_path):
     import resource
     import subprocess
 
-    from tests.conftest import VENV_BIN
+    from tests.support.project import VENV_BIN
 
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["ingest"]["partition_bytes"] = 1024

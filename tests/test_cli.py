@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import run_cli
+from tests.support.project import run_cli
 
 COMMANDS = ["sample", "ingest", "preprocess", "serialize", "validate", "verify", "info", "schema"]
 

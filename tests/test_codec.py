@@ -20,6 +20,7 @@ from dataops.codec import (
     iter_records,
     masked_crc32c,
 )
+from tests.support.project import REPO
 
 tf = pytest.importorskip("tensorflow")
 
@@ -255,9 +256,7 @@ def _bench_module():
 
     name = "dataops_bench_run"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parent.parent / "bench" / "run.py"
-        )
+        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / "run.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 import yaml
-from airflow_helpers import REPO
+
+from tests.support.project import REPO
 
 COMPOSE = shutil.which("docker-compose")
 # the secrets docker-compose.yml requires (no defaults), with values a test can recognize

@@ -9,7 +9,7 @@ import yaml
 
 from dataops.config import load_params, parse_params
 from dataops.errors import ConfigError
-from tests.conftest import REPO, repo_params, run_cli
+from tests.support.project import REPO, repo_params, run_cli
 
 
 def test_committed_params_are_valid():

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from airflow_helpers import REPO, airflow_env, make_clone
 
 from dataops.dvcgraph import edges, load_stages, parse_dvc_yaml
 from dataops.errors import ConfigError
+from tests.support.airflow import airflow_env, make_clone
+from tests.support.project import REPO
 
 HEAVY = ("tensorflow", "pyarrow", "dvc", "h5py")
 

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from tests.support.project import REPO
 
 BLOCK = re.compile(r"(<!-- skip-snippet: (?P<why>[^>]*?) -->\s*)?```python\n(?P<code>.*?)```", re.S)
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

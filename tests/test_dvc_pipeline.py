@@ -3,49 +3,16 @@ rebuilds, targeted re-runs, push → fresh clone → pull → verify, and the co
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from dataops.fsutil import sha256_file
-from tests.conftest import REPO, VENV_BIN, small_params_data
+from tests.support.project import REPO, make_project, sh
 
 pytestmark = pytest.mark.slow
-
-
-def sh(*args: str, cwd: Path) -> str:
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    r = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
-    if r.returncode:
-        raise AssertionError(f"{' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r.stdout + r.stderr
-
-
-def make_project(dest: Path, num_examples: int | None = 150) -> Path:
-    """A git repository holding the committed project files (as a fresh clone would)."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    if num_examples is not None:
-        params = small_params_data(num_examples)
-        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh("git", "init", "-q", cwd=dest)
-    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A", cwd=dest)
-    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init", cwd=dest)
-    return dest
 
 
 def shard_hashes(root: Path) -> dict[str, str]:

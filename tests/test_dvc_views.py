@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.airflow_helpers import CHROME_ARGS, CHROMIUM
-from tests.conftest import REPO, VENV_BIN, small_params, small_params_data
+from tests.support.airflow import CHROME_ARGS, CHROMIUM
+from tests.support.project import REPO, small_params, small_params_data, tool_env
 
 ARTIFACTS = REPO / "test-artifacts"
 VEGA_CACHE = (
@@ -25,12 +25,7 @@ VEGA_CACHE = (
 
 
 def _dvc(*args: str, cwd: Path) -> str:
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    r = subprocess.run(["dvc", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    r = subprocess.run(["dvc", *args], cwd=cwd, env=tool_env(), capture_output=True, text=True)
     assert r.returncode == 0, f"dvc {' '.join(args)}: {r.stdout}\n{r.stderr}"
     return r.stdout
 

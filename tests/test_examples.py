@@ -7,8 +7,10 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from dataops.loader import Loader
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 
 def run_example(*args: str) -> dict:
@@ -23,6 +25,7 @@ def run_example(*args: str) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # Keras model.fit, ~10 s
 def test_train_keras_one_epoch_and_resume(small_tfrecords, tmp_path):
     n = Loader(small_tfrecords, "train").num_examples
     out = run_example(

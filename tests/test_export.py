@@ -11,7 +11,7 @@ import pytest
 
 import dataops
 from dataops.loader import Loader
-from tests.conftest import run_cli
+from tests.support.project import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def batches_equal(a, b) -> None:
             assert np.array_equal(a[k].numpy(), b[k].numpy()), k
 
 
+@pytest.mark.slow  # the module's `exports` fixture: three CLI exports, > 10 s
 @pytest.mark.parametrize(
     "opts",
     [
@@ -62,6 +63,7 @@ def test_snapshot_loads_like_the_tfrecords(small_tfrecords, exports, opts):
     assert info["format"] == "snapshot" and (exports / "snap" / "metadata.json").is_file()
 
 
+@pytest.mark.slow  # the module's `exports` fixture: three CLI exports, > 10 s
 def test_parquet_holds_the_stored_values(small_dataset, exports):
     for split in ("train", "validation", "test"):
         got = pq.read_table(exports / "pq" / f"{split}.parquet")
@@ -73,6 +75,7 @@ def test_parquet_holds_the_stored_values(small_dataset, exports):
     assert json.loads((exports / "pq" / "metadata.json").read_text())["name"] == "sample"
 
 
+@pytest.mark.slow  # the module's `exports` fixture: three CLI exports, > 10 s
 def test_hdf5_holds_the_decoded_values(small_tfrecords, exports):
     import h5py
 

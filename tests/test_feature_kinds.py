@@ -14,7 +14,7 @@ from dataops.metadata import read_metadata
 from dataops.preprocess import run_preprocess
 from dataops.serialize import run_serialize
 from dataops.spec import decode_batch, parse_spec
-from tests.test_ingest import N, make_sources
+from tests.support.records import N, make_sources
 
 FEATURES = [
     {"name": "id", "kind": "key"},

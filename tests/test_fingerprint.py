@@ -29,8 +29,8 @@ from dataops.fingerprint import (
 from dataops.metadata import FeatureInfo, read_metadata
 from dataops.pipeline import run_pipeline
 from dataops.serialize import run_serialize
-from tests.conftest import small_params_data
-from tests.helpers import write_preprocessed
+from tests.support.project import small_params_data
+from tests.support.records import write_preprocessed
 
 
 def _files(directory: Path) -> dict[str, bytes]:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from dataops.config import DatasetParams, SerializeParams
 from dataops.metadata import FeatureInfo
 from dataops.serialize import run_serialize
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.helpers import write_preprocessed  # noqa: E402
+from tests.support.records import write_preprocessed
 
 GOLDEN = Path(__file__).parent / "golden"
 SHARD = "golden-train.tfrecord-00000-of-00001"

@@ -33,7 +33,7 @@ from dataops.loader import load
 from dataops.metadata import read_metadata
 from dataops.preprocess import run_preprocess
 from dataops.serialize import run_serialize
-from tests.conftest import run_cli
+from tests.support.project import REPO, run_cli
 
 
 def png(arr: np.ndarray, bits: int, ctype: int, plte: bytes = b"", trns: bytes = b"") -> bytes:
@@ -353,7 +353,7 @@ def test_decompression_bomb_is_named_under_fail(tmp_path, bomb):
 
 @pytest.mark.parametrize("size", [[0, 32], [-4, 32], [100000, 100000]])
 def test_image_size_out_of_bounds_is_refused_at_parse(tmp_path, size):
-    data = yaml.safe_load((Path(__file__).parent.parent / "params.yaml").read_text())
+    data = yaml.safe_load((REPO / "params.yaml").read_text())
     data["preprocess"]["features"][1]["size"] = size
     with pytest.raises(ConfigError) as err:
         parse_params(data, "p.yaml")

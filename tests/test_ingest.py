@@ -2,72 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-import h5py
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from dataops.config import IngestParams
 from dataops.errors import DatasetError
 from dataops.ingest import read_manifest, run_ingest
-
-N = 12
-
-
-def _png(value: int, size: int = 8) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def make_sources(root: Path) -> dict:
-    """One small source of every supported format, keyed 0..N-1 (npy keys are row indices)."""
-    raw = root / "raw"
-    (raw / "pics").mkdir(parents=True)
-    (raw / "folder" / "cat").mkdir(parents=True)
-    (raw / "folder" / "dog").mkdir(parents=True)
-    rows = ["id,score,pic"]
-    for i in range(N):
-        (raw / "pics" / f"p{i}.png").write_bytes(_png(i))
-        rows.append(f"{i},{i * 1.5 if i != 3 else ''},pics/p{i}.png")
-        (raw / "folder" / ("cat" if i % 2 else "dog") / f"{i}.png").write_bytes(_png(100 + i))
-    (raw / "table.csv").write_text("\n".join(rows) + "\n")
-    pq.write_table(
-        pa.table({"id": list(range(N)), "vec": [[float(i), i + 0.5, -i] for i in range(N)]}),
-        raw / "table.parquet",
-    )
-    with open(raw / "lines.jsonl", "w", encoding="utf-8") as f:
-        for i in reversed(range(N)):  # another order than the primary
-            f.write(
-                json.dumps(
-                    {"id": i, "text": f"Héllo  Wörld {i}", "seq": list(range(i % 4))},
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
-    np.save(raw / "arr.npy", np.arange(N * 4, dtype=np.float32).reshape(N, 2, 2))
-    np.savez(raw / "arrs.npz", id=np.arange(N), counts=np.arange(N, dtype=np.int64) * 7)
-    with h5py.File(raw / "data.h5", "w") as h:
-        h["id"] = np.arange(N)
-        h["h5val"] = np.linspace(0, 1, N)
-    return {
-        "key": "id",
-        "sources": [
-            {"name": "table", "format": "csv", "path": "raw/table.csv", "image_columns": ["pic"]},
-            {"name": "pq", "format": "parquet", "path": "raw/table.parquet"},
-            {"name": "lines", "format": "jsonl", "path": "raw/lines.jsonl"},
-            {"name": "arr", "format": "npy", "path": "raw/arr.npy"},
-            {"name": "arrs", "format": "npz", "path": "raw/arrs.npz"},
-            {"name": "h5", "format": "hdf5", "path": "raw/data.h5"},
-            {"name": "folder", "format": "image_folder", "path": "raw/folder"},
-        ],
-    }
+from tests.support.records import N, make_sources, png_bytes
 
 
 def test_every_format_joins_on_the_key(tmp_path):
@@ -199,8 +143,9 @@ def test_missing_image_file_names_the_row(tmp_path):
 def test_image_folder_counts_the_files_it_does_not_read(tmp_path):
     folder = tmp_path / "imgs"
     (folder / "cat").mkdir(parents=True)
-    (folder / "cat" / "1.png").write_bytes(_png(1))
-    (folder / "cat" / "1.tiff").write_bytes(_png(2))  # read: Pillow decodes TIFF (and PNG bytes)
+    (folder / "cat" / "1.png").write_bytes(png_bytes(1))
+    # read: Pillow decodes TIFF (and PNG bytes)
+    (folder / "cat" / "1.tiff").write_bytes(png_bytes(2))
     (folder / "cat" / "notes.txt").write_text("not an image")
     (folder / "README").write_text("outside any class folder")
     spec = {"key": "id", "sources": [{"name": "i", "format": "image_folder", "path": "imgs"}]}

@@ -25,7 +25,7 @@ from dataops.errors import DatasetError
 from dataops.loader import Loader
 from dataops.metadata import FeatureInfo, read_metadata
 from dataops.serialize import run_serialize
-from tests.helpers import write_preprocessed
+from tests.support.records import write_preprocessed
 
 FEATURES = [
     FeatureInfo(name="id", kind="text", dtype="string", shape=[], encoding="utf-8"),

@@ -16,7 +16,7 @@ import dataops
 from dataops.errors import DatasetError
 from dataops.fsutil import sha256_file
 from dataops.loader import Loader
-from tests.test_dvc_pipeline import make_project, sh
+from tests.support.project import make_project, sh
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from dataops.errors import DatasetError
 from dataops.features.text import normalize_text, tokenize
 from dataops.ingest import run_ingest
 from dataops.preprocess import assign_splits, read_state, run_preprocess
-from tests.conftest import repo_params
+from tests.support.project import repo_params
 
 
 def test_split_of_a_key_is_stable_when_rows_are_added():
@@ -142,7 +142,7 @@ def test_wrong_type_value_names_file_and_line(tmp_path):
 
 
 def test_preprocess_is_deterministic(small_dataset, tmp_path):
-    from tests.conftest import small_params
+    from tests.support.project import small_params
 
     params = small_params()
     run_preprocess(params.preprocess, small_dataset / "data" / "snapshot", tmp_path / "again")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -13,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, VENV_BIN, run_cli
+
+from tests.support.project import REPO, run_cli, tool_env
 
 
 def _readme_block(marker: str) -> list[str]:
@@ -50,15 +50,12 @@ def _penguins(path: Path, n: int = 300) -> None:
 @pytest.mark.slow
 def test_use_your_own_data_as_the_readme_says(tmp_path: Path):
     _penguins(tmp_path / "penguins.csv")
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
+    env = tool_env(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
     for command in _readme_block("own-data"):
         r = subprocess.run(
             command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from airflow_helpers import VENV_BIN, git, tool_env
 
 from dataops.airflow_tasks import RepoLocked, StageFailed, is_retryable, run_stage
 from dataops.errors import ConfigError, DatasetError
@@ -22,6 +21,8 @@ from dataops.publish import (
     strip_credentials,
 )
 from dataops.versions import list_versions, version_detail
+from tests.support.project import VENV_BIN, git, tool_env
+from tests.support.records import write_version
 
 
 def _dvc_repo(root: Path, stages: str) -> Path:
@@ -98,35 +99,6 @@ def test_stage_gives_up_on_a_lock_held_too_long(tmp_path):
         lock.close()
 
 
-def _meta(features: list[str], n: int) -> dict:
-    return {
-        "name": "toy",
-        "fingerprint": f"{n:064x}",
-        "features": [
-            {"name": f, "kind": "tensor", "dtype": "int64", "shape": [], "encoding": "none"}
-            for f in features
-        ],
-        "splits": [{"name": "train", "num_examples": n, "num_bytes": 10 * n, "shards": []}],
-    }
-
-
-def _write_version(ws: Path, n: int, features: list[str] = ["a"], ok: bool = True) -> None:  # noqa: B006
-    meta = _meta(features, n)
-    (ws / "data" / "tfrecords").mkdir(parents=True, exist_ok=True)
-    (ws / "data" / "tfrecords" / "metadata.json").write_text(json.dumps(meta))
-    (ws / "reports").mkdir(exist_ok=True)
-    report = {
-        "ok": ok,
-        "fingerprint": meta["fingerprint"],
-        "num_examples": {"train": n},
-        "num_bytes": {"train": 10 * n},
-        "violations": [] if ok else ["split 'train': 3 examples < 10"],
-    }
-    (ws / "reports" / "validation.json").write_text(json.dumps(report))
-    (ws / "params.yaml").write_text(f"sample:\n  num_examples: {n}\n")
-    (ws / "dvc.lock").write_text(f"schema: '2.0'\nstages: {{}}\n# {n}\n")
-
-
 @pytest.fixture
 def ws(tmp_path) -> Path:
     ws = tmp_path / "ws"
@@ -145,7 +117,7 @@ def quiet(_: str) -> None:
 
 
 def test_publish_commits_tags_and_bumps_versions(ws):
-    _write_version(ws, 100)
+    write_version(ws, 100)
     (ws / "unrelated.txt").write_text("not published")
     lines: list[str] = []
     r1 = publish(ws, log=lines.append, push=False)
@@ -206,9 +178,9 @@ def test_publish_commits_tags_and_bumps_versions(ws):
     assert "already published as toy-v1.0" in again.message and "no commit, no tag" in again.message
     assert git(ws, "rev-parse", "HEAD") == r1.commit
 
-    _write_version(ws, 120)  # same schema: next build
+    write_version(ws, 120)  # same schema: next build
     assert publish(ws, log=quiet, push=False).tag == "toy-v1.1"
-    _write_version(ws, 130, features=["a", "b"])  # schema changed: next major
+    write_version(ws, 130, features=["a", "b"])  # schema changed: next major
     r4 = publish(ws, log=quiet, push=False)
     assert r4.tag == "toy-v2.0"
     assert "?? unrelated.txt" in git(
@@ -231,11 +203,11 @@ def test_publish_commits_tags_and_bumps_versions(ws):
 
 def test_an_old_fingerprint_is_not_published_twice(ws):
     """ "Something to publish?" is asked of the published tags, not of HEAD."""
-    _write_version(ws, 100)
+    write_version(ws, 100)
     v1 = publish(ws, log=quiet, push=False)
-    _write_version(ws, 120)
+    write_version(ws, 120)
     publish(ws, log=quiet, push=False)
-    _write_version(ws, 100)  # back to the data of v1.0: differs from HEAD, but is published
+    write_version(ws, 100)  # back to the data of v1.0: differs from HEAD, but is published
     again = publish(ws, log=quiet, push=False)
     assert not again.published and again.tag == "toy-v1.0" and again.commit == v1.commit
     assert [v.tag for v in published_versions(ws, "toy")] == ["toy-v1.0", "toy-v1.1"]
@@ -244,7 +216,7 @@ def test_an_old_fingerprint_is_not_published_twice(ws):
 
 def test_an_untagged_head_is_tagged_not_committed_again(ws):
     """A fresh clone's committed data (or a commit an interrupted publish left) is tagged as it is."""
-    _write_version(ws, 100)
+    write_version(ws, 100)
     git(ws, "add", "params.yaml", "dvc.lock", "reports/validation.json")
     git(ws, "commit", "-q", "-m", "the data as a developer committed it")
     head = git(ws, "rev-parse", "HEAD")
@@ -256,7 +228,7 @@ def test_an_untagged_head_is_tagged_not_committed_again(ws):
 
 
 def test_versions_tagged_by_hand_count_by_their_committed_report(ws):
-    _write_version(ws, 100)
+    write_version(ws, 100)
     git(ws, "add", "params.yaml", "dvc.lock", "reports/validation.json")
     git(ws, "commit", "-q", "-m", "by hand")
     git(ws, "tag", "toy-v1.0")  # lightweight, no trailers: its report says the fingerprint
@@ -268,7 +240,7 @@ def test_versions_tagged_by_hand_count_by_their_committed_report(ws):
 def test_a_dataset_name_git_cannot_tag_is_refused_before_any_work(ws, name):
     with pytest.raises(ConfigError, match=r"key 'dataset.name': .* cannot name a git tag"):
         check_tag_name(ws, name)
-    _write_version(ws, 100)
+    write_version(ws, 100)
     meta = json.loads((ws / "data/tfrecords/metadata.json").read_text())
     meta["name"] = name
     (ws / "data/tfrecords/metadata.json").write_text(json.dumps(meta))
@@ -278,7 +250,7 @@ def test_a_dataset_name_git_cannot_tag_is_refused_before_any_work(ws, name):
 
 
 def test_restore_workspace_puts_the_published_files_back(ws):
-    _write_version(ws, 100)
+    write_version(ws, 100)
     publish(ws, log=quiet, push=False)
     committed = {f: (ws / f).read_bytes() for f in ("params.yaml", "dvc.lock")}
     (ws / "params.yaml").write_text("sample:\n  num_examples: 3\n")  # what a failed run left
@@ -301,7 +273,7 @@ def test_credentials_are_stripped_from_remote_urls():
 
 
 def test_publish_refuses_a_failed_validation(ws):
-    _write_version(ws, 3, ok=False)
+    write_version(ws, 3, ok=False)
     with pytest.raises(
         DatasetError, match=r"validation failed, not publishing: split 'train': 3 examples < 10"
     ):

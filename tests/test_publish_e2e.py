@@ -9,10 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from airflow_helpers import REPO, VENV_BIN, git, make_clone, tool_env
 
 from dataops.fsutil import sha256_file
 from dataops.publish import publish, published_versions
+from tests.support.airflow import make_clone
+from tests.support.project import REPO, VENV_BIN, git, tool_env
 
 pytestmark = pytest.mark.slow
 

@@ -28,9 +28,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from airflow_helpers import REPO, VENV_BIN, free_port, git, make_clone, tool_env
 
 from dataops.fsutil import sha256_file
+from tests.support.airflow import free_port, make_clone
+from tests.support.project import REPO, VENV_BIN, git, tool_env
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from airflow_helpers import VENV_BIN, git, tool_env
 
 from dataops.publish import PublishConflict, PublishInterrupted, RemoteError, publish
-from tests.test_publish import _write_version
+from tests.support.project import VENV_BIN, git, tool_env
+from tests.support.records import write_version
 
 
 def quiet(_: str) -> None:
@@ -73,7 +73,7 @@ def _published_files(ws: Path) -> dict[str, bytes]:
 
 def test_publish_pushes_commit_and_tag_and_the_event_names_the_remote(team):
     ws, bare = team
-    _write_version(ws, 100)
+    write_version(ws, 100)
     r = publish(ws, log=quiet, push=False, remote="origin")
     assert r.published and r.tag == "toy-v1.0" and "pushed to git remote" in r.message
     refs = _remote_refs(bare)
@@ -92,7 +92,7 @@ def test_push_refused_by_the_remote_rolls_back_and_a_retry_completes(team):
     init = git(ws, "rev-parse", "HEAD")
     before = _remote_refs(bare)
     hook = _hook(bare, "pre-receive", "echo 'policy: the branch is frozen' >&2\nexit 1\n")
-    _write_version(ws, 100)
+    write_version(ws, 100)
     files = _published_files(ws)
     lines: list[str] = []
     with pytest.raises(
@@ -117,7 +117,7 @@ def test_tag_exists_after_the_commit_rolls_the_commit_back_and_a_retry_takes_a_f
     init = git(ws, "rev-parse", "HEAD")
     # someone takes the tag name between our commit and our tag
     _hook(ws / ".git", "post-commit", "git tag toy-v1.0 HEAD~1 2>/dev/null\nexit 0\n")
-    _write_version(ws, 100)
+    write_version(ws, 100)
     with pytest.raises(
         PublishInterrupted,
         match=r"git tag toy-v1.0 failed, nothing published \(commit rolled back\).*already exists",
@@ -137,7 +137,7 @@ def test_tag_exists_after_the_commit_rolls_the_commit_back_and_a_retry_takes_a_f
 def test_remote_unreachable_publishes_nothing_and_a_retry_completes(team):
     ws, bare = team
     init = git(ws, "rev-parse", "HEAD")
-    _write_version(ws, 100)
+    write_version(ws, 100)
     bogus = str(ws.parent / "no-such-remote.git")
     with pytest.raises(
         RemoteError, match=r"git remote '.*no-such-remote.git' unreachable, nothing published"
@@ -157,7 +157,7 @@ def test_remote_unreachable_publishes_nothing_and_a_retry_completes(team):
 
 def test_an_unpushed_tag_left_by_an_interrupted_publish_is_pushed_on_retry(team):
     ws, bare = team
-    _write_version(ws, 100)
+    write_version(ws, 100)
     local = publish(ws, log=quiet, push=False, remote="")  # as if the process died before the push
     assert local.published and "refs/tags/toy-v1.0" not in _remote_refs(bare)
     r = publish(ws, log=quiet, push=False, remote="origin")
@@ -169,7 +169,7 @@ def test_an_unpushed_tag_left_by_an_interrupted_publish_is_pushed_on_retry(team)
 
 def test_an_untagged_publish_commit_left_by_an_interrupted_publish_is_tagged_on_retry(team):
     ws, bare = team
-    _write_version(ws, 100)
+    write_version(ws, 100)
     git(ws, "add", "params.yaml", "dvc.lock", "reports/validation.json")
     git(ws, "commit", "-q", "-m", "Publish toy v1.0: train=100 examples")  # died before the tag
     head = git(ws, "rev-parse", "HEAD")
@@ -183,11 +183,11 @@ def test_someone_published_meanwhile_the_publish_is_rebased_and_nothing_is_lost(
     other = _clone(bare, tmp_path / "other")
     (other / "README.md").write_text("team data, documented\n")
     git(other, "commit", "-qam", "docs")
-    _write_version(other, 90)
+    write_version(other, 90)
     theirs = publish(other, log=quiet, push=False, remote="origin")
     assert theirs.tag == "toy-v1.0"
 
-    _write_version(ws, 100)
+    write_version(ws, 100)
     ours_files = _published_files(ws)
     lines: list[str] = []
     r = publish(ws, log=lines.append, push=False, remote="origin")
@@ -207,9 +207,9 @@ def test_someone_published_meanwhile_the_publish_is_rebased_and_nothing_is_lost(
 def test_remote_pushed_the_same_data_meanwhile_no_second_version(team, tmp_path):
     ws, bare = team
     other = _clone(bare, tmp_path / "other")
-    _write_version(other, 100)
+    write_version(other, 100)
     publish(other, log=quiet, push=False, remote="origin")
-    _write_version(ws, 100)
+    write_version(ws, 100)
     r = publish(ws, log=quiet, push=False, remote="origin")
     assert not r.published and r.tag == "toy-v1.0" and "already published" in r.message
     assert [k for k in _remote_refs(bare) if k.startswith("refs/tags/")] == ["refs/tags/toy-v1.0"]
@@ -224,7 +224,7 @@ def test_remote_changed_the_code_the_version_was_built_from_fails_with_a_clean_w
     git(other, "commit", "-qam", "new code")
     git(other, "push", "-q", "origin", "main")
 
-    _write_version(ws, 100)
+    write_version(ws, 100)
     _lock_with_dep(ws)
     with pytest.raises(
         PublishConflict,
@@ -252,7 +252,7 @@ def test_dvc_push_failure_publishes_nothing_and_a_retry_completes(team, tmp_path
     git(ws, "commit", "-qm", "track blob")
     git(ws, "push", "-q", "origin", "main")
     head = git(ws, "rev-parse", "HEAD")
-    _write_version(ws, 100)
+    write_version(ws, 100)
     with pytest.raises(
         RemoteError, match=r"DVC remote /dev/null/store: push failed, nothing published"
     ):

@@ -16,7 +16,7 @@ from dataops.config import SerializeParams
 from dataops.metadata import FeatureInfo, read_metadata
 from dataops.serialize import run_serialize
 from dataops.spec import compression_type, parse_spec
-from tests.helpers import write_preprocessed
+from tests.support.records import write_preprocessed
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 FLOAT32 = st.floats(width=32, allow_nan=True, allow_infinity=True)

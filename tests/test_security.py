@@ -21,22 +21,19 @@ from urllib.parse import quote, urlencode
 
 import pytest
 import yaml
-from airflow_helpers import (
+
+from dataops.errors import DatasetError
+from dataops.versions import list_versions, version_detail
+from tests.support.airflow import (
     CHROME_ARGS,
     CHROMIUM,
-    REPO,
-    VENV_BIN,
     free_port,
-    git,
     http,
     raw_get,
     start_api_server,
     stop_process_group,
-    tool_env,
 )
-
-from dataops.errors import DatasetError
-from dataops.versions import list_versions, version_detail
+from tests.support.project import REPO, VENV_BIN, git, tool_env
 
 ARTIFACTS = REPO / "test-artifacts"
 MARK = "data-xss"

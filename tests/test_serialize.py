@@ -17,7 +17,7 @@ from dataops.metadata import SCHEMA_PATH, json_schema, read_metadata
 from dataops.serialize import run_serialize
 from dataops.spec import compression_type, decode_batch, parse_spec
 from dataops.verify import verify_dataset
-from tests.conftest import small_params
+from tests.support.project import small_params
 
 
 def _files(directory):
@@ -178,7 +178,7 @@ def test_tfds_files_of_the_sample_dataset(small_tfrecords):
 def test_the_dataset_card_reaches_metadata_tfds_and_info(small_dataset, tmp_path):
     from dataops.config import DatasetParams, parse_params
     from dataops.summary import render_info
-    from tests.conftest import small_params_data
+    from tests.support.project import small_params_data
 
     data = small_params_data()
     data["dataset"].update(
@@ -240,7 +240,7 @@ def test_the_dataset_card_reaches_metadata_tfds_and_info(small_dataset, tmp_path
 def test_card_and_split_names_are_bounded(mutate, expected):
     from dataops.config import parse_params
     from dataops.errors import ConfigError
-    from tests.conftest import small_params_data
+    from tests.support.project import small_params_data
 
     data = small_params_data()
     mutate(data)

@@ -21,7 +21,7 @@ from dataops.metadata import read_metadata
 from dataops.resume import LoaderState
 from dataops.serialize import run_serialize
 from dataops.spec import decode_batch, parse_spec
-from tests.conftest import run_cli
+from tests.support.project import run_cli
 
 BLOCK = 4_000  # bytes: the 240-row sample then has dozens of blocks per split
 

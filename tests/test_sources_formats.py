@@ -14,7 +14,7 @@ import pytest
 from dataops.config import IngestParams
 from dataops.errors import ConfigError, DatasetError
 from dataops.ingest import read_manifest, run_ingest
-from tests.conftest import run_cli, small_params_data
+from tests.support.project import run_cli, small_params_data
 
 SKIP_HINT = " (set dataset.on_error: skip to drop such rows and count them)"
 

@@ -117,7 +117,7 @@ def test_every_feature_kind_reads_the_same(tmp_path):
     from PIL import Image
 
     from dataops.metadata import FeatureInfo
-    from tests.helpers import write_preprocessed
+    from tests.support.records import write_preprocessed
 
     rng = np.random.default_rng(0)
     features = [

@@ -11,8 +11,8 @@ from dataops.config import SerializeParams, ValidateParams
 from dataops.metadata import FeatureInfo, read_metadata
 from dataops.serialize import run_serialize
 from dataops.validate import run_validate
-from tests.conftest import run_cli
-from tests.helpers import write_preprocessed
+from tests.support.project import run_cli
+from tests.support.records import write_preprocessed
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_nan_in_float_feature(tmp_path):
 def test_cli_validate_exit_code_and_lines(dataset, tmp_path):
     import yaml
 
-    from tests.conftest import repo_params
+    from tests.support.project import repo_params
 
     data = repo_params()
     data["validate"]["min_examples"] = {"train": 10**6}

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.project import REPO
+
 UV = ["bash", str(REPO / "scripts" / "uv.sh")]
 
 pytestmark = pytest.mark.slow

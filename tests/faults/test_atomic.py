@@ -76,7 +76,7 @@ def test_a_live_writer_is_never_cleaned_and_a_second_writer_is_refused(tmp_path:
 
 
 def test_the_cli_refuses_a_second_writer(tmp_path: Path):
-    from tests.conftest import run_cli
+    from tests.support.project import run_cli
 
     with atomic_dir(tmp_path / "raw"):
         r = run_cli("sample", "--out", "raw", "--num-examples", "8", cwd=tmp_path)

@@ -15,8 +15,8 @@ import yaml
 
 from dataops.cli import describe
 from dataops.errors import ConfigError, DatasetError, Interrupted
-from tests.conftest import run_cli, small_params_data
-from tests.faults._util import error_lines, leftovers, tree_digest
+from tests.support.faults import error_lines, leftovers, tree_digest
+from tests.support.project import run_cli, small_params_data
 
 
 def _mount_tmpfs(where: Path, size: str, ro: bool = False) -> None:

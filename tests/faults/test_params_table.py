@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import run_cli, small_params_data
-from tests.faults._util import error_lines
+from tests.support.faults import error_lines
+from tests.support.project import run_cli, small_params_data
 
 LAUGHS = "\n".join(
     ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']

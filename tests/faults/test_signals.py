@@ -12,17 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults._util import (
+from tests.support.faults import (
     OUTPUTS,
     STAGES,
-    VENV_BIN,
-    env,
     error_lines,
     handlers_installed,
     leftovers,
     tree_digest,
     write_params,
 )
+from tests.support.project import VENV_BIN, tool_env
 
 pytestmark = pytest.mark.slow
 RUNS_PER_STAGE = 5
@@ -35,7 +34,7 @@ def _start(stage: str, root: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**env(), "TMPDIR": str(root / "tmp")},
+        env={**tool_env(), "TMPDIR": str(root / "tmp")},
         # a child of a shell's background job inherits SIGINT ignored; a user's Ctrl-C does not
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )

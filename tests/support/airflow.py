@@ -13,27 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import small_params_data
-
-REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
-
-
-def tool_env(**extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DVC_NO_ANALYTICS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    env.update(extra)
-    return env
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
+from tests.support.project import REPO, VENV_BIN, git, small_params_data, tool_env
 
 
 def make_clone(dest: Path, num_examples: int = 120) -> Path:

@@ -1,15 +1,14 @@
-"""Helpers of the fault suite: a tiny project on disk, the CLI as a process, tree digests."""
+"""Helpers of the fault suite (tests/faults): a tiny project on disk, the CLI as a process, tree digests."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import VENV_BIN, small_params_data
+from tests.support.project import VENV_BIN, small_params_data, tool_env
 
 STAGES = ("sample", "ingest", "preprocess", "serialize", "validate")
 OUTPUTS = {
@@ -27,14 +26,6 @@ def write_params(root: Path, name: str = "params.yaml", **overrides) -> Path:
     return path
 
 
-def env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-
-
 def start(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [str(VENV_BIN / "dataops"), *args],
@@ -42,7 +33,7 @@ def start(*args: str, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env(),
+        env=tool_env(),
     )
 
 
