@@ -748,6 +748,7 @@ def _run_worker(kind: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             capture_output=True,
             text=True,
             env=_env(),
+            check=False,
         )
 
     proc = run(jobs)
@@ -1092,7 +1093,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _sh(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     t = time.perf_counter()
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env or _env())
+    proc = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, env=env or _env(), check=False
+    )
     dt = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(
@@ -1236,6 +1239,7 @@ def bench_airflow(work: Path, sizes: Sizes) -> dict[str, Any]:
             text=True,
             env=env,
             cwd=ROOT,
+            check=False,
         )
         if proc.returncode != 0:
             return {

@@ -237,6 +237,7 @@ def check_tag_name(workspace: str | Path, dataset: str) -> None:
         ["git", "check-ref-format", f"refs/tags/{dataset}-v1.0"],
         cwd=workspace,
         capture_output=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise ConfigError(

@@ -546,7 +546,7 @@ def init(
 
     r = _run(
         "init",
-        lambda: init_project(Path("."), source, key=key, label=label, name=name, force=force),
+        lambda: init_project(Path(), source, key=key, label=label, name=name, force=force),
         record=False,
     )
     kinds = ", ".join(f"{f['name']} ({f['kind']})" for f in r.features)
@@ -586,7 +586,7 @@ def dvc_yaml(
 
 @app.command()
 def versions(
-    repo: Annotated[Path, typer.Option(help="The project's git repository.")] = Path("."),
+    repo: Annotated[Path, typer.Option(help="The project's git repository.")] = Path(),
     dataset: Annotated[str | None, typer.Option(help="Only this dataset's versions.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:

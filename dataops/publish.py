@@ -152,7 +152,9 @@ class PublishResult:
 
 def git(cwd: Path, *args: str, check: bool = True, strip: bool = True) -> str:
     """Run `git ARGS` in `cwd` (argument list, no shell); return stdout (stripped unless `strip=False`)."""
-    proc = subprocess.run(["git", *args], cwd=cwd, env=tool_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=tool_env(), capture_output=True, text=True, check=False
+    )
     if check and proc.returncode != 0:
         detail = proc.stderr.strip() or proc.stdout.strip()
         shown = " ".join(a.splitlines()[0][:60] if a else "''" for a in args)
@@ -166,7 +168,10 @@ def git(cwd: Path, *args: str, check: bool = True, strip: bool = True) -> str:
 
 def _ok(cwd: Path, *args: str) -> bool:
     return (
-        subprocess.run(["git", *args], cwd=cwd, env=tool_env(), capture_output=True).returncode == 0
+        subprocess.run(
+            ["git", *args], cwd=cwd, env=tool_env(), capture_output=True, check=False
+        ).returncode
+        == 0
     )
 
 
@@ -556,6 +561,7 @@ def _push(cwd: Path, target: GitTarget, commit: str, tag: str, tip: str | None) 
         env=tool_env(),
         capture_output=True,
         text=True,
+        check=False,
     )
     text = (proc.stdout + proc.stderr).strip()
     if proc.returncode == 0:

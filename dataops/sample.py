@@ -18,10 +18,36 @@ from dataops.fsutil import atomic_dir
 
 CLASSES = ["circle", "cross", "square", "stripes", "triangle", "dots", "ring", "wave"]
 COLORS = ["red", "green", "blue", "yellow", "purple"]
-WORDS = (
-    "a the small large bright dark shape on of with near blue red green yellow purple "
-    "pattern image picture centered corner edge soft sharp noisy clean café naïve"
-).split()
+WORDS = [
+    "a",
+    "the",
+    "small",
+    "large",
+    "bright",
+    "dark",
+    "shape",
+    "on",
+    "of",
+    "with",
+    "near",
+    "blue",
+    "red",
+    "green",
+    "yellow",
+    "purple",
+    "pattern",
+    "image",
+    "picture",
+    "centered",
+    "corner",
+    "edge",
+    "soft",
+    "sharp",
+    "noisy",
+    "clean",
+    "café",
+    "naïve",
+]
 
 
 @dataclass(frozen=True)

@@ -286,9 +286,11 @@ def _key_array(values: Any, src: Source) -> pa.Array:
         raise DatasetError(
             f"{src.label}: key column '{src.key}' holds floats; keys must be integers or strings"
         )
-    if pa.types.is_integer(arr.type) or pa.types.is_large_string(arr.type):
-        arr = arr.cast(pa.string())
-    elif pa.types.is_null(arr.type):
+    if (
+        pa.types.is_integer(arr.type)
+        or pa.types.is_large_string(arr.type)
+        or pa.types.is_null(arr.type)
+    ):
         arr = arr.cast(pa.string())
     elif not pa.types.is_string(arr.type):
         raise DatasetError(

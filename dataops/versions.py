@@ -106,6 +106,7 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None) -> subprocess.Compl
         cwd=repo,
         input=stdin,
         capture_output=True,
+        check=False,
     )
 
 

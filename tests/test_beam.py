@@ -20,7 +20,7 @@ from dataops.ingest import run_ingest  # noqa: E402
 from dataops.naming import SAMPLE_DIR  # noqa: E402
 from dataops.preprocess import assign_splits, run_preprocess  # noqa: E402
 from dataops.serialize import run_serialize  # noqa: E402
-from tests.conftest import small_params  # noqa: E402
+from tests.support.project import small_params  # noqa: E402
 
 IN_MEMORY = "--direct_num_workers=1 --direct_running_mode=in_memory"
 THREADS_2 = "--direct_num_workers=2 --direct_running_mode=multi_threading"

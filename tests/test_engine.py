@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.support.project import run_cli
 
 
 def test_an_unknown_engine_is_a_usage_error(tmp_path):
@@ -31,7 +31,7 @@ def test_dvc_repro_on_beam_records_the_same_dvc_lock(tmp_path):
     """The same project reproduced in process, then forced again with the heavy stages on Beam
     (chosen through the environment, as an Airflow task or a CI job would): same dvc.lock."""
     pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'beam' extra)")
-    from tests.test_dvc_pipeline import make_project, sh
+    from tests.support.project import make_project, sh
 
     proj = make_project(tmp_path / "p", 150)
     sh("dvc", "repro", cwd=proj)

@@ -285,8 +285,8 @@ class Numeric(Feature[NumericFeature, "BlockMoments | None"]):
             # inf, -inf and text beyond float64 ('1e400') have no mean, std or float32 twin:
             # bad rows (`not_finite`), never a fitted state of inf/NaN
             infinite = np.isinf(np_values)
-            for i in np.flatnonzero(infinite & ~missing):
-                batch.fail(int(i), name, "not_finite", f"{np_values[i]} is not a finite number")
+            for row in np.flatnonzero(infinite & ~missing):
+                batch.fail(int(row), name, "not_finite", f"{np_values[row]} is not a finite number")
             missing |= infinite
         return np_values, missing
 
