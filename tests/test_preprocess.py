@@ -25,6 +25,24 @@ def test_split_of_a_key_is_stable_when_rows_are_added():
     assert not (assign_splits(keys, ratios, seed=1) == b).all()
 
 
+def test_split_of_a_key_is_the_documented_hash():
+    """The batched hash gives exactly the split of the per-key formula: u = the first 8
+    bytes of sha256(f"{seed}:{key}"), big-endian, / 2**64, on the cumulative ratios."""
+    import hashlib
+
+    ratios = {"train": 0.5, "a": 0.25, "b": 0.125, "c": 0.125}
+    keys = [f"k{i}" for i in range(2000)] + list(range(500)) + ["", "é", None]
+    bounds = np.cumsum(list(ratios.values()))
+    bounds[-1] = 1.0
+    u = [
+        int.from_bytes(hashlib.sha256(f"7:{k}".encode()).digest()[:8], "big") / 2.0**64
+        for k in keys
+    ]
+    want = np.searchsorted(bounds, u, side="right").clip(max=len(bounds) - 1)
+    assert assign_splits(keys, ratios, seed=7).tolist() == want.tolist()
+    assert len(assign_splits([], ratios, seed=7)) == 0
+
+
 def test_text_normalization_and_tokens():
     f = TextFeature(kind="text", name="t")
     assert normalize_text("  Ｃafé\tNAÏVE  ", f) == "café naïve"
