@@ -168,3 +168,32 @@ def test_preprocess_is_deterministic(small_dataset, tmp_path):
         assert (tmp_path / "again" / name).read_bytes() == (
             small_dataset / "data" / "preprocessed" / name
         ).read_bytes()
+
+
+def test_a_feature_column_not_in_the_snapshot_lists_every_column(tmp_path):
+    """Only the columns the features use are read, yet a missing one's error still lists
+    every snapshot column, those no feature uses too; rows keep their labels for messages."""
+    from dataops.config import IngestParams, PreprocessParams
+    from dataops.errors import ConfigError
+
+    (tmp_path / "t.csv").write_text("id,x,unused\n1,0.5,a\n2,oops,b\n", encoding="utf-8")
+    ingest = IngestParams.model_validate(
+        {"key": "id", "sources": [{"name": "t", "format": "csv", "path": "t.csv"}]}
+    )
+    run_ingest(ingest, tmp_path, tmp_path / "snap")
+
+    def pre(column: str) -> PreprocessParams:
+        return PreprocessParams.model_validate(
+            {
+                "split": {"ratios": {"train": 1.0}},
+                "features": [
+                    {"name": "id", "kind": "key"},
+                    {"name": "x", "kind": "numeric", "column": column},
+                ],
+            }
+        )
+
+    with pytest.raises(ConfigError, match=r"columns: \['id', 'x', 'unused'\]"):
+        run_preprocess(pre("nope"), tmp_path / "snap", tmp_path / "pre")
+    with pytest.raises(DatasetError, match=r"t.csv: line 3 \(id='2'\): column 'x': 'oops'"):
+        run_preprocess(pre("x"), tmp_path / "snap", tmp_path / "pre")
