@@ -14,8 +14,9 @@ each feature kind reads, fits and writes lives in `dataops.features`.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -59,21 +60,24 @@ class _Locator:
         return f"{path}: {self._labels[source][i]} ({key})"
 
 
-def assign_splits(keys: list[str], ratios: dict[str, float], seed: int) -> np.ndarray:
+def assign_splits(keys: list[Any], ratios: dict[str, float], seed: int) -> np.ndarray:
     """Split index of each key: a hash of (seed, key) placed on the cumulative ratios.
 
-    A row keeps its split when other rows are added or removed.
+    u = the first 8 bytes of sha256(f"{seed}:{key}") read as a big-endian integer / 2**64;
+    a row keeps its split when other rows are added or removed.
     """
     bounds = np.cumsum(list(ratios.values()))
     bounds[-1] = 1.0
-    u = np.fromiter(
-        (
-            int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:8], "big") / 2.0**64
-            for k in keys
-        ),
-        dtype=np.float64,
-        count=len(keys),
-    )
+    # One hash object per key copied from the hashed prefix, the 8-byte heads joined and read
+    # as big-endian uint64 in one go: the same u as int.from_bytes(...) / 2.0**64 (uint64 to
+    # float64 rounds to nearest either way), at about half the cost per key.
+    prefix = hashlib.sha256(f"{seed}:".encode())
+    heads = []
+    for k in keys:
+        h = prefix.copy()
+        h.update(f"{k}".encode())
+        heads.append(h.digest()[:8])
+    u = np.frombuffer(b"".join(heads), dtype=">u8").astype(np.float64) / 2.0**64
     return np.searchsorted(bounds, u, side="right").clip(max=len(bounds) - 1)
 
 
@@ -91,24 +95,63 @@ def run_preprocess(
     if not pf_path.exists():
         raise DatasetError(f"{pf_path}: not found — run the ingest stage first")
     rows = pq.ParquetFile(pf_path).metadata.num_rows
-    run = Run(
-        params,
-        pf_path,
-        manifest,
-        on_error,
-        (progress("preprocess (2 passes)", 2 * rows, "rows") if progress else lambda n: None),
-    )
-    # Pass 1 checks everything but images (decoding them twice would double the cost), so a
-    # train row can still be dropped in pass 2 for its image after it was fitted. Then the
-    # state is refitted without those rows and pass 2 runs again: the statistics always come
-    # from exactly the train rows written. Only `on_error: skip` with bad images pays for it.
-    late: set[int] = set()  # snapshot row numbers fitted in pass 1 but dropped in pass 2
-    while True:
-        state, unfit = _fit_state(run, late)
-        done = _write_splits(run, state, out, unfit)
-        if isinstance(done, PreprocessResult):
-            return done
-        late |= done
+    with tempfile.TemporaryFile(prefix="splits-") as scratch:
+        run = Run(
+            params,
+            pf_path,
+            manifest,
+            on_error,
+            (progress("preprocess (2 passes)", 2 * rows, "rows") if progress else lambda n: None),
+            _SplitCache(scratch),
+        )
+        # Pass 1 checks everything but images (decoding them twice would double the cost), so
+        # a train row can still be dropped in pass 2 for its image after it was fitted. Then
+        # the state is refitted without those rows and pass 2 runs again: the statistics
+        # always come from exactly the train rows written. Only `on_error: skip` with bad
+        # images pays for it.
+        late: set[int] = set()  # snapshot row numbers fitted in pass 1 but dropped in pass 2
+        while True:
+            state, unfit = _fit_state(run, late)
+            done = _write_splits(run, state, out, unfit)
+            if isinstance(done, PreprocessResult):
+                return done
+            late |= done
+
+
+class _SplitCache:
+    """The split index of every snapshot row, one byte each in an unnamed scratch file (in
+    the process's scratch folder when one is set): the first full pass hashes the keys and
+    writes it, the later passes (pass 2, a refit) read it back instead of hashing again.
+    Disk, not RAM, so memory does not grow with the snapshot. Without a file (the Beam
+    driver's workers), every pass hashes."""
+
+    def __init__(self, file: Any = None) -> None:
+        self.file = file
+        self.complete = False  # a whole pass was written
+
+    def start(self) -> bool:
+        """Begin a pass; True when the split indexes are read back from the file."""
+        if self.file is None:
+            return False
+        self.file.seek(0)
+        if not self.complete:
+            self.file.truncate()
+        return self.complete
+
+    def read(self, n: int) -> np.ndarray:
+        data = self.file.read(n)
+        if len(data) != n:
+            raise DatasetError(
+                f"preprocess: split scratch file ended early ({len(data)} of {n} rows)"
+            )
+        return np.frombuffer(data, dtype=np.int8).astype(np.intp)
+
+    def write(self, split: np.ndarray) -> None:  # at most 100 splits (config): int8 fits
+        if self.file is not None:
+            self.file.write(split.astype(np.int8).tobytes())
+
+    def done(self) -> None:
+        self.complete = self.file is not None
 
 
 @dataclass(frozen=True)
@@ -120,6 +163,7 @@ class Run:
     manifest: dict[str, Any]
     on_error: OnError
     tick: Callable[[int], None] = lambda n: None  # progress: rows read, both passes
+    splits: _SplitCache = field(default_factory=_SplitCache)  # the passes after the first
 
     @property
     def key(self) -> str:
@@ -143,10 +187,29 @@ class Run:
         # pre_buffer=False: with it, Arrow keeps every row group it has read buffered until
         # the file is closed, so memory grows with the snapshot (1,153 vs 137 MiB at 26M rows).
         pf = pq.ParquetFile(self.snapshot, pre_buffer=False)
-        for batch in pf.iter_batches(batch_size=self.params.batch_rows, use_threads=False):
+        cached = self.splits.start()
+        columns = self.read_columns(pf.schema_arrow.names)
+        for batch in pf.iter_batches(
+            batch_size=self.params.batch_rows, columns=columns, use_threads=False
+        ):
             table = pa.Table.from_batches([batch])
-            yield table, self.split_of(table)
+            if cached:
+                split = self.splits.read(table.num_rows)
+            else:
+                split = self.split_of(table)
+                self.splits.write(split)
+            yield table, split
             self.tick(table.num_rows)
+        self.splits.done()
+
+    def read_columns(self, names: list[str]) -> list[str] | None:
+        """The snapshot columns the passes read: the key, each feature's input column and the
+        row labels (`__*`, named in messages); a column no feature uses is not read. None
+        (every column) when one is missing, so `Batch.column`'s error lists them all."""
+        wanted = {self.key, *(f.source_column for f in self.features)}
+        if not wanted <= set(names):
+            return None
+        return [c for c in names if c in wanted or c.startswith("__")]
 
     def split_of(self, table: pa.Table) -> np.ndarray:
         """The split index of each row of `table`."""

@@ -98,3 +98,12 @@ def test_empty_text_error_counts_missing_and_empty_apart(snapshot, tmp_path):
     assert TRAIN_KEY not in rows and "7" not in rows and len(rows) == 38
     with pytest.raises(DatasetError, match=r"column 'caption': text is missing"):
         _run(snapshot, tmp_path, on_error="fail", caption={"empty": "error"})
+
+
+def test_an_unknown_category_under_fail_names_the_value_row_and_column(snapshot, tmp_path):
+    """Pass 2 (vectorized lookup): the first bad row's message names its line, key and value."""
+    with pytest.raises(DatasetError) as err:
+        _run(snapshot, tmp_path, "fail", color={"unknown": "error", "missing": "oov"})
+    msg = str(err.value)
+    assert f"(id='{TEST_KEY}')" in msg and "column 'color'" in msg, msg
+    assert "value 'teal' is not in the train vocabulary" in msg, msg

@@ -25,6 +25,24 @@ def test_split_of_a_key_is_stable_when_rows_are_added():
     assert not (assign_splits(keys, ratios, seed=1) == b).all()
 
 
+def test_split_of_a_key_is_the_documented_hash():
+    """The batched hash gives exactly the split of the per-key formula: u = the first 8
+    bytes of sha256(f"{seed}:{key}"), big-endian, / 2**64, on the cumulative ratios."""
+    import hashlib
+
+    ratios = {"train": 0.5, "a": 0.25, "b": 0.125, "c": 0.125}
+    keys = [f"k{i}" for i in range(2000)] + list(range(500)) + ["", "é", None]
+    bounds = np.cumsum(list(ratios.values()))
+    bounds[-1] = 1.0
+    u = [
+        int.from_bytes(hashlib.sha256(f"7:{k}".encode()).digest()[:8], "big") / 2.0**64
+        for k in keys
+    ]
+    want = np.searchsorted(bounds, u, side="right").clip(max=len(bounds) - 1)
+    assert assign_splits(keys, ratios, seed=7).tolist() == want.tolist()
+    assert len(assign_splits([], ratios, seed=7)) == 0
+
+
 def test_text_normalization_and_tokens():
     f = TextFeature(kind="text", name="t")
     assert normalize_text("  Ｃafé\tNAÏVE  ", f) == "café naïve"
@@ -150,3 +168,32 @@ def test_preprocess_is_deterministic(small_dataset, tmp_path):
         assert (tmp_path / "again" / name).read_bytes() == (
             small_dataset / "data" / "preprocessed" / name
         ).read_bytes()
+
+
+def test_a_feature_column_not_in_the_snapshot_lists_every_column(tmp_path):
+    """Only the columns the features use are read, yet a missing one's error still lists
+    every snapshot column, those no feature uses too; rows keep their labels for messages."""
+    from dataops.config import IngestParams, PreprocessParams
+    from dataops.errors import ConfigError
+
+    (tmp_path / "t.csv").write_text("id,x,unused\n1,0.5,a\n2,oops,b\n", encoding="utf-8")
+    ingest = IngestParams.model_validate(
+        {"key": "id", "sources": [{"name": "t", "format": "csv", "path": "t.csv"}]}
+    )
+    run_ingest(ingest, tmp_path, tmp_path / "snap")
+
+    def pre(column: str) -> PreprocessParams:
+        return PreprocessParams.model_validate(
+            {
+                "split": {"ratios": {"train": 1.0}},
+                "features": [
+                    {"name": "id", "kind": "key"},
+                    {"name": "x", "kind": "numeric", "column": column},
+                ],
+            }
+        )
+
+    with pytest.raises(ConfigError, match=r"columns: \['id', 'x', 'unused'\]"):
+        run_preprocess(pre("nope"), tmp_path / "snap", tmp_path / "pre")
+    with pytest.raises(DatasetError, match=r"t.csv: line 3 \(id='2'\): column 'x': 'oops'"):
+        run_preprocess(pre("x"), tmp_path / "snap", tmp_path / "pre")

@@ -81,6 +81,20 @@ class Batch:
 
     def strings(self, model: Any) -> tuple[str, list[str | None]]:
         """The input column as Python strings (None where missing); integers are accepted."""
+        name, col = self._string_column(model)
+        if pa.types.is_integer(col.type):
+            return name, [None if v is None else str(v) for v in col.to_pylist()]
+        return name, col.to_pylist()
+
+    def text_array(self, model: Any) -> tuple[str, pa.Array | None]:
+        """The input column as one Arrow array when it is stored as text, for vectorized
+        reads; None when it holds integers (read those with `strings`)."""
+        name, col = self._string_column(model)
+        if pa.types.is_integer(col.type):
+            return name, None
+        return name, col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+    def _string_column(self, model: Any) -> tuple[str, pa.ChunkedArray]:
         name, col = self.column(model)
         if not (
             pa.types.is_string(col.type)
@@ -90,7 +104,7 @@ class Batch:
             raise DatasetError(
                 f"column '{name}' has type {col.type}; feature '{model.name}' ({model.kind}) needs strings"
             )
-        return name, [None if v is None else str(v) for v in col.to_pylist()]
+        return name, col
 
 
 class Feature(Generic[ModelT, PartialT]):

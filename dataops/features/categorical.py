@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataops.config import CategoricalFeature
 from dataops.errors import DatasetError
@@ -36,9 +37,14 @@ class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
         ]
 
     def check(self, batch: Batch) -> None:
-        name, vals = batch.strings(self.model)
-        if self.model.missing_policy == "error":
-            self._fail_missing(batch, name, vals)
+        name, arr = batch.text_array(self.model)  # refuses a column of another type
+        if self.model.missing_policy != "error":
+            return
+        if arr is None:
+            self._fail_missing(batch, name, batch.strings(self.model)[1])
+        elif arr.null_count:
+            for row in np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False)):
+                batch.fail(int(row), name, "missing_value", "value is missing")
 
     @staticmethod
     def _fail_missing(batch: Batch, name: str, vals: list[str | None]) -> None:
@@ -50,6 +56,11 @@ class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
         return Counter()
 
     def partial_fit(self, batch: Batch, use: np.ndarray) -> Counter[str]:
+        _, arr = batch.text_array(self.model)
+        if arr is not None:  # text: counted by Arrow
+            counts = pc.value_counts(arr.filter(pa.array(use, pa.bool_())).drop_null())
+            values = counts.field("values").to_pylist()
+            return Counter(dict(zip(values, counts.field("counts").to_pylist(), strict=True)))
         _, vals = batch.strings(self.model)
         return Counter(v for v, t in zip(vals, use, strict=True) if t and v is not None)
 
@@ -67,6 +78,26 @@ class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
 
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
         f = self.model
+        name, arr = batch.text_array(f)
+        if arr is not None:  # text: looked up by Arrow; bad rows marked in row order, as below
+            vocab = pa.array((state or {})["vocabulary"], arr.type)
+            found = pc.index_in(arr, value_set=vocab)
+            valid = arr.is_valid().to_numpy(zero_copy_only=False)
+            if f.unknown == "error":
+                unknown = found.is_null().to_numpy(zero_copy_only=False) & valid
+                for row in np.flatnonzero(unknown):
+                    val = arr[int(row)].as_py()
+                    batch.fail(
+                        int(row),
+                        name,
+                        "unknown_category",
+                        f"value {val!r} is not in the train vocabulary",
+                    )
+            if f.missing_policy == "error":
+                for row in np.flatnonzero(~valid):
+                    batch.fail(int(row), name, "missing_value", "value is missing")
+            ids = pc.fill_null(found, len(vocab)).to_numpy(zero_copy_only=False)
+            return {f.name: pa.array(ids.astype(np.int64), pa.int64())}
         name, vals = batch.strings(f)
         index = {v: k for k, v in enumerate((state or {})["vocabulary"])}
         oov = len(index)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataops.config import PassthroughFeature
 from dataops.features.base import Batch, Feature, State
@@ -27,10 +29,23 @@ class Key(Feature[PassthroughFeature, None]):
                 batch.fail(row, name, "missing_value", "value is missing")
         return vals
 
+    def _read_text(self, batch: Batch) -> pa.Array | None:
+        """The column when stored as text (missing rows marked bad, in row order); None when
+        it holds integers (then `_read`)."""
+        name, arr = batch.text_array(self.model)
+        if arr is not None and arr.null_count:
+            for row in np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False)):
+                batch.fail(int(row), name, "missing_value", "value is missing")
+        return arr
+
     def check(self, batch: Batch) -> None:
-        self._read(batch)
+        if self._read_text(batch) is None:
+            self._read(batch)
 
     def transform(self, batch: Batch, state: State | None) -> dict[str, pa.Array]:
+        arr = self._read_text(batch)
+        if arr is not None:
+            return {self.name: pc.fill_null(arr, "").cast(pa.string())}
         return {self.name: pa.array([v or "" for v in self._read(batch)], pa.string())}
 
     def serving_spec(self) -> Any:
