@@ -75,6 +75,7 @@ def test_runs_publish_a_version_then_nothing_then_a_new_param(project):
     # the clone's small params.yaml was committed with it, so this commit holds the new lock and report
     assert sorted(git(clone, "show", "--name-only", "--format=", "HEAD").split()) == [
         "dvc.lock",
+        "reports/metrics.json",
         "reports/validation.json",
     ]
     lock = yaml.safe_load(git(clone, "show", "HEAD:dvc.lock"))
@@ -95,9 +96,16 @@ def test_runs_publish_a_version_then_nothing_then_a_new_param(project):
     listing = json.loads(
         (clone.parent / "remote" / "files" / "md5" / tfrecords[:2] / tfrecords[2:]).read_text()
     )
-    assert len(listing) == 7 and all(
-        _remote_has(clone, f["md5"]) for f in listing
-    )  # 3 shards, their 3 indexes, metadata.json
+    # 3 shards, their 3 indexes, metadata.json, and TFDS's dataset_info.json, features.json and
+    # the class names of the two categorical features
+    assert len(listing) == 11 and all(_remote_has(clone, f["md5"]) for f in listing)
+    assert {f["relpath"] for f in listing} >= {
+        "metadata.json",
+        "dataset_info.json",
+        "features.json",
+        "label.labels.txt",
+        "color.labels.txt",
+    }
     assert git(clone, "status", "--porcelain", "--", "params.yaml", "dvc.lock", "reports") == ""
 
     # the version as the Datasets page reads it (git + DVC cache, no checkout)
@@ -134,6 +142,7 @@ def test_runs_publish_a_version_then_nothing_then_a_new_param(project):
     assert sorted(git(clone, "show", "--name-only", "--format=", "HEAD").split()) == [
         "dvc.lock",
         "params.yaml",
+        "reports/metrics.json",
         "reports/validation.json",
     ]
     assert sum(r3["events"][-1]["num_examples"].values()) == 150
