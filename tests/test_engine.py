@@ -17,11 +17,16 @@ def test_an_unknown_engine_is_a_usage_error(tmp_path):
     assert "error: --engine / $DATAOPS_ENGINE: 'spark' is not one of local, beam" in r.stderr
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("apache_beam") is not None, reason="Apache Beam is installed here"
-)
 def test_engine_beam_without_beam_says_what_to_install(tmp_path):
-    r = run_cli("preprocess", cwd=tmp_path, env={"DATAOPS_ENGINE": "beam"})
+    # Beam is installed in the app environment: hide it behind a module that fails to import,
+    # first on the path, as a library install without the `beam` extra would see it.
+    shadow = tmp_path / "shadow" / "apache_beam"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'apache_beam'\", name='apache_beam')\n"
+    )
+    path = os.pathsep.join([str(tmp_path / "shadow"), os.environ.get("PYTHONPATH", "")])
+    r = run_cli("preprocess", cwd=tmp_path, env={"DATAOPS_ENGINE": "beam", "PYTHONPATH": path})
     assert r.returncode == 2
     assert "--engine beam needs Apache Beam: install the 'beam' extra" in r.stderr
 
