@@ -302,6 +302,19 @@ class IngestParams(_Model):
         return data
 
 
+# The fields every feature kind has, declared per kind (a field on the shared base would move
+# to the front of each model's field order).
+FeatureName = Annotated[
+    Name,
+    Field(
+        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
+    ),
+]
+FeatureColumn = Annotated[
+    Name | None, Field(description="Input column (default: the feature name).")
+]
+
+
 def _description() -> Any:
     return Field(
         "",
@@ -341,11 +354,9 @@ class NumericFeature(_FeatureModel):
     """One number per row: float32 (imputed, optionally standardized with train statistics) or int64 (exact; a missing value is a bad row)."""
 
     kind: Literal["numeric"]
-    name: Name = Field(
-        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
-    )
+    name: FeatureName
     description: str = _description()
-    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    column: FeatureColumn = None
     dtype: Literal["float32", "int64"] = Field(
         "float32", description="Stored type: `float32` or `int64`."
     )
@@ -367,11 +378,9 @@ class TensorFeature(_FeatureModel):
     """A fixed-shape array per row (a list column, or an array of NumPy/HDF5), stored flat with its shape."""
 
     kind: Literal["tensor"]
-    name: Name = Field(
-        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
-    )
+    name: FeatureName
     description: str = _description()
-    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    column: FeatureColumn = None
     dtype: Literal["float32", "int64"] = Field(
         "float32", description="Stored type: `float32` or `int64`."
     )
@@ -400,11 +409,9 @@ class CategoricalFeature(_FeatureModel):
     """A string (or integer) label mapped to an id in the sorted train vocabulary; stored as int64 with the vocabulary and class names."""
 
     kind: Literal["categorical"]
-    name: Name = Field(
-        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
-    )
+    name: FeatureName
     description: str = _description()
-    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    column: FeatureColumn = None
     unknown: Literal["error", "oov"] = Field(
         "oov",
         description="A value not seen in train: `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `unknown_category`).",
@@ -428,11 +435,9 @@ class TextFeature(_FeatureModel):
     """UTF-8 text, normalized; with `tokenize`, also `<name>_ids` (token ids of the train vocabulary)."""
 
     kind: Literal["text"]
-    name: Name = Field(
-        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
-    )
+    name: FeatureName
     description: str = _description()
-    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    column: FeatureColumn = None
     lowercase: bool = Field(True, description="Lower-case the text (Unicode-aware).")
     normalize: Literal["NFC", "NFKC", "none"] = Field(
         "NFKC",
@@ -464,11 +469,9 @@ class SequenceFeature(_FeatureModel):
     """A variable-length list of numbers per row, read back as a `tf.RaggedTensor`."""
 
     kind: Literal["sequence"]
-    name: Name = Field(
-        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
-    )
+    name: FeatureName
     description: str = _description()
-    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    column: FeatureColumn = None
     dtype: Literal["float32", "int64"] = Field(
         "int64", description="Stored type of the values: `int64` or `float32`."
     )
@@ -483,11 +486,9 @@ class ImageFeature(_FeatureModel):
     """Encoded image bytes (PNG, JPEG, …) decoded exactly at their bit depth, converted as declared, optionally resized; stored as PNG or raw pixels, or a float tensor."""
 
     kind: Literal["image"]
-    name: Name = Field(
-        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
-    )
+    name: FeatureName
     description: str = _description()
-    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    column: FeatureColumn = None
     size: list[int] | None = Field(
         None,
         min_length=2,
@@ -593,11 +594,9 @@ class PassthroughFeature(_FeatureModel):
     """The key (or any string column) stored as UTF-8 text, unchanged; a missing value is a bad row."""
 
     kind: Literal["key"]
-    name: Name = Field(
-        description="Feature name: the key of the stored feature (and of its input column unless `column` is set)."
-    )
+    name: FeatureName
     description: str = _description()
-    column: Name | None = Field(None, description="Input column (default: the feature name).")
+    column: FeatureColumn = None
 
     @property
     def int64_scalar(self) -> bool | None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from dataops import dvcyaml
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.project import REPO
 
 
 def test_committed_dvc_yaml_is_the_derived_one():
