@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import math
+import queue
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,8 @@ _BUFFER_BYTES = 32 << 20
 _MAX_DEPTH = 3
 _MAX_PARTS = 64  # top-level partitions (like the joiner's re-split fan-out)
 _MIN_SPLIT_BYTES = 1 << 20  # a partition smaller than this is never split again
+_KEY_BUFFER = 16 << 20  # bytes of key hashes held before they are spilled (one source)
+_KEY_PARTS = 256  # spill files of key hashes, by the hash's top byte
 
 
 def row_column(source: str) -> str:
@@ -263,90 +267,51 @@ class _Accounts:
         }
 
 
+Progress = Callable[[str, int | None, str], Callable[[int], None]]
+
+
+@dataclass
+class _Joined:
+    """What reading and joining the sources gave: the snapshot's rows, the counts, and which
+    source each column came from."""
+
+    num_rows: int
+    acct: _Accounts
+    owners: dict[str, str]
+    shapes: dict[str, list[int]]
+
+
 def run_ingest(
     params: IngestParams,
     root: str | Path,
     out: str | Path,
     on_error: OnError = "fail",
-    progress: Callable[[str, int | None, str], Callable[[int], None]] | None = None,
+    progress: Progress | None = None,
 ) -> IngestResult:
     """Join the sources of `params` into `out/snapshot.parquet` plus `out/manifest.json`."""
     root = Path(root)
     sources = [resolve_source(params, root, i) for i in range(len(params.sources))]
     key_name = params.key if params.key is not None else KEYLESS_COLUMN
-    total_bytes = sum(input_bytes(s) for s in sources)
-    # at most _MAX_PARTS files open per source: a partition larger than partition_bytes is
-    # split again on disk by the joiner, so memory stays bounded and no fd limit is reached
-    parts = min(_MAX_PARTS, max(1, math.ceil(total_bytes / params.partition_bytes)))
     inputs = {s.name: manifest_entry(s, root) for s in sources}
-    acct = _Accounts([s.name for s in sources])
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="dataops-ingest-") as scratch:
-        store = _Scratch(
-            Path(scratch) / "parts",
-            parts,
-            memory=parts == 1,
-            memory_limit=params.partition_bytes,
-        )
-        owners: dict[str, str] = {}
-        shapes: dict[str, list[int]] = {}
-        for si, src in enumerate(sources):
-            errors = RowErrors(on_error)
-            good = 0
-            images = len(src.files()) if src.params.format == "image_folder" else None
-            tick = progress(f"ingest {src.name}", images, "rows") if progress else lambda n: None
-            for batch in read_source(src, params.batch_rows, errors):
-                table = batch.table
-                tick(table.num_rows)
-                for col in table.column_names[1:]:
-                    if col == key_name:
-                        raise DatasetError(
-                            f"{src.label}: column '{col}' has the name of the key; rename it or select other columns"
-                        )
-                    prev = owners.setdefault(col, src.name)
-                    if prev != src.name:
-                        raise DatasetError(
-                            f"column '{col}' appears in sources '{prev}' and '{src.name}'; select columns to avoid the clash"
-                        )
-                shapes.update(_shapes_of(table))
-                table = table.replace_schema_metadata(None)
-                table = table.append_column(row_column(src.name), batch.rows)
-                table = table.append_column(_SEQ, pa.array(batch.seqs, pa.int64()))
-                good += table.num_rows
-                store.add(si, "good", table)
-                if errors.keyed:
-                    store.add(si, "bad", _bad_table(errors.keyed, src))
-                    errors.keyed = []
-            acct.read[src.name] = good + sum(errors.counts.values())
-            for reason, n in errors.counts.items():
-                acct.skip(src.name, reason, n)
-            for reason, n in errors.unkeyed.items():
-                acct.lost(reason, n)
-            store.close()  # this source's partition files: open files stay <= 2 x parts
-
-        out_writer = _OutWriter(tmp / SNAPSHOT_FILE, params.batch_rows, key_name, shapes)
-        joiner = _Joiner(sources, on_error, acct, params.partition_bytes, Path(scratch))
-        if store.memory:
-            for joined in joiner.join(store, 0, depth=0):
-                out_writer.write(joined)
-        else:
-            for p in range(store.parts):
-                for joined in joiner.join(store, p, depth=0):
-                    joiner.spill(joined, params.batch_rows)
-            for table in _merge_by_seq(joiner.spilled, params.batch_rows):
-                out_writer.write(table)
-        num_rows = out_writer.close()
-        if num_rows == 0:
+        snapshot = tmp / SNAPSHOT_FILE
+        joined = None
+        if len(sources) == 1:
+            joined = _stream_one(sources[0], params, on_error, snapshot, Path(scratch), progress)
+        if joined is None:
+            joined = _join_all(sources, params, on_error, snapshot, Path(scratch), progress)
+        if joined.num_rows == 0:
             raise DatasetError(
                 "ingest produced no rows: every source is empty or every row was skipped"
             )
-        counts = acct.report()
+        counts = joined.acct.report()
         skipped = counts["examples"]["skipped"]
         manifest = {
             "params": params.recorded(),
             "key": key_name,
-            "num_rows": num_rows,
-            "columns": {c: owners[c] for c in sorted(owners)},
-            "shapes": shapes,
+            "num_rows": joined.num_rows,
+            "columns": {c: joined.owners[c] for c in sorted(joined.owners)},
+            "shapes": joined.shapes,
             "skipped": skipped,
             "counts": counts,
             "sources": inputs,
@@ -355,10 +320,242 @@ def run_ingest(
         write_json(tmp / MANIFEST_FILE, manifest)
     return IngestResult(
         out=Path(out),
-        num_rows=num_rows,
+        num_rows=joined.num_rows,
         skipped=skipped,
         inputs_fingerprint=str(manifest["fingerprint"]),
     )
+
+
+def _ticker(src: Source, progress: Progress | None) -> Callable[[int], None]:
+    if progress is None:
+        return lambda n: None
+    images = len(src.files()) if src.params.format == "image_folder" else None
+    return progress(f"ingest {src.name}", images, "rows")
+
+
+def _check_columns(table: pa.Table, src: Source, key_name: str, owners: dict[str, str]) -> None:
+    for col in table.column_names[1:]:
+        if col == key_name:
+            raise DatasetError(
+                f"{src.label}: column '{col}' has the name of the key; rename it or select other columns"
+            )
+        prev = owners.setdefault(col, src.name)
+        if prev != src.name:
+            raise DatasetError(
+                f"column '{col}' appears in sources '{prev}' and '{src.name}'; select columns to avoid the clash"
+            )
+
+
+def _stream_one(
+    src: Source,
+    params: IngestParams,
+    on_error: OnError,
+    snapshot: Path,
+    scratch: Path,
+    progress: Progress | None,
+) -> _Joined | None:
+    """One source, streamed: each batch is written to the snapshot as it is read, so memory
+    does not depend on the input's size. With one source the join only has to drop repeated
+    keys, so this path assumes there are none and checks it on the way (a 64-bit hash of every
+    key, good or bad, spilled to disk beyond `_KEY_BUFFER` bytes). If a hash repeats (a repeated
+    key, or a hash collision) it returns None, and the caller runs the general join instead,
+    which gives the same bytes and counts as this path would whenever no key repeats."""
+    key_name = params.key if params.key is not None else KEYLESS_COLUMN
+    errors = RowErrors(on_error)
+    keys = _KeySet(scratch / "keys") if src.keyless_prefix is None else None  # keyless: unique
+    owners: dict[str, str] = {}
+    shapes: dict[str, list[int]] = {}
+    out = _OutWriter(snapshot, params.batch_rows, key_name, shapes)
+    tick = _ticker(src, progress)
+    good = 0
+    unique = True
+    with _Background(out.write) as writer:
+        for batch in read_source(src, params.batch_rows, errors):
+            table = batch.table
+            tick(table.num_rows)
+            _check_columns(table, src, key_name, owners)
+            new_shapes = _shapes_of(table)
+            if good and {**shapes, **new_shapes} != shapes:
+                unique = False  # written with other shapes already (never seen: they are per file)
+                break
+            shapes.update(new_shapes)
+            if keys is not None:
+                unique = keys.add(key_hash(table.column("__key")))
+                if errors.keyed:
+                    bad = pa.array([b.key for b in errors.keyed], pa.string())
+                    unique = keys.add(key_hash(bad)) and unique
+            errors.keyed = []
+            if not unique:
+                break
+            table = table.replace_schema_metadata(None)
+            writer.put(table.append_column(row_column(src.name), batch.rows))
+            good += table.num_rows
+    if unique and keys is not None:
+        unique = keys.check()
+    num_rows = out.close()
+    if not unique:
+        snapshot.unlink(missing_ok=True)
+        return None
+    acct = _Accounts([src.name])
+    acct.read[src.name] = good + sum(errors.counts.values())
+    acct.written = num_rows
+    for reason, n in errors.counts.items():
+        acct.skip(src.name, reason, n)  # every bad row is one example (no key repeats)
+        acct.lost(reason, n)
+    return _Joined(num_rows, acct, owners, shapes)
+
+
+class _Background:
+    """`fn(item)` for each item put, in order, in one thread, while the caller goes on: Arrow
+    releases the GIL while it encodes Parquet and parses CSV, so on two cores the write of one
+    batch overlaps the read of the next. At most `depth` items wait (bounded memory). An error
+    in the thread is raised in the caller by the next `put` or on leaving the `with`; leaving
+    it on an error of the caller's lets the thread finish what is queued and stop."""
+
+    _STOP = object()
+
+    def __init__(self, fn: Callable[[Any], None], depth: int = 2) -> None:
+        self.fn = fn
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="dataops-ingest-write", daemon=True)
+
+    def __enter__(self) -> _Background:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not self._STOP:
+            if self.error is None:
+                try:
+                    self.fn(item)
+                except BaseException as err:  # raised again in the caller
+                    self.error = err
+
+    def put(self, item: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def __exit__(self, *exc: object) -> None:
+        self.queue.put(self._STOP)
+        self.thread.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+
+def _join_all(
+    sources: list[Source],
+    params: IngestParams,
+    on_error: OnError,
+    snapshot: Path,
+    scratch: Path,
+    progress: Progress | None,
+) -> _Joined:
+    """The general join: every source hash-partitioned on the key (in memory when the inputs
+    are smaller than partition_bytes), each partition joined, the result merged back into the
+    first source's order."""
+    key_name = params.key if params.key is not None else KEYLESS_COLUMN
+    total_bytes = sum(input_bytes(s) for s in sources)
+    # at most _MAX_PARTS files open per source: a partition larger than partition_bytes is
+    # split again on disk by the joiner, so memory stays bounded and no fd limit is reached
+    parts = min(_MAX_PARTS, max(1, math.ceil(total_bytes / params.partition_bytes)))
+    acct = _Accounts([s.name for s in sources])
+    store = _Scratch(
+        scratch / "parts",
+        parts,
+        memory=parts == 1,
+        memory_limit=params.partition_bytes,
+    )
+    owners: dict[str, str] = {}
+    shapes: dict[str, list[int]] = {}
+    for si, src in enumerate(sources):
+        errors = RowErrors(on_error)
+        good = 0
+        tick = _ticker(src, progress)
+        for batch in read_source(src, params.batch_rows, errors):
+            table = batch.table
+            tick(table.num_rows)
+            _check_columns(table, src, key_name, owners)
+            shapes.update(_shapes_of(table))
+            table = table.replace_schema_metadata(None)
+            table = table.append_column(row_column(src.name), batch.rows)
+            table = table.append_column(_SEQ, pa.array(batch.seqs, pa.int64()))
+            good += table.num_rows
+            store.add(si, "good", table)
+            if errors.keyed:
+                store.add(si, "bad", _bad_table(errors.keyed, src))
+                errors.keyed = []
+        acct.read[src.name] = good + sum(errors.counts.values())
+        for reason, n in errors.counts.items():
+            acct.skip(src.name, reason, n)
+        for reason, n in errors.unkeyed.items():
+            acct.lost(reason, n)
+        store.close()  # this source's partition files: open files stay <= 2 x parts
+
+    out_writer = _OutWriter(snapshot, params.batch_rows, key_name, shapes)
+    joiner = _Joiner(sources, on_error, acct, params.partition_bytes, scratch)
+    if store.memory:
+        for joined in joiner.join(store, 0, depth=0):
+            out_writer.write(joined)
+    else:
+        for p in range(store.parts):
+            for joined in joiner.join(store, p, depth=0):
+                joiner.spill(joined, params.batch_rows)
+        for table in _merge_by_seq(joiner.spilled, params.batch_rows):
+            out_writer.write(table)
+    return _Joined(out_writer.close(), acct, owners, shapes)
+
+
+class _KeySet:
+    """Whether any key repeats, from a 64-bit hash of each: the hashes are held in memory up
+    to `_KEY_BUFFER` bytes, then sorted (a repeat within them is found at once) and appended
+    to `_KEY_PARTS` files by their top byte; `check` sorts each file on its own. Memory:
+    `_KEY_BUFFER` plus one file's hashes (1/256 of 8 bytes per row)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.held: list[np.ndarray] = []
+        self.n_held = 0
+        self.spilled = False
+
+    def add(self, hashes: np.ndarray) -> bool:
+        """Take these hashes; False once a repeat is seen."""
+        self.held.append(hashes)
+        self.n_held += len(hashes)
+        if self.n_held * 8 < _KEY_BUFFER:
+            return True
+        return self._flush()
+
+    def _flush(self) -> bool:
+        h = np.sort(np.concatenate(self.held)) if self.held else np.zeros(0, np.uint64)
+        self.held, self.n_held = [], 0
+        if _repeats(h):
+            return False
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.spilled = True
+        cuts = np.searchsorted(h, np.arange(1, _KEY_PARTS, dtype=np.uint64) << np.uint64(56))
+        for p, (lo, hi) in enumerate(zip(np.r_[0, cuts], np.r_[cuts, len(h)], strict=True)):
+            if hi > lo:
+                with open(self.dir / f"k{p}", "ab") as f:
+                    h[lo:hi].tofile(f)
+        return True
+
+    def check(self) -> bool:
+        """True when no hash repeats among all taken."""
+        if not self.spilled:
+            return not _repeats(np.sort(np.concatenate(self.held))) if self.held else True
+        if not self._flush():
+            return False
+        return not any(
+            _repeats(np.sort(np.fromfile(self.dir / f"k{p}", dtype=np.uint64)))
+            for p in range(_KEY_PARTS)
+            if (self.dir / f"k{p}").exists()
+        )
+
+
+def _repeats(sorted_hashes: np.ndarray) -> bool:
+    return bool(len(sorted_hashes) > 1 and (sorted_hashes[1:] == sorted_hashes[:-1]).any())
 
 
 class _Joiner:
@@ -423,7 +620,9 @@ def _bad_table(bad: list[BadRow], src: Source) -> pa.Table:
 
 class _OutWriter:
     """The snapshot: row groups of exactly `batch_rows` rows (the last one shorter), whatever
-    the sizes of the tables handed in, so the bytes do not depend on the partitioning."""
+    the sizes of the tables handed in, so the bytes do not depend on the partitioning or on the
+    reader's batches. Rows are copied only to join the pieces of a row group that spans two
+    tables; whole row groups are written from slices of the table handed in."""
 
     def __init__(self, path: Path, batch_rows: int, key: str, shapes: dict[str, Any]) -> None:
         self.path = path
@@ -436,18 +635,28 @@ class _OutWriter:
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
-        table = table.drop_columns([_SEQ]).rename_columns(
-            [self.key if c == "__key" else c for c in table.column_names if c != _SEQ]
-        )
-        self.pending.append(table)
-        self.n_pending += table.num_rows
-        while self.n_pending >= self.batch_rows:
-            whole = pa.concat_tables(self.pending)
-            self._emit(whole.slice(0, self.batch_rows))
-            rest = whole.slice(self.batch_rows)
-            self.pending, self.n_pending = [rest], rest.num_rows
+        if _SEQ in table.column_names:
+            table = table.drop_columns([_SEQ])
+        table = table.rename_columns([self.key if c == "__key" else c for c in table.column_names])
+        start, n = 0, table.num_rows
+        if self.n_pending:
+            need = self.batch_rows - self.n_pending
+            if n < need:
+                self.pending.append(table)
+                self.n_pending += n
+                return
+            self._emit(pa.concat_tables([*self.pending, table.slice(0, need)]))
+            self.pending, self.n_pending, start = [], 0, need
+        whole = (n - start) // self.batch_rows * self.batch_rows
+        if whole:
+            self._emit(table.slice(start, whole))
+        if start + whole < n:
+            self.pending, self.n_pending = [table.slice(start + whole)], n - start - whole
 
     def _emit(self, table: pa.Table) -> None:
+        """Write `table` (a multiple of batch_rows rows, or the last rows) as row groups of
+        batch_rows rows; each column in one chunk, so that the page cuts depend only on the
+        values."""
         table = table.combine_chunks()
         if self.writer is None:
             schema = table.schema.with_metadata(
@@ -471,6 +680,7 @@ class _OutWriter:
             self.pending, self.n_pending = [], 0
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
         return self.rows
 
 
