@@ -1,12 +1,19 @@
 """Stage 1, ingest: read the declared sources, join them on the key, write a Parquet snapshot.
 
-Memory stays bounded: sources are read in batches (CSV in 8 MiB chunks); when the inputs are
-larger than `ingest.partition_bytes` (input bytes, or Arrow bytes once read) they are
-hash-partitioned on the key (64-bit FNV-1a) into temporary Arrow IPC files, a partition still
-larger than that is split again, and each partition is joined on its own (a grace hash join).
-The joined partitions are then merged back into the order of the first source, so the
-snapshot's bytes do not depend on the partitioning. Peak memory is about 3 x partition_bytes
-plus a constant (measured: 263 / 272 MiB for 40 / 160 MB of CSV at 16 MiB partitions).
+One source (the usual case) is streamed: each batch is written to the snapshot as it is read
+(CSV in 8 MiB chunks; the Parquet encoding runs in a second thread), while a 64-bit hash of
+every key is kept (spilled to disk past 16 MiB) to check that no key repeats. Memory does not
+depend on the input's size (bench: 316 / 350 MiB peak for 0.13 / 1.07 GB of CSV). If a hash
+repeats — a repeated key, or a collision — the general join below runs instead; it gives the
+same bytes the streamed path gives whenever no key repeats (tested), so a collision costs only
+time.
+
+Several sources are joined: sources are read in batches; when the inputs are larger than
+`ingest.partition_bytes` (input bytes, or Arrow bytes once read) they are hash-partitioned on
+the key (64-bit FNV-1a) into temporary Arrow IPC files, a partition still larger than that is
+split again, and each partition is joined on its own (a grace hash join). The joined
+partitions are then merged back into the order of the first source, so the snapshot's bytes
+do not depend on the partitioning. Peak memory is about 3 x partition_bytes plus a constant.
 
 Keyless (`ingest.key: null`): each row's key is `<first source name>:<record index>`, the
 index counting from 0 every record of its source (bad ones too, blank lines not); every source

@@ -159,3 +159,94 @@ def test_image_folder_counts_the_files_it_does_not_read(tmp_path):
         "count": 2,
         "first": ["README", "cat/notes.txt"],
     }
+
+
+# --- one source: streamed, checked against the general join ---------------------------------
+
+
+def _messy_csv(path: Path, rows: int = 3000) -> None:
+    """Blank lines, a CR-only line, a short row with a readable key, an empty key, quoting."""
+    lines = ["id,x,name"] + [f"{i},{i * 0.25},n{i % 7}" for i in range(rows)]
+    lines[10] = ""
+    lines[300] = "99999,1"
+    lines[400] = ",2.0,x"
+    lines[500] = "\r"
+    lines[600] = '"q,1",0.5,"a ""b"""'
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("key", ["id", None])
+@pytest.mark.parametrize("batch_rows", [7, 4096])
+def test_one_source_streamed_gives_the_general_joins_bytes(tmp_path, key, batch_rows):
+    from dataops.ingest import _join_all, _stream_one
+    from dataops.sources import resolve_source
+
+    _messy_csv(tmp_path / "t.csv")
+    params = IngestParams.model_validate(
+        {
+            "key": key,
+            "batch_rows": batch_rows,
+            "sources": [{"name": "t", "format": "csv", "path": "t.csv"}],
+        }
+    )
+    src = resolve_source(params, tmp_path, 0)
+    streamed = _stream_one(src, params, "skip", tmp_path / "s.parquet", tmp_path / "s", None)
+    joined = _join_all([src], params, "skip", tmp_path / "j.parquet", tmp_path / "j", None)
+    assert streamed is not None  # no key repeats: the streamed path kept its result
+    assert (tmp_path / "s.parquet").read_bytes() == (tmp_path / "j.parquet").read_bytes()
+    assert streamed.acct.report() == joined.acct.report()
+    expected = {"malformed_row": 1, "missing_key": 1} if key else {"malformed_row": 1}
+    assert streamed.acct.report()["examples"]["skipped"] == expected
+    assert pq.ParquetFile(tmp_path / "s.parquet").metadata.row_group(0).num_rows == min(
+        batch_rows, streamed.num_rows
+    )
+
+
+def test_repeated_key_in_a_big_source_falls_back_to_the_join(tmp_path, monkeypatch):
+    """Key hashes spilled to disk (a tiny buffer): a repeat far apart is found by the check of
+    the spill files; the join then keeps the first row and counts the other."""
+    import dataops.ingest as ingest
+
+    monkeypatch.setattr(ingest, "_KEY_BUFFER", 256)  # spilled every 32 keys
+    rows = [f"{i},{i}" for i in range(2000)] + ["5,dup"]
+    (tmp_path / "t.csv").write_text("\n".join(["id,v", *rows]) + "\n")
+    spec = {"sources": [{"name": "t", "format": "csv", "path": "t.csv"}]}
+    with pytest.raises(DatasetError, match=r"t.csv: line 2002: key '5' repeats line 7"):
+        run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "out")
+    result = run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "out", "skip")
+    assert (result.num_rows, result.skipped) == (2000, {"duplicate_key": 1})
+    t = pq.read_table(tmp_path / "out" / "snapshot.parquet")
+    assert t.column("v").to_pylist()[5] == "5"
+
+
+def test_a_hash_collision_only_costs_time(tmp_path, monkeypatch):
+    """Every key hashed alike: the streamed path sees repeats that are not there, gives up, and
+    the join writes what it would have written."""
+    import numpy as np
+
+    import dataops.ingest as ingest
+
+    _messy_csv(tmp_path / "t.csv", rows=700)
+    spec = {"sources": [{"name": "t", "format": "csv", "path": "t.csv"}]}
+    run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "a", "skip")
+    monkeypatch.setattr(ingest, "key_hash", lambda keys: np.zeros(len(keys), np.uint64))
+    run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "b", "skip")
+    for name in ("snapshot.parquet", "manifest.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_an_error_in_the_writer_thread_reaches_the_caller(tmp_path):
+    from dataops.ingest import _Background
+
+    seen = []
+
+    def write(item: int) -> None:
+        if item == 2:
+            raise OSError(28, "No space left on device", "snapshot.parquet")
+        seen.append(item)
+
+    with pytest.raises(OSError, match="No space left on device"), _Background(write) as w:
+        for i in range(100):
+            w.put(i)
+    assert seen == [0, 1]
+    assert not any(t.name == "dataops-ingest-write" for t in __import__("threading").enumerate())

@@ -1,6 +1,6 @@
 """Ingest memory is bounded: peak RSS at 4N bytes of CSV is within 1.3x of the peak at N,
-each measured in a fresh process (VmHWM), with partitions small enough that both are
-partitioned."""
+each measured in a fresh process (VmHWM): one source (streamed) and two sources (the join,
+with partitions small enough that both sizes are partitioned)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,13 @@ from pathlib import Path
 from dataops.config import IngestParams
 from dataops.ingest import run_ingest
 root = Path(sys.argv[1])
-params = IngestParams.model_validate({
-    "sources": [{"name": "t", "format": "csv", "path": "t.csv"}],
-    "partition_bytes": int(sys.argv[2]),
-})
+sources = [{"name": "t", "format": "csv", "path": "t.csv"}]
+if sys.argv[3] == "2":
+    sources = [
+        {"name": "t", "format": "csv", "path": "t.csv", "columns": ["id", "a", "b"]},
+        {"name": "u", "format": "csv", "path": "t.csv", "columns": ["id", "c", "name"]},
+    ]
+params = IngestParams.model_validate({"sources": sources, "partition_bytes": int(sys.argv[2])})
 result = run_ingest(params, root, root / "out")
 status = open("/proc/self/status").read().split("\\n")
 hwm = next(line for line in status if line.startswith("VmHWM")).split()[1]
@@ -52,9 +55,9 @@ def write_csv(path: Path, mb: int, seed: int = 0) -> int:
     return i
 
 
-def peak_kib(root: Path) -> tuple[int, int]:
+def peak_kib(root: Path, sources: int) -> tuple[int, int]:
     r = subprocess.run(
-        [sys.executable, "-c", _RUN, str(root), str(PARTITION_BYTES)],
+        [sys.executable, "-c", _RUN, str(root), str(PARTITION_BYTES), str(sources)],
         capture_output=True,
         text=True,
         check=True,
@@ -66,14 +69,15 @@ def peak_kib(root: Path) -> tuple[int, int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
-def test_peak_rss_does_not_grow_with_input(tmp_path):
+@pytest.mark.parametrize("sources", [1, 2])
+def test_peak_rss_does_not_grow_with_input(tmp_path, sources):
     small, big = tmp_path / "n", tmp_path / "4n"
     small.mkdir()
     big.mkdir()
     rows_small = write_csv(small / "t.csv", N_MB)
     rows_big = write_csv(big / "t.csv", 4 * N_MB, seed=1)
-    hwm_small, got_small = peak_kib(small)
-    hwm_big, got_big = peak_kib(big)
+    hwm_small, got_small = peak_kib(small, sources)
+    hwm_big, got_big = peak_kib(big, sources)
     assert (got_small, got_big) == (rows_small, rows_big)
     assert hwm_big <= 1.3 * hwm_small, (
         f"peak RSS {hwm_big / 1024:.0f} MiB at {4 * N_MB} MB of CSV vs "
