@@ -1020,6 +1020,9 @@ def bench_ingest(work: Path, sizes: Sizes) -> dict[str, Any]:
             "dataops_mb_per_s": round(mb / best(t["dataops"]), 1),
             "read_csv_mb_per_s": round(mb / best(t["read_csv"]), 1),
             "ratio": round(best(t["read_csv"]) / best(t["dataops"]), 3),
+            # the shared machine's noise: the median of each side, and the load while timed
+            "ratio_median": round(med(t["read_csv"]) / med(t["dataops"]), 3),
+            "load_average": list(os.getloadavg()),
         }
     )
     return fig
