@@ -375,17 +375,26 @@ def sample(
 def ingest(
     params: ParamsOpt = Path("params.yaml"),
     out: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path(naming.SNAPSHOT_DIR),
+    engine: EngineOpt = "local",
+    beam_options: BeamOptionsOpt = None,
 ) -> None:
     """Read and join the sources of `ingest` into a Parquet snapshot with a manifest."""
+    from dataops.beam import use_beam
     from dataops.ingest import run_ingest
 
     def go():
+        beam = use_beam(engine)
         p = _params(params)
+        root = params.resolve().parent
+        if beam:
+            from dataops.beam.ingest import run_ingest_beam
+
+            return run_ingest_beam(p.ingest, root, out, p.dataset.on_error, beam_options)
         with terminal_progress() as progress:
-            return run_ingest(p.ingest, params.resolve().parent, out, p.dataset.on_error, progress)
+            return run_ingest(p.ingest, root, out, p.dataset.on_error, progress)
 
     r = _run("ingest", go, params, out=out)
-    _log("ingest.done", out=str(r.out), rows=r.num_rows, skipped=r.skipped)
+    _log("ingest.done", out=str(r.out), rows=r.num_rows, skipped=r.skipped, engine=engine)
 
 
 @app.command()

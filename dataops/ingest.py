@@ -33,7 +33,7 @@ import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +278,7 @@ Progress = Callable[[str, int | None, str], Callable[[int], None]]
 
 
 @dataclass
-class _Joined:
+class Joined:
     """What reading and joining the sources gave: the snapshot's rows, the counts, and which
     source each column came from."""
 
@@ -298,7 +298,6 @@ def run_ingest(
     """Join the sources of `params` into `out/snapshot.parquet` plus `out/manifest.json`."""
     root = Path(root)
     sources = [resolve_source(params, root, i) for i in range(len(params.sources))]
-    key_name = params.key if params.key is not None else KEYLESS_COLUMN
     inputs = {s.name: manifest_entry(s, root) for s in sources}
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="dataops-ingest-") as scratch:
         snapshot = tmp / SNAPSHOT_FILE
@@ -307,26 +306,34 @@ def run_ingest(
             joined = _stream_one(sources[0], params, on_error, snapshot, Path(scratch), progress)
         if joined is None:
             joined = _join_all(sources, params, on_error, snapshot, Path(scratch), progress)
-        if joined.num_rows == 0:
-            raise DatasetError(
-                "ingest produced no rows: every source is empty or every row was skipped"
-            )
-        counts = joined.acct.report()
-        skipped = counts["examples"]["skipped"]
-        manifest = {
-            "params": params.recorded(),
-            "key": key_name,
-            "num_rows": joined.num_rows,
-            "columns": {c: joined.owners[c] for c in sorted(joined.owners)},
-            "shapes": joined.shapes,
-            "skipped": skipped,
-            "counts": counts,
-            "sources": inputs,
-            "fingerprint": fingerprint(inputs),
-        }
-        write_json(tmp / MANIFEST_FILE, manifest)
+        result = write_manifest(tmp, params, inputs, joined)
+    return replace(result, out=Path(out))
+
+
+def write_manifest(
+    tmp: Path, params: IngestParams, inputs: dict[str, Any], joined: Joined
+) -> IngestResult:
+    """`tmp/manifest.json` for a snapshot written into `tmp` (every driver's last step)."""
+    if joined.num_rows == 0:
+        raise DatasetError(
+            "ingest produced no rows: every source is empty or every row was skipped"
+        )
+    counts = joined.acct.report()
+    skipped = counts["examples"]["skipped"]
+    manifest = {
+        "params": params.recorded(),
+        "key": params.key if params.key is not None else KEYLESS_COLUMN,
+        "num_rows": joined.num_rows,
+        "columns": {c: joined.owners[c] for c in sorted(joined.owners)},
+        "shapes": joined.shapes,
+        "skipped": skipped,
+        "counts": counts,
+        "sources": inputs,
+        "fingerprint": fingerprint(inputs),
+    }
+    write_json(tmp / MANIFEST_FILE, manifest)
     return IngestResult(
-        out=Path(out),
+        out=tmp,
         num_rows=joined.num_rows,
         skipped=skipped,
         inputs_fingerprint=str(manifest["fingerprint"]),
@@ -340,7 +347,7 @@ def _ticker(src: Source, progress: Progress | None) -> Callable[[int], None]:
     return progress(f"ingest {src.name}", images, "rows")
 
 
-def _check_columns(table: pa.Table, src: Source, key_name: str, owners: dict[str, str]) -> None:
+def check_columns(table: pa.Table, src: Source, key_name: str, owners: dict[str, str]) -> None:
     for col in table.column_names[1:]:
         if col == key_name:
             raise DatasetError(
@@ -360,7 +367,7 @@ def _stream_one(
     snapshot: Path,
     scratch: Path,
     progress: Progress | None,
-) -> _Joined | None:
+) -> Joined | None:
     """One source, streamed: each batch is written to the snapshot as it is read, so memory
     does not depend on the input's size. With one source the join only has to drop repeated
     keys, so this path assumes there are none and checks it on the way (a 64-bit hash of every
@@ -380,7 +387,7 @@ def _stream_one(
         for batch in read_source(src, params.batch_rows, errors):
             table = batch.table
             tick(table.num_rows)
-            _check_columns(table, src, key_name, owners)
+            check_columns(table, src, key_name, owners)
             new_shapes = _shapes_of(table)
             if good and {**shapes, **new_shapes} != shapes:
                 unique = False  # written with other shapes already (never seen: they are per file)
@@ -403,13 +410,19 @@ def _stream_one(
     if not unique:
         snapshot.unlink(missing_ok=True)
         return None
+    return Joined(num_rows, one_source_accounts(src, good, num_rows, errors.counts), owners, shapes)
+
+
+def one_source_accounts(src: Source, good: int, written: int, bad: dict[str, int]) -> _Accounts:
+    """The counts of one source whose keys do not repeat: every row read is written (`good`
+    of them) or bad, and every bad row is one example skipped for its reason."""
     acct = _Accounts([src.name])
-    acct.read[src.name] = good + sum(errors.counts.values())
-    acct.written = num_rows
-    for reason, n in errors.counts.items():
-        acct.skip(src.name, reason, n)  # every bad row is one example (no key repeats)
+    acct.read[src.name] = good + sum(bad.values())
+    acct.written = written
+    for reason, n in bad.items():
+        acct.skip(src.name, reason, n)
         acct.lost(reason, n)
-    return _Joined(num_rows, acct, owners, shapes)
+    return acct
 
 
 class _Background:
@@ -458,7 +471,7 @@ def _join_all(
     snapshot: Path,
     scratch: Path,
     progress: Progress | None,
-) -> _Joined:
+) -> Joined:
     """The general join: every source hash-partitioned on the key (in memory when the inputs
     are smaller than partition_bytes), each partition joined, the result merged back into the
     first source's order."""
@@ -483,7 +496,7 @@ def _join_all(
         for batch in read_source(src, params.batch_rows, errors):
             table = batch.table
             tick(table.num_rows)
-            _check_columns(table, src, key_name, owners)
+            check_columns(table, src, key_name, owners)
             shapes.update(_shapes_of(table))
             table = table.replace_schema_metadata(None)
             table = table.append_column(row_column(src.name), batch.rows)
@@ -511,7 +524,7 @@ def _join_all(
                 joiner.spill(joined, params.batch_rows)
         for table in _merge_by_seq(joiner.spilled, params.batch_rows):
             out_writer.write(table)
-    return _Joined(out_writer.close(), acct, owners, shapes)
+    return Joined(out_writer.close(), acct, owners, shapes)
 
 
 class _KeySet:

@@ -422,11 +422,14 @@ def _shape_meta(arrays: dict[str, np.ndarray]) -> dict[str, list[int]]:
     return {k: list(v.shape[1:]) for k, v in arrays.items() if v.ndim > 1}
 
 
-def read_source(src: Source, batch_rows: int, errors: RowErrors) -> Iterator[Batch]:
-    """Stream batches; each table's first column is `__key` (string)."""
+def read_source(
+    src: Source, batch_rows: int, errors: RowErrors, part: CsvRange | None = None
+) -> Iterator[Batch]:
+    """Stream batches; each table's first column is `__key` (string). `part`: only that byte
+    range of a CSV source (see `csv_ranges`)."""
     fmt = src.params.format
     if fmt == "csv":
-        yield from _read_csv(src, errors)
+        yield from _read_csv(src, errors, part)
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -528,11 +531,25 @@ def _csv_header(src: Source) -> list[str]:
     return names
 
 
-def _read_csv(src: Source, errors: RowErrors) -> Iterator[Batch]:
+@dataclass(frozen=True)
+class CsvRange:
+    """Lines of a CSV file read on their own: the bytes [start, stop) of the file (cut at line
+    ends; stop None: to the end), whose first line has number `line` and is preceded by `seq`
+    records (lines that are not blank)."""
+
+    start: int
+    stop: int | None
+    line: int
+    seq: int
+
+
+def _read_csv(src: Source, errors: RowErrors, part: CsvRange | None = None) -> Iterator[Batch]:
     header = _csv_header(src)
-    first = 2 if src.params.header else 1  # line number of the first data row
+    if part is None:
+        part = CsvRange(-1, None, 2 if src.params.header else 1, 0)
     key_index = header.index(src.key) if src.key in header else None
-    cursor = _LineCursor(first)
+    cursor = _LineCursor(part.line, part.seq)
+    first = cursor.first
     bad = cursor.bad
     fatal: list[str] = []
 
@@ -555,7 +572,7 @@ def _read_csv(src: Source, errors: RowErrors) -> Iterator[Batch]:
         return "skip"
 
     try:
-        yield from _csv_batches(src, header, errors, on_invalid, cursor)
+        yield from _csv_batches(src, header, errors, on_invalid, cursor, part)
     except UnicodeDecodeError:
         raise encoding_error(src) from None
     except pa.ArrowInvalid as err:
@@ -580,35 +597,42 @@ def _split_row(text: str, src: Source) -> list[str]:
 CSV_CHUNK_BYTES = 8 << 20
 
 
-def _utf8_chunks(src: Source) -> Iterator[bytes]:
-    """The data lines (from line 2 with a header, else 1) as UTF-8 bytes in chunks of about
-    CSV_CHUNK_BYTES cut at line ends. UTF-8 input is passed through (Arrow checks it); any
-    other encoding is decoded incrementally and re-encoded."""
+def _utf8_chunks(src: Source, start: int = -1, stop: int | None = None) -> Iterator[bytes]:
+    """The data lines (from line 2 with a header, else 1; or the bytes [start, stop) of the
+    file, see `csv_ranges`) as UTF-8 bytes in chunks of about CSV_CHUNK_BYTES cut at line
+    ends. UTF-8 input is passed through (Arrow checks it); any other encoding is decoded
+    incrementally and re-encoded."""
     codec = codecs.lookup(src.params.encoding).name
     decoder = None if codec == "utf-8" else codecs.getincrementaldecoder(codec)("strict")
     with open(src.path, "rb") as f:
-        if decoder is None and f.read(3) != codecs.BOM_UTF8:
+        size = os.fstat(f.fileno()).st_size if stop is None else stop
+        if start >= 0:
+            f.seek(start)
+        elif decoder is None and f.read(3) != codecs.BOM_UTF8:
             f.seek(0)
 
         def read(n: int) -> bytes:
-            data = f.read(n)
+            data = f.read(max(0, min(n, size - f.tell())))
             if decoder is None:
                 return data
             return decoder.decode(data, final=not data).encode("utf-8")
 
         rest = b""
         eof = False
-        if src.params.header:
+        if src.params.header and start < 0:
             while b"\n" not in rest and not eof:
                 data = read(1 << 16)
-                eof = not data and f.tell() >= os.fstat(f.fileno()).st_size
+                eof = not data and f.tell() >= size
                 rest += data
             if b"\n" not in rest:
                 return
             rest = rest[rest.index(b"\n") + 1 :]
         while True:
-            raw_more = f.tell() < os.fstat(f.fileno()).st_size
-            data = read(CSV_CHUNK_BYTES) if raw_more else b""
+            raw_more = f.tell() < size
+            if raw_more:
+                data = read(CSV_CHUNK_BYTES)
+            else:  # a sequence cut short at the end of the file is an error, not dropped
+                data = decoder.decode(b"", final=True).encode("utf-8") if decoder else b""
             buf = rest + data if rest else data
             if raw_more:
                 cut = buf.rfind(b"\n")
@@ -622,6 +646,53 @@ def _utf8_chunks(src: Source) -> Iterator[bytes]:
                 yield chunk
             if not raw_more:
                 return
+
+
+def csv_ranges(src: Source, target_bytes: int) -> list[tuple[int, int | None]]:
+    """The data lines of a CSV source as byte ranges `(start, stop)` of about `target_bytes`,
+    cut after a newline (stop None: to the end), for readers that each take one. UTF-8 only
+    (a newline byte is a newline there); in another encoding the whole file is one range
+    `(-1, None)`, as is a file without data lines."""
+    _csv_header(src)  # the same checks and messages as a whole read
+    if codecs.lookup(src.params.encoding).name != "utf-8":
+        return [(-1, None)]
+    with open(src.path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        start: int | None = 3 if f.read(3) == codecs.BOM_UTF8 else 0
+        if src.params.header:
+            start = _next_line(f, start or 0)
+        if start is None:
+            return [(-1, None)]
+        spans: list[tuple[int, int | None]] = []
+        while (cut := _next_line(f, start + target_bytes)) is not None and cut < size:
+            spans.append((start, cut))
+            start = cut
+        spans.append((start, None))
+    return spans
+
+
+def _next_line(f: Any, pos: int) -> int | None:
+    """Offset just after the first newline at or after `pos` (None: there is none)."""
+    f.seek(pos)
+    while block := f.read(1 << 16):
+        at = block.find(b"\n")
+        if at >= 0:
+            return pos + at + 1
+        pos += len(block)
+    return None
+
+
+def count_lines(src: Source, start: int, stop: int | None) -> tuple[int, int]:
+    """Newlines and blank lines of the byte range [start, stop) of a CSV source."""
+    newlines = blanks = 0
+    try:
+        for chunk in _utf8_chunks(src, start, stop):
+            b, n = _scan_chunk(chunk, 0)
+            newlines += n
+            blanks += len(b)
+    except UnicodeDecodeError:
+        raise encoding_error(src) from None
+    return newlines, blanks
 
 
 def _scan_chunk(chunk: bytes, first_line: int) -> tuple[list[int], int]:
@@ -647,7 +718,7 @@ def _scan_chunk(chunk: bytes, first_line: int) -> tuple[list[int], int]:
 
 
 def _csv_record_batches(
-    src: Source, header: list[str], on_invalid: Any, cursor: _LineCursor
+    src: Source, header: list[str], on_invalid: Any, cursor: _LineCursor, part: CsvRange
 ) -> Iterator[pa.RecordBatch]:
     """The data rows as Arrow batches, a chunk of the file at a time (Arrow's streaming CSV
     reader reads ahead without bound: its memory grew with the file), so memory does not
@@ -661,8 +732,8 @@ def _csv_record_batches(
         null_values=list(src.params.null_values),
         quoted_strings_can_be_null=False,
     )
-    next_base = 2 if src.params.header else 1  # line number of the next chunk's first line
-    for chunk in _utf8_chunks(src):
+    next_base = part.line  # line number of the next chunk's first line
+    for chunk in _utf8_chunks(src, part.start, part.stop):
         base = next_base
         blanks, newlines = _scan_chunk(chunk, base)
         next_base += newlines
@@ -695,11 +766,12 @@ def _csv_batches(
     errors: RowErrors,
     on_invalid: Any,
     cursor: _LineCursor,
+    part: CsvRange,
 ) -> Iterator[Batch]:
     """One batch per chunk of the file (about CSV_CHUNK_BYTES of text, which bounds memory
     whatever `batch_rows`): per-batch work is then paid a few times per 8 MiB, not every
     `batch_rows` rows; the snapshot's row groups are cut by the writer."""
-    for batch in _csv_record_batches(src, header, on_invalid, cursor):
+    for batch in _csv_record_batches(src, header, on_invalid, cursor, part):
         if batch.num_rows:
             rows, seqs = cursor.take(batch.num_rows)
             yield _finish(pa.Table.from_batches([batch]), src, rows, seqs, errors)
@@ -709,9 +781,10 @@ class _LineCursor:
     """Line number and record index of each row Arrow returns, skipping blank lines (not
     records) and bad lines (records that were skipped); vectorized."""
 
-    def __init__(self, first: int) -> None:
-        self.first = first
-        self.line = first  # the next line to consider
+    def __init__(self, line: int, seq: int = 0) -> None:
+        # record index of line L (not blank, no blank line before it here): L - first
+        self.first = line - seq
+        self.line = line  # the next line to consider
         # blank and bad line numbers, appended in line order while Arrow parses; those before
         # `line` are dropped once used (only the count of blank ones is kept)
         self.blank: list[int] = []

@@ -48,5 +48,5 @@ def test_dvc_repro_on_beam_records_the_same_dvc_lock(tmp_path):
         out = sh("dvc", "repro", "--force", "--no-run-cache", cwd=proj)
     finally:
         del os.environ["DATAOPS_ENGINE"], os.environ["DATAOPS_BEAM_OPTIONS"]
-    assert "preprocess.done" in out and out.count("engine=beam") == 2, out
+    assert "preprocess.done" in out and out.count("engine=beam") == 3, out  # ingest too
     assert (proj / "dvc.lock").read_text() == lock

@@ -1,0 +1,198 @@
+"""Ingest on Beam: a CSV source cut into byte ranges that workers read, the snapshot assembled in order.
+
+The same functions as the in-process streamed path (`dataops.sources.read_source` over a
+`CsvRange`, `dataops.ingest.check_columns`, `key_hash`, `_OutWriter`), so the same bytes:
+
+1. The driver cuts the file's data lines into byte ranges of about `range_bytes`, each
+   ending after a newline (`csv_ranges`).
+2. Pass 1, one task per range: its newlines and blank lines (`count_lines`). From them the
+   driver gives each range the number of its first line and the count of records before it,
+   so line numbers in messages and keyless keys (`<source>:<record index>`) are those of a
+   whole read.
+3. Pass 2, one task per range: the rows read exactly as in-process (CSV values are text: no
+   type to infer, so there is nothing to merge between ranges but the counts), written as an
+   Arrow stream file, with the sorted 64-bit hashes of its keys and its bad-row counts.
+4. The driver takes the results in range order — never in the order workers finished: the
+   first error in file order is the one raised; the key hashes are checked for repeats (a
+   repeat, or a collision, runs the in-process ingest instead, whose join keeps the first row);
+   the ranges' rows go through the snapshot writer in order (row groups of `batch_rows`), and
+   the manifest is written by the in-process code.
+
+Other inputs (several sources, or another format) run the in-process ingest: their bytes are
+the same by definition, and the run says so in its log. Sources and the snapshot are local paths
+(ingest resolves sources inside the project); the scratch files go through Beam's filesystems.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from dataops.beam import beam_args
+from dataops.beam.io import join, read_bytes, use_options, work_dir, write_bytes
+from dataops.beam.runner import run_tasks
+from dataops.config import IngestParams, OnError
+from dataops.errors import ConfigError, DatasetError
+from dataops.fsutil import atomic_dir
+from dataops.ingest import (
+    KEYLESS_COLUMN,
+    SNAPSHOT_FILE,
+    IngestResult,
+    Joined,
+    _KeySet,
+    _OutWriter,
+    check_columns,
+    key_hash,
+    one_source_accounts,
+    row_column,
+    run_ingest,
+    write_manifest,
+)
+from dataops.sources import (
+    CsvRange,
+    RowErrors,
+    Source,
+    count_lines,
+    csv_ranges,
+    manifest_entry,
+    read_source,
+    resolve_source,
+)
+
+RANGE_BYTES = 64 << 20
+"""Bytes of CSV per task (the outputs do not depend on it)."""
+
+
+def run_ingest_beam(
+    params: IngestParams,
+    root: str | Path,
+    out: str | Path,
+    on_error: OnError = "fail",
+    options: str | Sequence[str] | None = None,
+    range_bytes: int = RANGE_BYTES,
+) -> IngestResult:
+    """`run_ingest` on Beam: the same `out/snapshot.parquet` and `out/manifest.json` bytes.
+
+    `options`: Beam pipeline options (default: `$DATAOPS_BEAM_OPTIONS`); `range_bytes`: bytes
+    of CSV one worker reads as one task.
+    """
+    args = beam_args(options)
+    use_options(args)
+    root = Path(root)
+    sources = [resolve_source(params, root, i) for i in range(len(params.sources))]
+    if len(sources) != 1 or sources[0].params.format != "csv":
+        return run_ingest(params, root, out, on_error)
+    src = sources[0]
+    spans = csv_ranges(src, range_bytes)
+    with work_dir(args) as work:
+        parts = _number_lines(src, spans, args, work)
+        tasks = list(enumerate(parts))
+
+        def read(task: tuple[int, CsvRange]) -> Iterator[tuple[int, dict[str, Any]]]:
+            yield task[0], _read_part(src, params, on_error, task[1], join(work, f"part-{task[0]}"))
+
+        done = sorted(run_tasks(tasks, read, args, work, label="ranges"), key=lambda r: r[0])
+        if [i for i, _ in done] != list(range(len(parts))):
+            raise DatasetError(f"ingest on Beam: {len(done)} of {len(parts)} ranges came back")
+        for _, r in done:
+            if "error" in r:
+                raise (ConfigError if r["config"] else DatasetError)(r["error"])
+        if src.keyless_prefix is None and _repeats(work, len(done)):
+            return run_ingest(params, root, out, on_error)  # the join keeps the first row
+        inputs = {src.name: manifest_entry(src, root)}
+        with atomic_dir(out) as tmp:
+            writer = _OutWriter(tmp / SNAPSHOT_FILE, params.batch_rows, _key_name(params), {})
+            for i, r in done:
+                if r["rows"]:
+                    with pa.ipc.open_stream(read_bytes(join(work, f"part-{i}.arrow"))) as reader:
+                        for batch in reader:
+                            writer.write(pa.Table.from_batches([batch]))
+            num_rows = writer.close()
+            good = sum(r["rows"] for _, r in done)
+            bad: dict[str, int] = {}
+            owners: dict[str, str] = {}
+            for _, r in done:
+                for reason, n in r["bad"].items():
+                    bad[reason] = bad.get(reason, 0) + n
+                owners.update(dict.fromkeys(r["columns"], src.name))
+            joined = Joined(num_rows, one_source_accounts(src, good, num_rows, bad), owners, {})
+            result = write_manifest(tmp, params, inputs, joined)
+    return IngestResult(Path(out), result.num_rows, result.skipped, result.inputs_fingerprint)
+
+
+def _key_name(params: IngestParams) -> str:
+    return params.key if params.key is not None else KEYLESS_COLUMN
+
+
+def _repeats(work: str, parts: int) -> bool:
+    """Whether a key hash repeats across the ranges' `.keys` files (bounded memory: `_KeySet`
+    spills to a local scratch folder)."""
+    with tempfile.TemporaryDirectory(prefix="dataops-keys-") as scratch:
+        keys = _KeySet(Path(scratch))
+        for i in range(parts):
+            hashes = np.frombuffer(read_bytes(join(work, f"part-{i}.keys")), np.uint64)
+            if not keys.add(hashes.copy()):
+                return True
+        return not keys.check()
+
+
+def _number_lines(
+    src: Source, spans: list[tuple[int, int | None]], args: list[str], work: str
+) -> list[CsvRange]:
+    """Pass 1: each range with the number of its first line and the records before it."""
+    line = 2 if src.params.header else 1
+    if len(spans) == 1:
+        return [CsvRange(spans[0][0], spans[0][1], line, 0)]
+
+    def count(task: tuple[int, tuple[int, int | None]]) -> Iterator[tuple[int, tuple[int, int]]]:
+        yield task[0], count_lines(src, *task[1])
+
+    counted = dict(run_tasks(list(enumerate(spans)), count, args, work, label="lines"))
+    parts, seq = [], 0
+    for i, (start, stop) in enumerate(spans):
+        parts.append(CsvRange(start, stop, line, seq))
+        newlines, blanks = counted[i]
+        line += newlines
+        seq += newlines - blanks
+    return parts
+
+
+def _read_part(
+    src: Source, params: IngestParams, on_error: OnError, part: CsvRange, path: str
+) -> dict[str, Any]:
+    """Pass 2 for one range: its rows as `<path>.arrow` (an Arrow stream, the snapshot's
+    columns), the sorted hashes of its keys (good and bad rows) as `<path>.keys`; returns the
+    counts, or the error that stopped it (raised by the driver if it is the first in order)."""
+    errors = RowErrors(on_error)
+    owners: dict[str, str] = {}
+    sink = pa.BufferOutputStream()
+    stream = None
+    hashes = [np.zeros(0, np.uint64)]
+    good = 0
+    try:
+        for batch in read_source(src, params.batch_rows, errors, part):
+            table = batch.table
+            check_columns(table, src, _key_name(params), owners)
+            if src.keyless_prefix is None:
+                hashes.append(key_hash(table.column("__key")))
+                if errors.keyed:
+                    hashes.append(key_hash(pa.array([b.key for b in errors.keyed], pa.string())))
+            errors.keyed = []
+            table = table.replace_schema_metadata(None)
+            table = table.append_column(row_column(src.name), batch.rows)
+            if stream is None:
+                stream = pa.ipc.new_stream(sink, table.schema)
+            stream.write_table(table)
+            good += table.num_rows
+    except (ConfigError, DatasetError) as err:
+        return {"error": str(err), "config": isinstance(err, ConfigError)}
+    if stream is not None:
+        stream.close()
+        write_bytes(f"{path}.arrow", sink.getvalue().to_pybytes())
+    write_bytes(f"{path}.keys", np.sort(np.concatenate(hashes)).tobytes())
+    return {"rows": good, "bad": errors.counts, "columns": list(owners)}
