@@ -548,8 +548,9 @@ class _KeySet:
         return self._flush()
 
     def _flush(self) -> bool:
-        h = np.sort(np.concatenate(self.held)) if self.held else np.zeros(0, np.uint64)
+        h = np.concatenate(self.held) if self.held else np.zeros(0, np.uint64)
         self.held, self.n_held = [], 0
+        h.sort()  # in place: the buffer is held twice at most, not three times
         if _repeats(h):
             return False
         self.dir.mkdir(parents=True, exist_ok=True)

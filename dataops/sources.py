@@ -642,6 +642,7 @@ def _utf8_chunks(src: Source, start: int = -1, stop: int | None = None) -> Itera
                 chunk, rest = buf[: cut + 1], buf[cut + 1 :]
             else:
                 chunk, rest = buf, b""
+            del buf, data  # not held while the chunk is parsed
             if chunk:
                 yield chunk
             if not raw_more:
