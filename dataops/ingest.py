@@ -298,7 +298,7 @@ def run_ingest(
     """Join the sources of `params` into `out/snapshot.parquet` plus `out/manifest.json`."""
     root = Path(root)
     sources = [resolve_source(params, root, i) for i in range(len(params.sources))]
-    inputs = {s.name: manifest_entry(s, root) for s in sources}
+    inputs = _input_entries(sources, root)
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="dataops-ingest-") as scratch:
         snapshot = tmp / SNAPSHOT_FILE
         joined = None
@@ -306,8 +306,37 @@ def run_ingest(
             joined = _stream_one(sources[0], params, on_error, snapshot, Path(scratch), progress)
         if joined is None:
             joined = _join_all(sources, params, on_error, snapshot, Path(scratch), progress)
-        result = write_manifest(tmp, params, inputs, joined)
+        result = write_manifest(tmp, params, inputs(), joined)
     return replace(result, out=Path(out))
+
+
+def _input_entries(sources: list[Source], root: Path) -> Callable[[], dict[str, Any]]:
+    """The manifest's `sources` (a sha256 of every input file), computed in a daemon thread
+    while the sources are read (hashlib releases the GIL; the reading thread waits for the
+    Parquet writer part of the time anyway); the returned function waits for them. Image
+    folders are listed and hashed first, here: their listing may refuse the source (a file
+    outside the project) before any row is read."""
+    if any(s.params.format == "image_folder" for s in sources):
+        entries = {s.name: manifest_entry(s, root) for s in sources}
+        return lambda: entries
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["entries"] = {s.name: manifest_entry(s, root) for s in sources}
+        except BaseException as err:  # raised again by `result`
+            box["error"] = err
+
+    thread = threading.Thread(target=run, name="dataops-ingest-sha256", daemon=True)
+    thread.start()
+
+    def result() -> dict[str, Any]:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["entries"]
+
+    return result
 
 
 def write_manifest(
