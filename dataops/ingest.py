@@ -3,7 +3,7 @@
 One source (the usual case) is streamed: each batch is written to the snapshot as it is read
 (CSV in 8 MiB chunks; the Parquet encoding runs in a second thread), while a 64-bit hash of
 every key is kept (spilled to disk past 16 MiB) to check that no key repeats. Memory does not
-depend on the input's size (bench: 316 / 350 MiB peak for 0.13 / 1.07 GB of CSV). If a hash
+depend on the input's size (bench: 325 / 340 MiB peak for 0.13 / 1.07 GB of CSV). If a hash
 repeats — a repeated key, or a collision — the general join below runs instead; it gives the
 same bytes the streamed path gives whenever no key repeats (tested), so a collision costs only
 time.
