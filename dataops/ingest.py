@@ -418,10 +418,11 @@ def _stream_one(
             tick(table.num_rows)
             check_columns(table, src, key_name, owners)
             new_shapes = _shapes_of(table)
-            if good and {**shapes, **new_shapes} != shapes:
+            if not good:
+                shapes.update(new_shapes)  # read by the writer thread once it has rows
+            elif {**shapes, **new_shapes} != shapes:
                 unique = False  # written with other shapes already (never seen: they are per file)
                 break
-            shapes.update(new_shapes)
             if keys is not None:
                 unique = keys.add(key_hash(table.column("__key")))
                 if errors.keyed:
