@@ -429,7 +429,7 @@ def read_source(
     range of a CSV source (see `csv_ranges`)."""
     fmt = src.params.format
     if fmt == "csv":
-        yield from _read_csv(src, errors, part)
+        yield from _read_csv(src, batch_rows, errors, part)
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -543,7 +543,9 @@ class CsvRange:
     seq: int
 
 
-def _read_csv(src: Source, errors: RowErrors, part: CsvRange | None = None) -> Iterator[Batch]:
+def _read_csv(
+    src: Source, batch_rows: int, errors: RowErrors, part: CsvRange | None = None
+) -> Iterator[Batch]:
     header = _csv_header(src)
     if part is None:
         part = CsvRange(-1, None, 2 if src.params.header else 1, 0)
@@ -572,7 +574,7 @@ def _read_csv(src: Source, errors: RowErrors, part: CsvRange | None = None) -> I
         return "skip"
 
     try:
-        yield from _csv_batches(src, header, errors, on_invalid, cursor, part)
+        yield from _csv_batches(src, header, batch_rows, errors, on_invalid, cursor, part)
     except UnicodeDecodeError:
         raise encoding_error(src) from None
     except pa.ArrowInvalid as err:
@@ -764,18 +766,22 @@ def _csv_record_batches(
 def _csv_batches(
     src: Source,
     header: list[str],
+    batch_rows: int,
     errors: RowErrors,
     on_invalid: Any,
     cursor: _LineCursor,
     part: CsvRange,
 ) -> Iterator[Batch]:
-    """One batch per chunk of the file (about CSV_CHUNK_BYTES of text, which bounds memory
-    whatever `batch_rows`): per-batch work is then paid a few times per 8 MiB, not every
-    `batch_rows` rows; the snapshot's row groups are cut by the writer."""
+    """One batch per chunk of the file (about CSV_CHUNK_BYTES of text, which bounds memory):
+    per-batch work is then paid a few times per 8 MiB, not every `batch_rows` rows; the
+    snapshot's row groups are cut by the writer. A source with image columns loads a file per
+    row and per image column, so its batches stay at `batch_rows` rows (the bound on memory)."""
     for batch in _csv_record_batches(src, header, on_invalid, cursor, part):
-        if batch.num_rows:
-            rows, seqs = cursor.take(batch.num_rows)
-            yield _finish(pa.Table.from_batches([batch]), src, rows, seqs, errors)
+        step = batch_rows if src.params.image_columns else max(batch.num_rows, 1)
+        for start in range(0, batch.num_rows, step):
+            piece = batch.slice(start, step)
+            rows, seqs = cursor.take(piece.num_rows)
+            yield _finish(pa.Table.from_batches([piece]), src, rows, seqs, errors)
 
 
 class _LineCursor:

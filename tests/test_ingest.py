@@ -250,3 +250,25 @@ def test_an_error_in_the_writer_thread_reaches_the_caller(tmp_path):
             w.put(i)
     assert seen == [0, 1]
     assert not any(t.name == "dataops-ingest-write" for t in __import__("threading").enumerate())
+
+
+def test_csv_batches_with_image_columns_stay_at_batch_rows(tmp_path):
+    """A CSV batch is a whole 8 MiB chunk, except with image columns: every row loads a file,
+    so batch_rows bounds the batch (and the memory)."""
+    from dataops.sources import RowErrors, read_source, resolve_source
+
+    (tmp_path / "p.png").write_bytes(png_bytes(7))
+    (tmp_path / "t.csv").write_text("id,pic\n" + "".join(f"{i},p.png\n" for i in range(50)))
+    for columns, sizes in (([], [50]), (["pic"], [16, 16, 16, 2])):
+        params = IngestParams.model_validate(
+            {
+                "batch_rows": 16,
+                "sources": [
+                    {"name": "t", "format": "csv", "path": "t.csv", "image_columns": columns}
+                ],
+            }
+        )
+        src = resolve_source(params, tmp_path, 0)
+        batches = list(read_source(src, params.batch_rows, RowErrors("fail")))
+        assert [b.table.num_rows for b in batches] == sizes
+        assert batches[-1].rows.to_pylist()[-1] == "line 51"
