@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataops.config import OnError, PreprocessParams
@@ -43,10 +44,18 @@ class PreprocessResult:
 
 
 class _Locator:
-    """Names a snapshot row for messages: its source file and line, and its key."""
+    """Names a snapshot row for messages: its source file and line, and its key. The line
+    comes from the row labels (`__row.<source>`) of the batch's table, or, when the passes did
+    not read them, from `labels(column)` (the batch's rows of that snapshot column)."""
 
-    def __init__(self, table: pa.Table, key: str, manifest: dict[str, Any]) -> None:
-        self.table, self.key, self.manifest = table, key, manifest
+    def __init__(
+        self,
+        table: pa.Table,
+        key: str,
+        manifest: dict[str, Any],
+        labels: Callable[[str], list[str]] | None = None,
+    ) -> None:
+        self.table, self.key, self.manifest, self.labels = table, key, manifest, labels
         self._labels: dict[str, list[str]] = {}
 
     def __call__(self, column: str, i: int) -> str:
@@ -55,9 +64,47 @@ class _Locator:
         if source is None:
             return f"row {key}"
         if source not in self._labels:
-            self._labels[source] = self.table.column(row_column(source)).to_pylist()
+            name = row_column(source)
+            if name in self.table.column_names or self.labels is None:
+                self._labels[source] = self.table.column(name).to_pylist()
+            else:
+                self._labels[source] = self.labels(name)
         path = self.manifest["sources"][source]["path"]
         return f"{path}: {self._labels[source][i]} ({key})"
+
+
+class _RowLabels:
+    """Rows of a snapshot's row-label columns (`__row.<source>`), read only when a message
+    names a row: the passes leave these columns out (as large as a short column each, and
+    only needed for bad rows). The file and its row-group offsets are opened once per run."""
+
+    def __init__(self, snapshot: Path) -> None:
+        self.snapshot = snapshot
+        self._file: pq.ParquetFile | None = None
+        self._starts = np.zeros(1, dtype=np.int64)  # first row of each row group, then the end
+
+    def __call__(self, column: str, start: int, stop: int) -> list[str]:
+        """Snapshot rows [start, stop) of `column`."""
+        if self._file is None:
+            self._file = pq.ParquetFile(self.snapshot, pre_buffer=False)
+            md = self._file.metadata
+            sizes = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+            self._starts = np.cumsum([0, *sizes])
+        first = int(np.searchsorted(self._starts, start, side="right")) - 1
+        last = int(np.searchsorted(self._starts, stop, side="left"))
+        table = self._file.read_row_groups(
+            list(range(first, last)), columns=[column], use_threads=False
+        )
+        rows = table.column(0).slice(start - int(self._starts[first]), stop - start).to_pylist()
+        if len(rows) != stop - start:
+            raise DatasetError(
+                f"{self.snapshot}: column '{column}' holds {len(rows)} of the {stop - start} "
+                f"rows {start}..{stop - 1}"
+            )
+        return rows
+
+    def __getstate__(self) -> dict[str, Any]:  # a pickled run (Beam) reopens the file
+        return {"snapshot": self.snapshot, "_file": None, "_starts": np.zeros(1, np.int64)}
 
 
 def assign_splits(keys: list[Any], ratios: dict[str, float], seed: int) -> np.ndarray:
@@ -66,18 +113,41 @@ def assign_splits(keys: list[Any], ratios: dict[str, float], seed: int) -> np.nd
     u = the first 8 bytes of sha256(f"{seed}:{key}") read as a big-endian integer / 2**64;
     a row keeps its split when other rows are added or removed.
     """
+    return _place(_heads(f"{seed}:{k}".encode() for k in keys), ratios)
+
+
+def split_keys(keys: pa.Array | pa.ChunkedArray, ratios: dict[str, float], seed: int) -> np.ndarray:
+    """`assign_splits` of an Arrow key column, to the same index: a text or integer column
+    becomes the messages `f"{seed}:{key}"` in Arrow (an integer's decimal digits are
+    `str(int)`'s, a missing key is `"None"` as `f"{None}"`), without a Python string per key."""
+    if pa.types.is_integer(keys.type):
+        keys = pc.cast(keys, pa.string())
+    elif not (pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)):
+        return assign_splits(keys.to_pylist(), ratios, seed)
+    if keys.null_count:
+        keys = pc.fill_null(keys, "None")
+    prefix, empty = pa.scalar(f"{seed}:", keys.type), pa.scalar("", keys.type)
+    messages = pc.binary_join_element_wise(prefix, keys, empty)
+    return _place(_heads(messages.cast(pa.large_binary()).to_pylist()), ratios)
+
+
+_SHA256 = hashlib.sha256
+_DIGEST = type(hashlib.sha256()).digest
+
+
+def _heads(messages: Iterable[bytes]) -> np.ndarray:
+    """u of each message: the first 8 bytes of its sha256 as a big-endian uint64 / 2**64.
+    The hashing loop runs in C (`map` over hashlib's constructor and `digest`); the digests
+    are joined and their heads read in one go (uint64 to float64 rounds to nearest, as
+    `int.from_bytes(...) / 2.0**64` does)."""
+    digests = b"".join(map(_DIGEST, map(_SHA256, messages)))
+    return np.frombuffer(digests, dtype=">u8")[::4].astype(np.float64) / 2.0**64
+
+
+def _place(u: np.ndarray, ratios: dict[str, float]) -> np.ndarray:
+    """The split index of each u in [0, 1): its place on the cumulative ratios."""
     bounds = np.cumsum(list(ratios.values()))
     bounds[-1] = 1.0
-    # One hash object per key copied from the hashed prefix, the 8-byte heads joined and read
-    # as big-endian uint64 in one go: the same u as int.from_bytes(...) / 2.0**64 (uint64 to
-    # float64 rounds to nearest either way), at about half the cost per key.
-    prefix = hashlib.sha256(f"{seed}:".encode())
-    heads = []
-    for k in keys:
-        h = prefix.copy()
-        h.update(f"{k}".encode())
-        heads.append(h.digest()[:8])
-    u = np.frombuffer(b"".join(heads), dtype=">u8").astype(np.float64) / 2.0**64
     return np.searchsorted(bounds, u, side="right").clip(max=len(bounds) - 1)
 
 
@@ -203,22 +273,29 @@ class Run:
         self.splits.done()
 
     def read_columns(self, names: list[str]) -> list[str] | None:
-        """The snapshot columns the passes read: the key, each feature's input column and the
-        row labels (`__*`, named in messages); a column no feature uses is not read. None
-        (every column) when one is missing, so `Batch.column`'s error lists them all."""
+        """The snapshot columns the passes read: the key and each feature's input column; a
+        column no feature uses is not read, nor are the row labels (`__row.*`: read by
+        `_RowLabels` for a message). None (every column) when one is missing, so
+        `Batch.column`'s error lists them all."""
         wanted = {self.key, *(f.source_column for f in self.features)}
         if not wanted <= set(names):
             return None
-        return [c for c in names if c in wanted or c.startswith("__")]
+        return [c for c in names if c in wanted]
 
     def split_of(self, table: pa.Table) -> np.ndarray:
         """The split index of each row of `table`."""
         split = self.params.split
-        return assign_splits(table.column(self.key).to_pylist(), split.ratios, split.seed)
+        return split_keys(table.column(self.key), split.ratios, split.seed)
+
+    @cached_property
+    def row_labels(self) -> _RowLabels:
+        return _RowLabels(self.snapshot)
 
     def new_batch(self, table: pa.Table, start: int) -> Batch:
         """The batch of snapshot rows `start .. start + table.num_rows - 1`."""
-        return Batch(table, _Locator(table, self.key, self.manifest), start)
+        stop = start + table.num_rows
+        labels = lambda column: self.row_labels(column, start, stop)  # noqa: E731
+        return Batch(table, _Locator(table, self.key, self.manifest, labels), start)
 
 
 class _Refit(Exception):
@@ -256,8 +333,9 @@ def fit_batch(
     for row in exclude:
         if start <= row < start + table.num_rows:
             use[row - start] = False
-    batch = run.new_batch(table, start)
-    partials = [f.partial_fit(batch, use) for f in features]
+    # the checked batch: what a check read (numeric values) is not read again; a bad row a
+    # partial fit would mark is already out of `use`
+    partials = [f.partial_fit(probe, use) for f in features]
     return BatchFit(partials, [start + int(i) for i in bad], error)
 
 

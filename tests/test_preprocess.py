@@ -197,3 +197,57 @@ def test_a_feature_column_not_in_the_snapshot_lists_every_column(tmp_path):
         run_preprocess(pre("nope"), tmp_path / "snap", tmp_path / "pre")
     with pytest.raises(DatasetError, match=r"t.csv: line 3 \(id='2'\): column 'x': 'oops'"):
         run_preprocess(pre("x"), tmp_path / "snap", tmp_path / "pre")
+
+
+def test_split_of_an_arrow_key_column_is_assign_splits():
+    """`split_keys` (the passes' batched path over the Arrow column) gives `assign_splits`'s
+    index for text, integer (their decimal digits), missing ('None') and other keys."""
+    import pyarrow as pa
+
+    from dataops.preprocess import split_keys
+
+    ratios = {"train": 0.5, "a": 0.25, "b": 0.25}
+    columns = [
+        pa.array([f"k{i}" for i in range(300)] + ["", "é", None, "日本"]),
+        pa.array([*range(-150, 150), None, 2**63 - 1, -(2**63)], pa.int64()),
+        pa.array([1, 255, None], pa.uint8()),
+        pa.array(["x", None, "y"], pa.large_string()),
+        pa.chunked_array([["a", "b"], [], ["c", None]]),
+        pa.array([True, False, None]),  # not text or integer: per key, 'True'
+        pa.array([1.5, None]),
+        pa.array([], pa.string()),
+    ]
+    for col in columns:
+        for seed in (0, 7):
+            want = assign_splits(col.to_pylist(), ratios, seed).tolist()
+            assert split_keys(col, ratios, seed).tolist() == want, (col.type, seed)
+
+
+def test_bad_row_past_the_first_row_group_names_its_line(tmp_path):
+    """The passes do not read the row labels; a message reads its batch's rows of them from
+    the snapshot, across row groups (ingest writes 64 rows each, preprocess reads 50)."""
+    from dataops.config import IngestParams, PreprocessParams
+
+    rows = [f"{i},{i / 2}" for i in range(300)]
+    rows[237] = "237,oops"
+    (tmp_path / "t.csv").write_text("id,x\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    ingest = IngestParams.model_validate(
+        {
+            "key": "id",
+            "batch_rows": 64,
+            "sources": [{"name": "t", "format": "csv", "path": "t.csv"}],
+        }
+    )
+    run_ingest(ingest, tmp_path, tmp_path / "snap")
+    assert pq.ParquetFile(tmp_path / "snap" / "snapshot.parquet").metadata.num_row_groups == 5
+    pre = PreprocessParams.model_validate(
+        {
+            "split": {"ratios": {"train": 1.0}},
+            "batch_rows": 50,
+            "features": [{"name": "id", "kind": "key"}, {"name": "x", "kind": "numeric"}],
+        }
+    )
+    with pytest.raises(DatasetError, match=r"t.csv: line 239 \(id='237'\): column 'x': 'oops'"):
+        run_preprocess(pre, tmp_path / "snap", tmp_path / "pre")
+    r = run_preprocess(pre, tmp_path / "snap", tmp_path / "pre", on_error="skip")
+    assert r.num_examples == {"train": 299} and r.skipped == {"wrong_type": 1}
