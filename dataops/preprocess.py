@@ -434,12 +434,14 @@ def _write_splits(
                 result = part.table
                 if schema is None:
                     schema = result.schema
+                if not result.schema.equals(schema, check_metadata=True):
+                    result = result.cast(schema)  # (casting every part costs ~1% of the pass)
                 keep = part.keep
                 for si, name in enumerate(split_names):
                     sel = keep & (split == si)
                     if not sel.any():
                         continue
-                    part = result.filter(pa.array(sel)).cast(schema)
+                    part = result.filter(pa.array(sel))
                     if name not in writers:
                         writers[name] = SplitWriter(tmp, name, schema, run.params.batch_rows)
                     writers[name].write(part)
