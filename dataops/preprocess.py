@@ -434,14 +434,18 @@ def _write_splits(
                 result = part.table
                 if schema is None:
                     schema = result.schema
-                if not result.schema.equals(schema, check_metadata=True):
-                    result = result.cast(schema)  # (casting every part costs ~1% of the pass)
+                # a part is cast to the first batch's schema only when its own differs (an
+                # identity cast of every part costs ~1% of the pass); after the filter, so
+                # bad rows are never cast
+                same = result.schema.equals(schema, check_metadata=True)
                 keep = part.keep
                 for si, name in enumerate(split_names):
                     sel = keep & (split == si)
                     if not sel.any():
                         continue
                     part = result.filter(pa.array(sel))
+                    if not same:
+                        part = part.cast(schema)
                     if name not in writers:
                         writers[name] = SplitWriter(tmp, name, schema, run.params.batch_rows)
                     writers[name].write(part)
