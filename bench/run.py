@@ -270,7 +270,7 @@ def best(xs: list[float]) -> float:
 
 def dataops_serialize(pre: Path, out: Path, batch_rows: int, compression: str = "none") -> Any:
     from dataops.config import SerializeParams
-    from dataops.serialize import run_serialize
+    from dataops.stages.serialize import run_serialize
 
     return run_serialize(
         SerializeParams(batch_rows=batch_rows, compression=compression), "bench", pre, out
@@ -460,7 +460,7 @@ def batch_parse_pipeline(dataset: Path, compression: str = "") -> Any:
     import tensorflow as tf
 
     from dataops.metadata import read_metadata
-    from dataops.spec import parse_spec
+    from dataops.tfrecord.spec import parse_spec
 
     spec = parse_spec(read_metadata(dataset))
     ds = tf.data.TFRecordDataset(shard_files(dataset), compression_type=compression)
@@ -636,7 +636,7 @@ def bench_gzip(kind: str, pre: Path, work: Path, n: int, sizes: Sizes) -> dict[s
 def _tf_copy(files: list[str], out: Path, options: Any) -> None:
     import tensorflow as tf
 
-    from dataops.codec import iter_records
+    from dataops.tfrecord.codec import iter_records
 
     with tf.io.TFRecordWriter(str(out), options) as w:
         for f in files:
@@ -708,9 +708,9 @@ def _worker(args: argparse.Namespace) -> None:
         import pyarrow.csv  # noqa: F401
         import pyarrow.parquet  # noqa: F401
 
-        import dataops.ingest  # noqa: F401
-        import dataops.preprocess  # noqa: F401
-        import dataops.serialize  # noqa: F401
+        import dataops.stages.ingest  # noqa: F401
+        import dataops.stages.preprocess  # noqa: F401
+        import dataops.stages.serialize  # noqa: F401
     out = []
     for job in jobs:
         reset = _reset_peak_rss()
@@ -867,13 +867,13 @@ def preprocess_params() -> Any:
 
 
 def dataops_ingest(root: Path, csv_name: str, out: Path) -> int:
-    from dataops.ingest import run_ingest
+    from dataops.stages.ingest import run_ingest
 
     return run_ingest(ingest_params(csv_name), root, out).num_rows
 
 
 def dataops_preprocess(snapshot: Path, out: Path) -> int:
-    from dataops.preprocess import run_preprocess
+    from dataops.stages.preprocess import run_preprocess
 
     return sum(run_preprocess(preprocess_params(), snapshot, out).num_examples.values())
 
@@ -981,7 +981,7 @@ def bench_ingest(work: Path, sizes: Sizes) -> dict[str, Any]:
     and throughput at N against `pyarrow.csv.read_csv`, alternating."""
     import pyarrow.csv  # noqa: F401  (imports outside the timed region)
 
-    import dataops.ingest  # noqa: F401
+    import dataops.stages.ingest  # noqa: F401
 
     inputs = _pipeline_inputs(work, sizes)
     fig: dict[str, Any] = {
@@ -1030,7 +1030,7 @@ def bench_preprocess(work: Path, sizes: Sizes) -> dict[str, Any]:
     and throughput at N against `compute_preprocess`, alternating."""
     import pyarrow.compute  # noqa: F401  (imports outside the timed region)
 
-    import dataops.preprocess  # noqa: F401
+    import dataops.stages.preprocess  # noqa: F401
 
     inputs = _pipeline_inputs(work, sizes)
     for inp in inputs.values():  # when the ingest section did not run

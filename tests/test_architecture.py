@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from dataops import dvcyaml
+from dataops.stages import dvcyaml
 from tests.support.project import REPO
 
 
@@ -19,10 +19,10 @@ def test_committed_dvc_yaml_is_the_derived_one():
 def test_a_stage_depends_on_what_its_modules_import():
     """The derivation is real: it follows an import made inside a function, across modules."""
     ingest = dvcyaml.code_deps(dvcyaml.STAGES[0], REPO)
-    assert "dataops/config.py" in ingest and "dataops/sources.py" in ingest
+    assert "dataops/config/__init__.py" in ingest and "dataops/stages/sources.py" in ingest
     assert "dataops/loader.py" not in ingest  # ingest never reads TFRecords
     validate = dvcyaml.code_deps(dvcyaml.STAGES[-1], REPO)
-    assert "dataops/verify.py" in validate
+    assert "dataops/stages/verify.py" in validate
 
 
 def test_every_source_path_is_an_ingest_dep():

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from dataops.config import IngestParams, NumericFeature, PreprocessParams
 from dataops.features.base import Batch
 from dataops.features.numeric import BLOCK_ROWS, BlockMoments, Moments, Numeric
-from dataops.ingest import run_ingest
-from dataops.preprocess import assign_splits, read_state, run_preprocess
+from dataops.stages.ingest import run_ingest
+from dataops.stages.preprocess import assign_splits, read_state, run_preprocess
 
 
 def _fold(parts: list[np.ndarray]) -> Moments:

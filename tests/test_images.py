@@ -21,18 +21,18 @@ from PIL import Image
 
 from dataops.config import ImageFeature, parse_params
 from dataops.errors import ConfigError, DatasetError
-from dataops.export import run_export
 from dataops.imaging import (
     ImageDecodeError,
     decode_image,
     encode_pixels,
     serving_fn,
 )
-from dataops.ingest import run_ingest
 from dataops.loader import load
 from dataops.metadata import read_metadata
-from dataops.preprocess import run_preprocess
-from dataops.serialize import run_serialize
+from dataops.stages.ingest import run_ingest
+from dataops.stages.preprocess import run_preprocess
+from dataops.stages.serialize import run_serialize
+from dataops.tools.export import run_export
 from tests.support.project import REPO, run_cli
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from dataops.config import IngestParams
 from dataops.errors import DatasetError
-from dataops.ingest import read_manifest, run_ingest
+from dataops.stages.ingest import read_manifest, run_ingest
 from tests.support.records import N, make_sources, png_bytes
 
 

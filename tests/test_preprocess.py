@@ -9,8 +9,8 @@ import pytest
 from dataops.config import TextFeature, parse_params
 from dataops.errors import DatasetError
 from dataops.features.text import normalize_text, tokenize
-from dataops.ingest import run_ingest
-from dataops.preprocess import assign_splits, read_state, run_preprocess
+from dataops.stages.ingest import run_ingest
+from dataops.stages.preprocess import assign_splits, read_state, run_preprocess
 from tests.support.project import repo_params
 
 
@@ -80,7 +80,7 @@ def test_small_dataset_state_is_fitted_on_train_only(small_dataset):
 
 def _project(tmp_path, n=60, **overrides):
     from dataops.config import SampleParams
-    from dataops.sample import generate_sample
+    from dataops.stages.sample import generate_sample
 
     data = repo_params(sample={"num_examples": n})
     for k, v in overrides.items():

@@ -27,10 +27,10 @@ import vega_datasets
 
 import dataops
 from dataops.config import parse_params
-from dataops.ingest import read_manifest
 from dataops.metadata import read_metadata
-from dataops.pipeline import PipelinePaths, run_pipeline
-from dataops.preprocess import assign_splits, read_state
+from dataops.stages.ingest import read_manifest
+from dataops.stages.pipeline import PipelinePaths, run_pipeline
+from dataops.stages.preprocess import assign_splits, read_state
 
 RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 SPLITS = list(RATIOS)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataops.airflow_tasks import RepoLocked, StageFailed, is_retryable, run_stage
 from dataops.errors import ConfigError, DatasetError
-from dataops.publish import (
+from dataops.release.dvc import RepoLocked, StageFailed, is_retryable, run_stage
+from dataops.release.publish import (
     check_tag_name,
     committed_params,
     parse_trailers,
@@ -20,7 +20,7 @@ from dataops.publish import (
     restore_workspace,
     strip_credentials,
 )
-from dataops.versions import list_versions, version_detail
+from dataops.release.versions import list_versions, version_detail
 from tests.support.project import VENV_BIN, git, tool_env
 from tests.support.records import write_version
 

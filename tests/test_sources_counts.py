@@ -11,7 +11,7 @@ import pytest
 
 from dataops.config import IngestParams
 from dataops.errors import DatasetError
-from dataops.ingest import read_manifest, run_ingest
+from dataops.stages.ingest import read_manifest, run_ingest
 
 
 def run(root: Path, sources: list[dict], on_error: str = "skip", **keys) -> tuple:
@@ -188,7 +188,7 @@ def test_keyless_image_folder_is_a_config_error():
 
 
 def test_large_partitions_are_split_again_with_the_same_result(tmp_path, monkeypatch):
-    import dataops.ingest as ingest
+    import dataops.stages.ingest as ingest
 
     sources = three_sources(tmp_path, 500, short_row=11)
     run(tmp_path, sources)

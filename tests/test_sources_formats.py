@@ -13,7 +13,7 @@ import pytest
 
 from dataops.config import IngestParams
 from dataops.errors import ConfigError, DatasetError
-from dataops.ingest import read_manifest, run_ingest
+from dataops.stages.ingest import read_manifest, run_ingest
 from tests.support.project import run_cli, small_params_data
 
 SKIP_HINT = " (set dataset.on_error: skip to drop such rows and count them)"
@@ -320,7 +320,7 @@ def test_missing_key_column_is_a_config_error(tmp_path):
 
 
 def test_csv_read_in_small_chunks_keeps_lines_and_keys_exact(tmp_path, monkeypatch):
-    import dataops.sources as sources
+    import dataops.stages.sources as sources
 
     monkeypatch.setattr(sources, "CSV_CHUNK_BYTES", 16)  # many chunks, cut at line ends
     lines = ["id,v"]

@@ -11,7 +11,7 @@ import pytest
 
 from dataops.config import IngestParams
 from dataops.errors import ConfigError
-from dataops.ingest import read_manifest, run_ingest
+from dataops.stages.ingest import read_manifest, run_ingest
 
 
 @pytest.fixture

@@ -49,8 +49,8 @@ from dataops.beam.runner import run_tasks
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Transform
-from dataops.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest
-from dataops.preprocess import (
+from dataops.stages.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest
+from dataops.stages.preprocess import (
     BatchFit,
     PreprocessResult,
     Run,

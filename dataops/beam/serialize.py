@@ -32,8 +32,8 @@ from dataops.config import DatasetParams, SerializeParams
 from dataops.errors import DatasetError
 from dataops.metadata import ShardInfo, SplitInfo, write_metadata
 from dataops.naming import ShardName
-from dataops.preprocess import STATE_FILE, read_state
-from dataops.serialize import (
+from dataops.stages.preprocess import STATE_FILE, read_state
+from dataops.stages.serialize import (
     SerializeResult,
     dataset_features,
     dataset_metadata,

@@ -187,7 +187,7 @@ def test_no_space_message_without_root(tmp_path: Path):
 
 SWALLOW = """
 import os, signal, sys
-import dataops.validate as v
+import dataops.stages.validate as v
 from dataops import cli
 
 real = v.run_validate

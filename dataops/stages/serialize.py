@@ -1,6 +1,6 @@
 """Stage 3, serialize: per-split Parquet → TFRecord shards of `tf.train.Example` + `metadata.json`.
 
-Rows are encoded a batch at a time by `dataops.codec` (no per-example protobuf objects) and
+Rows are encoded a batch at a time by `dataops.tfrecord.codec` (no per-example protobuf objects) and
 streamed into shards. Three threads overlap: one reads the next Parquet batch, the caller
 encodes, one compresses, hashes and writes; memory holds at most four batches (one read
 ahead, one being encoded, two being written), whatever the split's size. Shard i of k holds
@@ -25,7 +25,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataops.codec import Column, encode_batch
 from dataops.config import DatasetParams, SerializeParams
 from dataops.errors import DatasetError
 from dataops.fingerprint import (
@@ -46,9 +45,10 @@ from dataops.metadata import (
     write_metadata,
 )
 from dataops.naming import ShardName
-from dataops.preprocess import read_state
-from dataops.shard_index import IndexWriter, edges_crc32c
-from dataops.tfds_info import write_tfds_info
+from dataops.stages.preprocess import read_state
+from dataops.tfrecord.codec import Column, encode_batch
+from dataops.tfrecord.shard_index import IndexWriter, edges_crc32c
+from dataops.tfrecord.tfds_info import write_tfds_info
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def _gzip_member(data: bytes, level: int, engine: str) -> bytes:
 
 class _ShardWriter:
     """One shard file: optional GZIP/ZLIB compression, sha256 of the bytes on disk, and the
-    shard index (uncompressed shards only; see `dataops.shard_index`)."""
+    shard index (uncompressed shards only; see `dataops.tfrecord.shard_index`)."""
 
     def __init__(
         self,

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataops import naming
-from dataops.codec import FramingError, iter_records
 from dataops.errors import DatasetError
 from dataops.metadata import DatasetMetadata, ShardInfo, read_metadata
-from dataops.shard_index import read_block, read_index
+from dataops.tfrecord.codec import FramingError, iter_records
+from dataops.tfrecord.shard_index import read_block, read_index
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,14 @@ def run_pipeline(
     at the end, or by a later run if this process is killed.
     """
     from dataops.fsutil import process_scratch
-    from dataops.ingest import run_ingest
-    from dataops.preprocess import run_preprocess
-    from dataops.serialize import run_serialize
+    from dataops.stages.ingest import run_ingest
+    from dataops.stages.preprocess import run_preprocess
+    from dataops.stages.serialize import run_serialize
 
     paths = PipelinePaths(Path(root))
     with process_scratch():  # temp files in a folder a later run can tell is stale
         if sample:
-            from dataops.sample import generate_sample
+            from dataops.stages.sample import generate_sample
 
             generate_sample(paths.sample, params.sample)
         run_ingest(params.ingest, paths.root, paths.snapshot, params.dataset.on_error)
@@ -62,7 +62,7 @@ def run_pipeline(
         run_serialize(params.serialize, params.dataset, paths.preprocessed, paths.tfrecords)
         if validate:
             from dataops.errors import ValidationFailed
-            from dataops.validate import run_validate
+            from dataops.stages.validate import run_validate
 
             result = run_validate(params.validate_, paths.tfrecords, paths.report)
             if result.violations:

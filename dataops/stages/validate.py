@@ -24,8 +24,8 @@ from dataops.config import ValidateParams
 from dataops.features.stored import stored_feature
 from dataops.fsutil import write_json
 from dataops.metadata import DatasetMetadata
-from dataops.spec import compression_type, parse_spec
-from dataops.verify import verify_dataset
+from dataops.stages.verify import verify_dataset
+from dataops.tfrecord.spec import compression_type, parse_spec
 
 
 @dataclass(frozen=True)

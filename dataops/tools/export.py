@@ -91,7 +91,7 @@ def _raw_batches(directory: Path, meta: DatasetMetadata, split: str) -> Any:
     """Parsed, undecoded batches of one split, in row order."""
     import tensorflow as tf
 
-    from dataops.spec import compression_type, parse_spec
+    from dataops.tfrecord.spec import compression_type, parse_spec
 
     files = [str(directory / sh.file) for sh in meta.split(split).shards]
     spec = parse_spec(meta)

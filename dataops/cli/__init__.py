@@ -37,6 +37,7 @@ try:  # typer vendors its own copy of click since 0.2x; its exceptions are the o
 except ImportError:  # pragma: no cover - older typer on plain click
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
+from dataops.cli.progress import terminal_progress
 from dataops.errors import (
     ConfigError,
     DataopsError,
@@ -48,7 +49,6 @@ from dataops.errors import (
     received,
     signal_name,
 )
-from dataops.progress import terminal_progress
 
 app = typer.Typer(
     help="Versioned, reproducible TensorFlow datasets: ingest → preprocess → serialize → validate.",
@@ -341,7 +341,7 @@ def sample(
 ) -> None:
     """Write the bundled sample source: PNG folders, a CSV and a JSON Lines file."""
     from dataops.config import SampleParams
-    from dataops.sample import generate_sample
+    from dataops.stages.sample import generate_sample
 
     def go():
         given = params if params is not None else Path("params.yaml")
@@ -377,7 +377,7 @@ def ingest(
     out: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path(naming.SNAPSHOT_DIR),
 ) -> None:
     """Read and join the sources of `ingest` into a Parquet snapshot with a manifest."""
-    from dataops.ingest import run_ingest
+    from dataops.stages.ingest import run_ingest
 
     def go():
         p = _params(params)
@@ -400,7 +400,7 @@ def preprocess(
 ) -> None:
     """Split, fit on train, and transform into one Parquet file per split."""
     from dataops.beam import use_beam
-    from dataops.preprocess import run_preprocess
+    from dataops.stages.preprocess import run_preprocess
 
     def go():
         beam = use_beam(engine)
@@ -436,7 +436,7 @@ def serialize(
 ) -> None:
     """Write TFRecord shards of tf.train.Example and metadata.json."""
     from dataops.beam import use_beam
-    from dataops.serialize import run_serialize
+    from dataops.stages.serialize import run_serialize
 
     def go():
         beam = use_beam(engine)
@@ -466,7 +466,7 @@ def validate(
 ) -> None:
     """Re-read every shard with TensorFlow and check the expectations; exit 1 on violations."""
     _quiet_tensorflow()
-    from dataops.validate import run_validate
+    from dataops.stages.validate import run_validate
 
     def go():
         p = _params(params)
@@ -487,7 +487,7 @@ def verify(
     ),
 ) -> None:
     """Check a dataset folder against its metadata.json: files, sizes, sha256, records, counts."""
-    from dataops.verify import verify_dataset
+    from dataops.stages.verify import verify_dataset
 
     r = _run("verify", lambda: verify_dataset(directory), record=False)
     if r.problems:
@@ -508,7 +508,7 @@ def info(
     report: Annotated[Path | None, typer.Option(help="Validation report to summarize too.")] = None,
 ) -> None:
     """Print a human summary of a dataset: features, splits, shards, validation verdict."""
-    from dataops.summary import render_info
+    from dataops.tools.summary import render_info
 
     text = _run("info", lambda: render_info(directory, report), record=False)
     typer.echo(text)
@@ -542,7 +542,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite params.yaml and dvc.yaml.")] = False,
 ) -> None:
     """Write params.yaml and dvc.yaml for your own sources (features proposed from the data)."""
-    from dataops.project import init_project
+    from dataops.tools.project import init_project
 
     r = _run(
         "init",
@@ -567,7 +567,7 @@ def dvc_yaml(
 ) -> None:
     """Regenerate dvc.yaml: each stage's deps from its imports and the sources params names."""
     from dataops.config import load_params_data
-    from dataops.dvcyaml import SAMPLE_OUT, render, source_deps
+    from dataops.stages.dvcyaml import SAMPLE_OUT, render, source_deps
 
     def go() -> Path:
         data = load_params_data(params)
@@ -594,7 +594,7 @@ def versions(
     import dataclasses
     import json
 
-    from dataops.versions import list_versions
+    from dataops.release.versions import list_versions
 
     rows = _run("versions", lambda: list_versions(repo, dataset), record=False)
     if as_json:
@@ -621,7 +621,7 @@ def head(
 ) -> None:
     """Print the first examples of a split, decoded, with class names."""
     _quiet_tensorflow()
-    from dataops.preview import render_head
+    from dataops.tools.preview import render_head
 
     typer.echo(_run("head", lambda: render_head(directory, split, n), record=False), nl=False)
 
@@ -639,7 +639,7 @@ def show(
 ) -> None:
     """Write an image grid, one row per class (like tfds.show_examples)."""
     _quiet_tensorflow()
-    from dataops.preview import write_grid
+    from dataops.tools.preview import write_grid
 
     path = _run(
         "show",
@@ -651,7 +651,7 @@ def show(
 
 
 class ExportFormat(enum.StrEnum):
-    """The formats of `dataops export` (`dataops.export.FORMATS`)."""
+    """The formats of `dataops export` (`dataops.tools.export.FORMATS`)."""
 
     snapshot = "snapshot"
     parquet = "parquet"
@@ -668,7 +668,7 @@ def export(
 ) -> None:
     """Export a dataset as a tf.data snapshot, Parquet files or one HDF5 file, with its metadata."""
     _quiet_tensorflow()
-    from dataops.export import run_export
+    from dataops.tools.export import run_export
 
     r = _run("export", lambda: run_export(directory, format.value, out), record=False, out=out)
     _log("export.done", out=str(r.out), format=r.format, examples=r.num_examples)
@@ -680,7 +680,7 @@ def export_preprocessor(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output SavedModel folder.")],
 ) -> None:
     """Write the fitted preprocessing as a SavedModel: raw columns in, stored features out."""
-    from dataops.serving import export_preprocessor as run
+    from dataops.tools.serving import export_preprocessor as run
 
     _quiet_tensorflow()
     r = _run("export-preprocessor", lambda: run(directory, out), record=False, out=out)

@@ -35,7 +35,7 @@ class RepoLocked(DataopsError):
 def workspace_dir() -> Path:
     """The project DVC and git work in: `$DATAOPS_PROJECT_DIR`, else the repository holding this package."""
     env = os.environ.get("DATAOPS_PROJECT_DIR")
-    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+    return Path(env).resolve() if env else Path(__file__).resolve().parents[2]
 
 
 def tool_env() -> dict[str, str]:

@@ -218,7 +218,7 @@ def init_project(
 ) -> InitResult:
     """Write `params.yaml` and `dvc.yaml` under `root` for `sources`; check them by parsing."""
     from dataops.config import parse_params
-    from dataops.dvcyaml import render
+    from dataops.stages.dvcyaml import render
 
     root = Path(root)
     params_path, dvc_path = root / "params.yaml", root / "dvc.yaml"

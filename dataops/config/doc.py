@@ -2,7 +2,7 @@
 
 README.md holds its output between `<!-- params:begin -->` and `<!-- params:end -->`; a test
 fails when they differ, so every key, default and description in the README is the code's.
-`python -m dataops.paramsdoc` prints it.
+`python -m dataops.config.doc` prints it.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from dataops.config import IngestParams, OnError
 from dataops.errors import DatasetError
 from dataops.fsutil import atomic_dir, fingerprint, write_json
-from dataops.sources import (
+from dataops.stages.sources import (
     KEYLESS_COLUMN,
     BadRow,
     RowErrors,

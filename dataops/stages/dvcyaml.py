@@ -23,7 +23,7 @@ import yaml
 
 from dataops.naming import DATASET_DIR, PREPROCESSED_DIR, REPORT_FILE, SAMPLE_DIR, SNAPSHOT_DIR
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 # Every stage passes through the params model and the error types: the CLI (`dataops <stage>`)
 # only parses flags and calls the stage function, so it is not a dep (a new read-only command
 # must not re-run every stage).
@@ -50,7 +50,7 @@ class StageSpec:
 SAMPLE = StageSpec(
     name="sample",
     desc="Generate the bundled sample source (PNG folders, a CSV, JSON Lines) in data/sample.",
-    module="dataops.sample",
+    module="dataops.stages.sample",
     cmd=f"dataops sample --params params.yaml --out {SAMPLE_OUT}",
     params=("sample",),
     outs=(SAMPLE_OUT,),
@@ -59,7 +59,7 @@ STAGES = (
     StageSpec(
         name="ingest",
         desc="Read and join the sources named in ingest.sources into a Parquet snapshot.",
-        module="dataops.ingest",
+        module="dataops.stages.ingest",
         cmd=f"dataops ingest --params params.yaml --out {SNAPSHOT_DIR}",
         params=("dataset.on_error", "ingest"),
         outs=(SNAPSHOT_DIR,),
@@ -67,7 +67,7 @@ STAGES = (
     StageSpec(
         name="preprocess",
         desc="Split by key hash, fit statistics and vocabularies on train, transform every split.",
-        module="dataops.preprocess",
+        module="dataops.stages.preprocess",
         cmd=f"dataops preprocess --params params.yaml --snapshot {SNAPSHOT_DIR} --out {PREPROCESSED_DIR}",
         params=("dataset.on_error", "preprocess"),
         data_deps=(SNAPSHOT_DIR,),
@@ -76,7 +76,7 @@ STAGES = (
     StageSpec(
         name="serialize",
         desc="Write TFRecord shards of tf.train.Example, shard indexes and metadata.json.",
-        module="dataops.serialize",
+        module="dataops.stages.serialize",
         cmd=f"dataops serialize --params params.yaml --preprocessed {PREPROCESSED_DIR} --out {DATASET_DIR}",
         params=(
             "dataset.name",
@@ -92,7 +92,7 @@ STAGES = (
     StageSpec(
         name="validate",
         desc="Re-read every shard with TensorFlow and check the expectations in validate.",
-        module="dataops.validate",
+        module="dataops.stages.validate",
         cmd=f"dataops validate --params params.yaml --dataset {DATASET_DIR} --report {REPORT_FILE}",
         params=("validate",),
         data_deps=(DATASET_DIR,),
@@ -110,7 +110,7 @@ DEFAULT_SPLITS = ("train", "validation", "test")
 
 def plot_definitions(params: dict[str, Any]) -> list[dict[str, Any]]:
     """The top-level `plots:` of `dvc.yaml`: each file of a folder is one plot (written by
-    `dataops.validate.write_views`); the histograms have one line per split of
+    `dataops.stages.validate.write_views`); the histograms have one line per split of
     `preprocess.split.ratios`."""
     ratios = ((params.get("preprocess") or {}).get("split") or {}).get("ratios") or {}
     splits = list(ratios) or list(DEFAULT_SPLITS)
@@ -195,7 +195,8 @@ def imports_of(module: str, root: Path = PACKAGE_ROOT) -> frozenset[str]:
 
 
 def import_closure(roots: Iterable[str], root: Path = PACKAGE_ROOT) -> set[str]:
-    """`roots` and every `dataops` module they import, transitively."""
+    """`roots` and every `dataops` module they import, transitively, with the packages that hold
+    them (importing `dataops.stages.sample` runs `dataops/stages/__init__.py` first)."""
     seen: set[str] = set()
     todo = list(roots)
     while todo:
@@ -203,6 +204,9 @@ def import_closure(roots: Iterable[str], root: Path = PACKAGE_ROOT) -> set[str]:
         if m not in seen:
             seen.add(m)
             todo.extend(imports_of(m, root))
+            parent = m.rpartition(".")[0]
+            if parent and module_path(parent, root) is not None:
+                todo.append(parent)
     return seen
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from dataops.features.stored import stored_feature
 from dataops.metadata import DatasetMetadata, FeatureInfo
 from dataops.naming import DATASET_INFO_FILE, FEATURES_FILE, SHARD_FORMAT, TEMPLATE, labels_file
-from dataops.shard_index import FRAME_OVERHEAD
+from dataops.tfrecord.shard_index import FRAME_OVERHEAD
 
 TFDS_VERSION = "1.0.0"
 """TFDS wants a `major.minor.patch` version; the dataset's own versions are git tags."""

@@ -1,7 +1,7 @@
 """Published dataset versions, read from git tags and the DVC cache without checking anything out.
 
 A version is an annotated tag `refs/tags/<dataset>-v<major>.<build>` whose annotation was
-written by `dataops.publish`:
+written by `dataops.release.publish`:
 
 * the current format ends with the git trailers `Dataops-Dataset: <name>`,
   `Dataops-Version: v<major>.<build>` and `Dataops-Fingerprint: <64 hex>`;

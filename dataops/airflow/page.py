@@ -1,8 +1,8 @@
 """The Datasets page of the Airflow plugin, rendered on the server with escaping by construction.
 
 The page is a Jinja2 template with autoescaping on for every value; numbers reach it as numbers
-(`dataops.versions` coerces them). Its only script and style are static files
-(`dataops/static/`), so the plugin can send a Content-Security-Policy without `'unsafe-inline'`.
+(`dataops.release.versions` coerces them). Its only script and style are static files
+(`dataops/airflow/static/`), so the plugin can send a Content-Security-Policy without `'unsafe-inline'`.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def render_page(
     """(HTTP status, HTML) of the Datasets page; errors are shown in the page, without local paths.
     `runs`: tag → id of the run that published it (linked when known)."""
     from dataops.errors import DatasetError
-    from dataops.versions import list_versions, version_detail
+    from dataops.release.versions import list_versions, version_detail
 
     status, error = 200, None
     versions: list[dict[str, Any]] = []

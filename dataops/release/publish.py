@@ -38,9 +38,9 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from dataops import naming
-from dataops.airflow_tasks import StageFailed, run_dvc, tool_env
 from dataops.errors import ConfigError, DataopsError, DatasetError
 from dataops.fingerprint import schema_hash as _schema_hash
+from dataops.release.dvc import StageFailed, run_dvc, tool_env
 
 PUBLISHED_FILES = ("params.yaml", "dvc.lock", naming.REPORT_FILE, "reports/metrics.json")
 DATASET_DIR = naming.DATASET_DIR
