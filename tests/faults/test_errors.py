@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataops.cli import describe
+from dataops.cli.failures import describe
 from dataops.errors import ConfigError, DatasetError, Interrupted
 from tests.support.faults import error_lines, leftovers, tree_digest
 from tests.support.project import run_cli, small_params_data
