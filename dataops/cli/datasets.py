@@ -122,8 +122,10 @@ def export_preprocessor(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output SavedModel folder.")],
 ) -> None:
     """Write the fitted preprocessing as a SavedModel: raw columns in, stored features out."""
-    from dataops.tools.serving import export_preprocessor as run
+    from dataops.tools.serving import export_preprocessor as write_preprocessor
 
     quiet_tensorflow()
-    r = run("export-preprocessor", lambda: run(directory, out), record=False, out=out)
+    r = run(
+        "export-preprocessor", lambda: write_preprocessor(directory, out), record=False, out=out
+    )
     log("export_preprocessor.done", out=str(r.out), inputs=r.inputs, outputs=r.outputs)
