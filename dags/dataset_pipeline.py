@@ -45,7 +45,7 @@ from airflow.sdk import Asset, Param, dag, task
 
 from dataops.airflow.params import tunable_keys
 from dataops.release.dvcgraph import load_stages, sinks
-from dataops.release.publish import committed_params
+from dataops.release.workspace import committed_params
 
 WORKSPACE = Path(
     os.environ.get("DATAOPS_PROJECT_DIR") or Path(__file__).resolve().parent.parent
@@ -126,7 +126,8 @@ def dataset_pipeline() -> None:
 
         from dataops.airflow.params import apply_overrides, overrides_from_conf
         from dataops.errors import ConfigError
-        from dataops.release.publish import check_tag_name, restore_workspace
+        from dataops.release.tags import check_tag_name
+        from dataops.release.workspace import restore_workspace
 
         restore_workspace(WORKSPACE, log=log.info)  # start from the last published state
         conf = dict(context["dag_run"].conf or {})
@@ -186,7 +187,7 @@ def dataset_pipeline() -> None:
     @task(task_id="restore_workspace", retries=1)
     def restore_workspace() -> list[str]:
         """Put params.yaml, dvc.lock and the report back as committed (the last published state)."""
-        from dataops.release.publish import restore_workspace as restore
+        from dataops.release.workspace import restore_workspace as restore
 
         return restore(WORKSPACE, log=log.info)
 

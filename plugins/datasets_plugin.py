@@ -103,7 +103,8 @@ def api_versions() -> dict:
 def api_version(tag: str) -> dict:
     """One version: summary, schema, splits and shards, params and their changes, validation, a load snippet."""
     from dataops.errors import DatasetError
-    from dataops.release.versions import valid_tag_name, version_detail
+    from dataops.release.history import valid_tag_name
+    from dataops.release.versions import version_detail
 
     root = workspace()
     if not valid_tag_name(root, tag):

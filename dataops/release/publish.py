@@ -1,14 +1,6 @@
 """Publish a validated dataset version as one transaction: DVC push, git commit, tag, git push.
 
-Tag scheme: `<dataset>-v<major>.<build>`. The first version of a dataset is `v1.0`; each later
-published version that keeps the feature schema (names, kinds, dtypes, shapes, encodings) bumps
-`build` (`v1.1`, `v1.2`, ...); one that changes the schema bumps `major` and resets `build`
-(`v2.0`). The annotated tag's message records the dataset, schema hash and examples per split,
-and ends with three git trailers that identify the version without a checkout::
-
-    Dataops-Dataset: <dataset name>
-    Dataops-Version: <vN.M>
-    Dataops-Fingerprint: <sha256 hex>
+The tag scheme is `dataops.release.tags`'s.
 
 The steps, in order: validate -> `dvc push` -> commit (`params.yaml`, `dvc.lock`, the validation
 report; no commit when they are as committed) -> tag -> `git push --atomic` of the commit and the
@@ -24,80 +16,51 @@ version was built from, which fails with a clear message and a workspace moved t
 
 from __future__ import annotations
 
-import configparser
 import json
-import os
-import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import yaml
 
 from dataops import naming
-from dataops.errors import ConfigError, DataopsError, DatasetError
-from dataops.fingerprint import schema_hash as _schema_hash
-from dataops.release.dvc import StageFailed, run_dvc, tool_env
+from dataops.errors import ConfigError, DatasetError
+from dataops.fingerprint import schema_hash as fingerprint_schema_hash
+from dataops.release.dvc import StageFailed, run_dvc
+from dataops.release.git import (
+    ENV_GIT_REMOTE,
+    GitError,
+    dvc_remote_url,
+    git,
+    git_target,
+    head_commit,
+    identity_args,
+    is_ancestor,
+    rev,
+    succeeds,
+)
+from dataops.release.remote import (
+    PublishConflict,
+    PublishInterrupted,
+    RemoteError,
+    push_atomic,
+    rebase,
+    remote_has,
+    remote_tip,
+)
+from dataops.release.tags import (
+    TRAILER_DATASET,
+    TRAILER_FINGERPRINT,
+    TRAILER_VERSION,
+    PublishedVersion,
+    check_tag_name,
+    next_tag,
+    published_versions,
+)
+from dataops.release.workspace import PUBLISHED_FILES, changed_files
 
-PUBLISHED_FILES = ("params.yaml", "dvc.lock", naming.REPORT_FILE, "reports/metrics.json")
 DATASET_DIR = naming.DATASET_DIR
 REPORT = naming.REPORT_FILE
-TAG_RE = re.compile(r"^(?P<dataset>.+)-v(?P<major>\d+)\.(?P<build>\d+)$")
-GIT_IDENTITY = {"user.name": "dataops publish", "user.email": "dataops@localhost"}
-TRAILER_DATASET = "Dataops-Dataset"
-TRAILER_VERSION = "Dataops-Version"
-TRAILER_FINGERPRINT = "Dataops-Fingerprint"
-ENV_GIT_REMOTE = "DATAOPS_GIT_REMOTE"
-ENV_GIT_BRANCH = "DATAOPS_GIT_BRANCH"
 PUSH_ATTEMPTS = 3
-
-
-class GitError(DataopsError):
-    """A git command failed; `returncode` and `stderr` are git's own."""
-
-    def __init__(self, message: str, returncode: int, stderr: str) -> None:
-        super().__init__(message)
-        self.returncode = returncode
-        self.stderr = stderr
-
-
-class PublishInterrupted(DataopsError):
-    """A publish step failed and was rolled back; nothing was left half-done and a retry may succeed."""
-
-    retryable = True
-
-
-class RemoteError(PublishInterrupted):
-    """The DVC or git remote could not be reached or refused the push (network, a remote policy)."""
-
-
-class PublishConflict(DatasetError):
-    """The remote branch changed what this version was built from: rerun the pipeline on it."""
-
-
-@dataclass(frozen=True)
-class GitTarget:
-    """Where published versions go: a git remote (name or URL) and a branch."""
-
-    remote: str
-    branch: str
-    url: str = field(metadata={"doc": "The remote's URL with any credentials removed."})
-
-
-@dataclass(frozen=True)
-class PublishedVersion:
-    """One tag of a dataset as git holds it."""
-
-    tag: str
-    major: int
-    build: int
-    commit: str
-    fingerprint: str | None
-    schema: str | None
-    created: int
 
 
 @dataclass(frozen=True)
@@ -147,267 +110,9 @@ class PublishResult:
         }
 
 
-# --- git -------------------------------------------------------------------------------------
-
-
-def git(cwd: Path, *args: str, check: bool = True, strip: bool = True) -> str:
-    """Run `git ARGS` in `cwd` (argument list, no shell); return stdout (stripped unless `strip=False`)."""
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, env=tool_env(), capture_output=True, text=True, check=False
-    )
-    if check and proc.returncode != 0:
-        detail = proc.stderr.strip() or proc.stdout.strip()
-        shown = " ".join(a.splitlines()[0][:60] if a else "''" for a in args)
-        raise GitError(
-            f"`git {shown}` failed in {cwd} (exit {proc.returncode}): {detail}",
-            proc.returncode,
-            proc.stderr,
-        )
-    return proc.stdout.strip() if strip else proc.stdout
-
-
-def _ok(cwd: Path, *args: str) -> bool:
-    return (
-        subprocess.run(
-            ["git", *args], cwd=cwd, env=tool_env(), capture_output=True, check=False
-        ).returncode
-        == 0
-    )
-
-
-def _identity_args(cwd: Path) -> list[str]:
-    out = []
-    for key, default in GIT_IDENTITY.items():
-        if not git(cwd, "config", "--get", key, check=False):
-            out += ["-c", f"{key}={default}"]
-    return out
-
-
-def _rev(cwd: Path, ref: str) -> str:
-    return git(cwd, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
-
-
-def _head(cwd: Path) -> str | None:
-    return git(cwd, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False) or None
-
-
-def _is_ancestor(cwd: Path, a: str, b: str) -> bool:
-    return _ok(cwd, "merge-base", "--is-ancestor", "--end-of-options", a, b)
-
-
-def check_tag_name(cwd: Path | str, dataset: str) -> str:
-    """The first tag of `dataset` (`<dataset>-v1.0`) as a full ref; a ConfigError when git refuses the name."""
-    ref = f"refs/tags/{dataset}-v1.0"
-    if not dataset or not _ok(Path(cwd), "check-ref-format", ref):
-        raise ConfigError(
-            f"params.yaml: key 'dataset.name': {dataset!r} cannot name a git tag ({ref!r} fails `git check-ref-format`); "
-            "use letters, digits, '-', '_' and '.' without '..', a leading '.' or a trailing '.lock'"
-        )
-    return ref
-
-
-def strip_credentials(url: str) -> str:
-    """`url` without a password or token (`https://user:tok@host/x` -> `https://host/x`)."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-def git_target(
-    cwd: Path | str, remote: str | None = None, branch: str | None = None
-) -> GitTarget | None:
-    """The configured git remote and branch (arguments, else `$DATAOPS_GIT_REMOTE`/`$DATAOPS_GIT_BRANCH`);
-    None when no remote is configured (local only). The branch defaults to the checked-out one."""
-    cwd = Path(cwd)
-    remote = (remote if remote is not None else os.environ.get(ENV_GIT_REMOTE, "")).strip()
-    if not remote:
-        return None
-    branch = (branch or os.environ.get(ENV_GIT_BRANCH, "")).strip()
-    if not branch:
-        branch = git(cwd, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
-        if not branch:
-            raise ConfigError(
-                f"{cwd}: HEAD is detached; set {ENV_GIT_BRANCH} to the branch versions are pushed to"
-            )
-    if not _ok(cwd, "check-ref-format", f"refs/heads/{branch}"):
-        raise ConfigError(f"{ENV_GIT_BRANCH}: {branch!r} is not a valid git branch name")
-    url = remote
-    if remote in git(cwd, "remote").split():
-        url = git(cwd, "remote", "get-url", "--", remote)
-    return GitTarget(remote=remote, branch=branch, url=strip_credentials(url))
-
-
-def dvc_remote_url(cwd: Path | str) -> str | None:
-    """The URL of the default DVC remote (`.dvc/config`, overridden by `.dvc/config.local`), credentials
-    removed; a local path is made absolute. None when no default remote is configured."""
-    dvc_dir = Path(cwd) / ".dvc"
-    cp = configparser.ConfigParser()
-    for fname in ("config", "config.local"):
-        try:
-            cp.read(dvc_dir / fname, encoding="utf-8")
-        except configparser.Error:
-            continue
-    core = next((sec for sec in cp.sections() if sec.strip("'\" ") == "core"), None)
-    name = cp.get(core, "remote", fallback=None) if core else None
-    if not name:
-        return None
-    sec = next(
-        (
-            raw
-            for raw in cp.sections()
-            if re.fullmatch(rf"""'?remote\s+"{re.escape(name)}"'?""", raw.strip())
-        ),
-        None,
-    )
-    url = cp.get(sec, "url", fallback=None) if sec else None
-    if not url:
-        return None
-    if "://" not in url:
-        return str((dvc_dir / url).resolve())
-    return strip_credentials(url)
-
-
-# --- versions --------------------------------------------------------------------------------
-
-
 def schema_hash(metadata: dict[str, Any]) -> str:
     """The feature schema's hash (`dataops.fingerprint.schema_hash`) of a metadata.json."""
-    return _schema_hash(metadata.get("features", []))
-
-
-def parse_tag_message(text: str) -> dict[str, str]:
-    """The `key: value` lines of a publish tag's message (the body lines and the `Dataops-*` trailers)."""
-    out = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition(":")
-        if sep and k.strip() and " " not in k.strip():
-            out[k.strip()] = v.strip()
-    return out
-
-
-def parse_trailers(text: str) -> dict[str, str]:
-    """The `Dataops-*` trailers of a tag message: the `Key: value` lines of its last paragraph."""
-    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
-    if not paragraphs:
-        return {}
-    out = {}
-    for line in paragraphs[-1].splitlines():
-        k, sep, v = line.partition(": ")
-        if sep and k.startswith("Dataops-"):
-            out[k] = v.strip()
-    return out
-
-
-def published_versions(cwd: Path | str, dataset: str) -> list[PublishedVersion]:
-    """Every tag `<dataset>-vN.M` in `cwd`, oldest version first, with its fingerprint: the
-    `Dataops-Fingerprint` trailer, else (older tags) the `fingerprint:` line or the committed report."""
-    cwd = Path(cwd)
-    fmt = "%(refname)%00%(objectname)%00%(*objectname)%00%(creatordate:unix)%00%(contents)%1e"
-    raw = git(cwd, "for-each-ref", f"--format={fmt}", "refs/tags/", strip=False)
-    out = []
-    for record in raw.split("\x1e"):
-        fields = record.lstrip("\n").split("\0")
-        if len(fields) < 5:
-            continue
-        ref, obj, peeled, created, contents = fields[:5]
-        tag = ref.removeprefix("refs/tags/")
-        m = TAG_RE.match(tag)
-        if not m or m["dataset"] != dataset:
-            continue
-        keys = parse_tag_message(contents)
-        fingerprint = parse_trailers(contents).get(TRAILER_FINGERPRINT) or keys.get("fingerprint")
-        if not fingerprint:
-            report = git(cwd, "show", f"{ref}:{REPORT}", check=False)
-            try:
-                fingerprint = json.loads(report).get("fingerprint") if report else None
-            except (json.JSONDecodeError, AttributeError):
-                fingerprint = None
-        out.append(
-            PublishedVersion(
-                tag=tag,
-                major=int(m["major"]),
-                build=int(m["build"]),
-                commit=peeled or obj,
-                fingerprint=fingerprint,
-                schema=keys.get("schema"),
-                created=int(created or 0),
-            )
-        )
-    return sorted(out, key=lambda v: (v.major, v.build))
-
-
-def dataset_tags(cwd: Path, dataset: str) -> list[tuple[int, int, str]]:
-    """(major, build, tag) of every published tag of `dataset`, oldest version first."""
-    return [(v.major, v.build, v.tag) for v in published_versions(cwd, dataset)]
-
-
-def next_tag(cwd: Path, dataset: str, schema: str) -> str:
-    """The tag of the next version: build+1 with the same schema as the latest, major+1 otherwise."""
-    versions = published_versions(cwd, dataset)
-    if not versions:
-        return f"{dataset}-v1.0"
-    latest = versions[-1]
-    if latest.schema == schema:
-        return f"{dataset}-v{latest.major}.{latest.build + 1}"
-    return f"{dataset}-v{latest.major + 1}.0"
-
-
-def committed_params(cwd: Path | str) -> dict[str, Any]:
-    """`params.yaml` as committed at HEAD (the last published state), not as a run left the workspace;
-    the workspace file when the repository has no commit yet."""
-    cwd = Path(cwd)
-    text = git(cwd, "show", "HEAD:params.yaml", check=False) if _head(cwd) else ""
-    if not text:
-        text = (cwd / "params.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{cwd}/params.yaml (HEAD): expected a mapping at the top level")
-    return data
-
-
-# --- the workspace ---------------------------------------------------------------------------
-
-
-def changed_files(cwd: Path) -> list[str]:
-    """The published files that differ from HEAD (modified, added or untracked), in PUBLISHED_FILES order."""
-    raw = git(
-        cwd,
-        "status",
-        "--porcelain=v1",
-        "-z",
-        "--untracked-files=all",
-        "--",
-        *PUBLISHED_FILES,
-        strip=False,
-    )
-    changed = {entry[3:] for entry in raw.split("\0") if len(entry) > 3}
-    return [f for f in PUBLISHED_FILES if f in changed]
-
-
-def restore_workspace(cwd: Path | str, log: Callable[[str], None] = print) -> list[str]:
-    """Put `params.yaml`, `dvc.lock` and the validation report back as committed at HEAD (the last
-    published state), so the next run starts clean. Returns the files restored (logged one a line);
-    a file HEAD does not hold is left in place and said so."""
-    cwd = Path(cwd)
-    if not _head(cwd):
-        return []
-    restored = []
-    for f in changed_files(cwd):
-        if _ok(cwd, "cat-file", "-e", f"HEAD:{f}"):
-            git(cwd, "checkout", "HEAD", "--", f)
-            log(f"restored {f} as committed at HEAD ({_head(cwd)[:12]})")  # type: ignore[index]
-            restored.append(f)
-        else:
-            log(f"{f} is not committed at HEAD; left as it is")
-    if not restored:
-        log("workspace already as committed at HEAD: nothing to restore")
-    return restored
+    return fingerprint_schema_hash(metadata.get("features", []))
 
 
 @dataclass(frozen=True)
@@ -491,136 +196,15 @@ def _publish_commit_parent(cwd: Path, commit: str) -> str | None:
 def _unwind(cwd: Path, tag: str | None, commit: str | None, parent: str | None, log) -> None:
     """Roll back: delete the local `tag`; when `commit` is HEAD, move HEAD back to `parent` keeping the
     workspace files (so a retry publishes them again)."""
-    if tag and _ok(cwd, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}"):
+    if tag and succeeds(cwd, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}"):
         git(cwd, "update-ref", "-d", f"refs/tags/{tag}")
         log(f"rolled back: deleted local tag {tag}")
-    if commit and parent and _head(cwd) == commit:
+    if commit and parent and head_commit(cwd) == commit:
         git(cwd, "reset", "--quiet", "--soft", parent)
         git(cwd, "reset", "--quiet", parent, "--", *[f for f in PUBLISHED_FILES])
         log(
             f"rolled back: commit {commit[:12]} undone (HEAD back at {parent[:12]}); params.yaml, dvc.lock and the report kept in the workspace"
         )
-
-
-# --- the remote ------------------------------------------------------------------------------
-
-
-def _remote_tip(cwd: Path, target: GitTarget) -> str | None:
-    """Fetch the target branch and every tag (the remote's tags win over local ones of the same name);
-    returns the branch tip, None when the branch does not exist yet. RemoteError when unreachable."""
-    try:
-        listing = git(
-            cwd, "ls-remote", "--end-of-options", target.remote, f"refs/heads/{target.branch}"
-        )
-        git(
-            cwd,
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--end-of-options",
-            target.remote,
-            "+refs/tags/*:refs/tags/*",
-        )
-        if not listing:
-            return None
-        git(
-            cwd,
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--end-of-options",
-            target.remote,
-            f"refs/heads/{target.branch}",
-        )
-        return _rev(cwd, "FETCH_HEAD")
-    except GitError as err:
-        raise RemoteError(
-            f"git remote {target.url!r} unreachable, nothing published: {err.stderr.strip() or err}"
-        ) from None
-
-
-def _remote_has(cwd: Path, target: GitTarget, tag: str) -> bool:
-    """True when the remote holds this very tag object (its tags were fetched just before)."""
-    try:
-        line = git(cwd, "ls-remote", "--end-of-options", target.remote, f"refs/tags/{tag}")
-    except GitError as err:
-        raise RemoteError(f"git remote {target.url!r} unreachable: {err.stderr.strip()}") from None
-    remote_oids = {ln.split("\t")[0] for ln in line.splitlines() if ln.endswith(f"refs/tags/{tag}")}
-    return git(cwd, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}") in remote_oids
-
-
-def _push(cwd: Path, target: GitTarget, commit: str, tag: str, tip: str | None) -> tuple[str, str]:
-    """`git push --atomic` of the commit to the branch (unless the remote already has it) and of the tag.
-    Returns ("ok" | "moved" | "tag-exists" | "refused" | "unreachable", git's message)."""
-    refspecs = [f"refs/tags/{tag}:refs/tags/{tag}"]
-    if tip is None or not _is_ancestor(cwd, commit, tip):
-        refspecs.insert(0, f"{commit}:refs/heads/{target.branch}")
-    proc = subprocess.run(
-        ["git", "push", "--atomic", "--porcelain", "--end-of-options", target.remote, *refspecs],
-        cwd=cwd,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    text = (proc.stdout + proc.stderr).strip()
-    if proc.returncode == 0:
-        return "ok", text
-    if "(non-fast-forward)" in text or "(fetch first)" in text or "stale info" in text:
-        return "moved", text
-    if "(already exists)" in text:
-        return "tag-exists", text
-    if "[remote rejected]" in text or "[rejected]" in text:
-        return "refused", text
-    return "unreachable", text
-
-
-def _rebase(cwd: Path, parent: str, tip: str, log) -> None:
-    """Move the workspace from `parent` to the remote `tip`, keeping the run's published files: the
-    publish commit is then made again on the tip. PublishConflict when the remote changed a file the
-    version was built from (a dep in dvc.lock, or dvc.yaml) — then the workspace is moved to the tip
-    with its published files as committed there, and the run must be repeated."""
-    changed = {
-        f for f in git(cwd, "diff", "--name-only", "-z", parent, tip, strip=False).split("\0") if f
-    }
-    lock = yaml.safe_load((cwd / "dvc.lock").read_text(encoding="utf-8")) or {}
-    deps = {"dvc.yaml"} | {
-        str(d.get("path"))
-        for st in (lock.get("stages") or {}).values()
-        for d in st.get("deps") or []
-    }
-    hit = sorted(
-        f for f in changed if any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)
-    )
-    saved = {f: (cwd / f).read_bytes() for f in PUBLISHED_FILES if (cwd / f).is_file()}
-    tracked = [f for f in PUBLISHED_FILES if _ok(cwd, "cat-file", "-e", f"HEAD:{f}")]
-    if tracked:
-        git(cwd, "checkout", "HEAD", "--", *tracked)
-    for f in saved:
-        if f not in tracked:
-            (cwd / f).unlink()  # untracked here, maybe tracked on the tip: kept in `saved`
-    try:
-        git(cwd, "reset", "--quiet", "--keep", tip)
-    except GitError as err:
-        for f, data in saved.items():
-            (cwd / f).write_bytes(data)
-        raise PublishConflict(
-            f"{cwd}: cannot move the workspace to the remote tip {tip[:12]}: {err.stderr.strip()}; nothing published"
-        ) from None
-    if hit:
-        raise PublishConflict(
-            f"the remote branch moved to {tip[:12]} and changed {', '.join(hit)}, which this version was built from: "
-            f"nothing published; the workspace is now at {tip[:12]} — run the pipeline again"
-        )
-    for f, data in saved.items():
-        (cwd / f).parent.mkdir(parents=True, exist_ok=True)
-        (cwd / f).write_bytes(data)
-    log(
-        f"the remote branch moved: workspace rebased onto {tip[:12]}, publishing again on top of it"
-    )
-
-
-# --- the transaction -------------------------------------------------------------------------
 
 
 def publish(
@@ -652,7 +236,7 @@ def publish(
             v.fingerprint,
             v.num_examples,
             message,
-            commit=pv.commit if pv else _head(cwd),
+            commit=pv.commit if pv else head_commit(cwd),
             tag=pv.tag if pv else None,
             changed_files=list(files),
             workspace=str(cwd),
@@ -671,12 +255,12 @@ def publish(
             ) from None
 
     for _attempt in range(PUSH_ATTEMPTS):
-        tip = _remote_tip(cwd, target) if target else None
+        tip = remote_tip(cwd, target) if target else None
         versions = published_versions(cwd, v.dataset)
         same = [pv for pv in versions if pv.fingerprint == v.fingerprint]
         if same:
             pv = same[-1]
-            if target is None or _remote_has(cwd, target, pv.tag):
+            if target is None or remote_has(cwd, target, pv.tag):
                 return result(
                     False,
                     f"nothing to publish: fingerprint {v.fingerprint[:12]} is already published as {pv.tag} "
@@ -689,14 +273,14 @@ def publish(
             resumed = True
         else:
             resumed = False
-            head = _head(cwd)
+            head = head_commit(cwd)
             if head is None:
                 raise DatasetError(
                     f"{cwd}: nothing committed; commit the project before publishing"
                 )
             files = changed_files(cwd)
             tag = next_tag(cwd, v.dataset, v.schema)
-            if not _ok(cwd, "check-ref-format", f"refs/tags/{tag}"):
+            if not succeeds(cwd, "check-ref-format", f"refs/tags/{tag}"):
                 raise ConfigError(
                     f"params.yaml: key 'dataset.name': {tag!r} is not a valid git tag name"
                 )
@@ -705,7 +289,7 @@ def publish(
                 git(cwd, "add", "--", *files)
                 git(
                     cwd,
-                    *_identity_args(cwd),
+                    *identity_args(cwd),
                     "commit",
                     "--quiet",
                     "-m",
@@ -715,7 +299,7 @@ def publish(
                     "--",
                     *files,
                 )
-                commit, parent = _rev(cwd, "HEAD"), head
+                commit, parent = rev(cwd, "HEAD"), head
             else:
                 # no change against HEAD: tag HEAD (a fresh clone's data, or a publish commit an
                 # interrupted attempt left untagged) — never an empty commit
@@ -724,7 +308,7 @@ def publish(
             try:
                 git(
                     cwd,
-                    *_identity_args(cwd),
+                    *identity_args(cwd),
                     "tag",
                     "-a",
                     "-m",
@@ -748,7 +332,7 @@ def publish(
                     _version(cwd, v.dataset, tag),
                     files,
                 )
-        state, text = _push(cwd, target, commit, tag, tip)
+        state, text = push_atomic(cwd, target, commit, tag, tip)
         if state == "ok":
             return result(
                 True,
@@ -764,13 +348,13 @@ def publish(
                 f"git push of {tag} to {target.url} {state}; commit and tag rolled back, nothing published: {text}"
             )
         if state == "moved":
-            new_tip = _remote_tip(cwd, target)
+            new_tip = remote_tip(cwd, target)
             if parent is None or new_tip is None:
                 raise PublishConflict(
                     f"the remote branch {target.branch} moved and commit {commit[:12]} is not a publish commit "
                     "that can be rebased: pull the branch into the workspace, then publish; nothing published"
                 )
-            _rebase(cwd, parent, new_tip, log)
+            rebase(cwd, parent, new_tip, log)
         # "tag-exists": the next attempt fetches the remote's tags and takes the next free name
         log(f"git push of {tag} {state}; trying again: {text}")
     raise RemoteError(
@@ -785,6 +369,6 @@ def _version(cwd: Path, dataset: str, tag: str) -> PublishedVersion:
 def _own_publish_commit(cwd: Path, commit: str, tip: str | None) -> str | None:
     """The parent of `commit` when it is a publish commit the remote does not hold (so it may be
     undone or rebuilt); None otherwise."""
-    if tip is not None and _is_ancestor(cwd, commit, tip):
+    if tip is not None and is_ancestor(cwd, commit, tip):
         return None
     return _publish_commit_parent(cwd, commit)
