@@ -21,12 +21,9 @@ from PIL import Image
 
 from dataops.config import ImageFeature, parse_params
 from dataops.errors import ConfigError, DatasetError
-from dataops.imaging import (
-    ImageDecodeError,
-    decode_image,
-    encode_pixels,
-    serving_fn,
-)
+from dataops.imaging.decode import ImageDecodeError, decode_image
+from dataops.imaging.store import encode_pixels
+from dataops.imaging.twin import serving_fn
 from dataops.loader import load
 from dataops.metadata import read_metadata
 from dataops.stages.ingest import run_ingest
