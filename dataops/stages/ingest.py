@@ -1,4 +1,5 @@
 """Stage 1, ingest: read the declared sources, join them on the key, write a Parquet snapshot.
+Over 400 lines: the grace hash join (spill partitions, re-split, merge by sequence, join) shares its scratch files and row accounts; left whole while another branch reworks it.
 
 Memory stays bounded: sources are read in batches (CSV in 8 MiB chunks); when the inputs are
 larger than `ingest.partition_bytes` (input bytes, or Arrow bytes once read) they are

@@ -1,4 +1,5 @@
 """Stage 2, preprocess: split by key hash, fit statistics on train, transform every split.
+Over 400 lines: both streaming passes (fit, transform) share the split locator and the refit-on-skip loop; left whole while another branch reworks it.
 
 Two streaming passes over the snapshot: the first assigns splits and fits the state
 (means and standard deviations, vocabularies) on train rows only; the second transforms

@@ -1,4 +1,5 @@
 """Stage 3, serialize: per-split Parquet → TFRecord shards of `tf.train.Example` + `metadata.json`.
+Over 400 lines: the shard writer's three threads, the shard plan and metadata.json assembly; left whole while another branch reworks it (the writer is the seam: `tfrecord/`).
 
 Rows are encoded a batch at a time by `dataops.tfrecord.codec` (no per-example protobuf objects) and
 streamed into shards. Three threads overlap: one reads the next Parquet batch, the caller
