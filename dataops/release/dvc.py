@@ -1,4 +1,5 @@
-"""What the Airflow tasks do, without Airflow: run a DVC stage as a subprocess and stream its output."""
+"""DVC as a subprocess: run a stage (or any `dvc` command) with an argument list, stream its output,
+and tell a locked repository (retryable) from a failed stage. Publish and the Airflow tasks call it."""
 
 from __future__ import annotations
 
