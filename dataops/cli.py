@@ -47,6 +47,7 @@ from dataops.errors import (
     raise_if_interrupted,
     received,
     signal_name,
+    stating_input,
 )
 from dataops.progress import terminal_progress
 
@@ -238,9 +239,7 @@ def describe(
         e = err.errors()[0]
         loc = ".".join(str(p) for p in e["loc"])
         more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        return [
-            f"invalid {err.title}: {loc}: {e['msg']} (got {clip(repr(e.get('input')))}){more}"
-        ], 1
+        return [f"invalid {err.title}: {loc}: {stating_input(e['msg'], e.get('input'))}{more}"], 1
     if isinstance(err, UnicodeDecodeError):
         return [
             f"cannot decode text as {err.encoding}: {clip(text)}; convert the input to UTF-8"
@@ -362,7 +361,7 @@ def sample(
         except ValidationError as err:
             e = err.errors()[0]
             raise ConfigError(
-                f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})"
+                f"--{str(e['loc'][0]).replace('_', '-')}: {stating_input(e['msg'], e.get('input'))}"
             ) from None
         with terminal_progress() as progress:
             return generate_sample(out, checked, progress)
