@@ -5,7 +5,9 @@
 Every step is exact integer arithmetic, in this order, in the source's own depth (8 or 16 bits):
 
 1. **Decode** with Pillow (JPEG: libjpeg-turbo, ISLOW DCT, fancy upsampling; 16-bit PNG at full
-   depth). The size is checked against `max_pixels` before any pixel is decoded. Palette images
+   depth). The size is checked against `max_pixels` before any pixel is decoded. An image of
+   several frames (animated GIF, APNG or WebP, multi-page TIFF) is a bad row
+   (`multi_frame_image`), never silently its first frame. Palette images
    are expanded to RGB (RGBA when they have transparency); a PNG colour key (tRNS) becomes
    alpha; CMYK is converted as R = floor((255 - C)(255 - K) / 255) (libjpeg's Adobe convention,
    what `tf.io.decode_jpeg` does; no colour management). EXIF orientation is not applied.
@@ -149,6 +151,14 @@ def _read(data: bytes, f: ImageFeature, applied: set[str]) -> _Source:
         )
     try:
         with im:
+            frames = _frames(im)
+            if frames > 1:
+                raise ImageDecodeError(
+                    "multi_frame_image",
+                    f"image is an animated or multi-page {im.format} of {frames} frames; the "
+                    "feature stores one image per row: extract the frame you want (or store "
+                    "each frame as its own image)",
+                )
             rawmode = _rawmode(im)
             png16 = im.format == "PNG" and rawmode in _PNG16
             if not png16 and im.mode in ("RGB", "RGBA", "LA") and "16" in rawmode:
@@ -169,6 +179,18 @@ def _read(data: bytes, f: ImageFeature, applied: set[str]) -> _Source:
 
 
 _PNG16 = ("RGB;16B", "RGBA;16B", "LA;16B")
+
+SINGLE_VIEW_FORMATS = ("MPO", "PSD")
+"""Formats whose extra "frames" are not images of their own: an MPO is a JPEG with preview or
+depth images appended (as cameras write; every JPEG decoder shows the first), a PSD's frames are
+its layers (the composite is read). Their first image is what the file shows."""
+
+
+def _frames(im: Any) -> int:
+    """The frames of an animated or multi-page image (GIF, APNG, TIFF, WebP, ...); 1 otherwise."""
+    if im.format in SINGLE_VIEW_FORMATS:
+        return 1
+    return int(getattr(im, "n_frames", 1))
 
 
 def _rawmode(im: Any) -> str:
@@ -582,6 +604,37 @@ def _tf_resize(x: Any, height: int, width: int) -> Any:
     )
 
 
+def _tf_png_frames(data: Any) -> Any:
+    """The frames of a PNG as Pillow counts them: 1, or for an APNG the `acTL` chunk's count,
+    plus the default image when no `fcTL` precedes the first `IDAT` (it is then not one of
+    them). Walks the chunks before the first `IDAT`."""
+    import tensorflow as tf
+
+    size = tf.cast(tf.strings.length(data), tf.int64)
+
+    def u32(pos: Any) -> Any:
+        b = tf.cast(tf.io.decode_raw(tf.strings.substr(data, pos, 4), tf.uint8), tf.int64)
+        return ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
+
+    def kind(pos: Any) -> Any:
+        return tf.strings.substr(data, tf.minimum(pos + 4, size), 4)
+
+    def more(pos: Any, actl: Any, fctl: Any) -> Any:
+        return (pos + 12 <= size) & tf.not_equal(kind(pos), b"IDAT")
+
+    def step(pos: Any, actl: Any, fctl: Any) -> tuple[Any, Any, Any]:
+        t = kind(pos)
+        has_count = tf.equal(t, b"acTL") & (pos + 12 <= size)
+        actl = tf.where(has_count, u32(tf.minimum(pos + 8, size - 4)), actl)
+        fctl = fctl | tf.equal(t, b"fcTL")
+        return pos + 12 + u32(pos), actl, fctl
+
+    zero = tf.constant(0, tf.int64)
+    _, actl, fctl = tf.while_loop(more, step, (tf.constant(8, tf.int64), zero, tf.constant(False)))
+    extra = tf.where(fctl, zero, tf.constant(1, tf.int64))
+    return tf.where(actl > 0, actl + extra, tf.constant(1, tf.int64))
+
+
 def tf_decode_image(data: Any, f: ImageFeature) -> Any:
     """`decode_image` in TensorFlow ops: a scalar string tensor of PNG or JPEG bytes to
     `(H, W, C)` pixels in `f.dtype`. Rows `decode_image` refuses raise InvalidArgumentError
@@ -607,18 +660,22 @@ def tf_decode_image(data: Any, f: ImageFeature) -> Any:
         deep = tf.equal(header_byte(24), 16)
         ctype = header_byte(25)
         gray = tf.equal(ctype, 0) | tf.equal(ctype, 4)
-        return pixels, deep, gray
+        return pixels, deep, gray, _tf_png_frames(data)
 
     def jpeg() -> tuple[Any, ...]:
         s = tf.cast(tf.io.extract_jpeg_shape(data), tf.int64)
-        return s[0] * s[1], tf.constant(False), tf.equal(s[2], 1)
+        return s[0] * s[1], tf.constant(False), tf.equal(s[2], 1), tf.constant(1, tf.int64)
 
-    pixels, deep, gray = tf.cond(is_png, png, jpeg)
+    pixels, deep, gray, frames = tf.cond(is_png, png, jpeg)
     small = tf.debugging.Assert(
         pixels <= f.max_pixels,
         ["image_too_large: image has", pixels, "pixels, more than max_pixels", f.max_pixels],
     )
-    with tf.control_dependencies([small]):  # no pixel is decoded before the size is checked
+    with tf.control_dependencies([small]):  # checked in the order `decode_image` checks them
+        single = tf.debugging.Assert(
+            frames <= 1, ["multi_frame_image: an animated PNG of", frames, "frames"]
+        )
+    with tf.control_dependencies([single]):  # no pixel is decoded before the checks
         data = tf.identity(data)
     top = tf.where(deep, tf.constant(65535, tf.int64), tf.constant(255, tf.int64))
 
