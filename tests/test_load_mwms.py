@@ -99,3 +99,25 @@ def test_multi_worker_mirrored_strategy_reads_each_epoch_once_in_the_global_orde
         assert [res["state"] for res in parts[0]["resumes"]] == [
             res["state"] for res in parts[1]["resumes"]
         ]
+
+
+@pytest.mark.parametrize("opts", [r["options"] for r in RUNS])
+def test_the_batch_size_groups_the_order_but_does_not_change_it(sharded, opts):
+    """What the global batch size decides: the grouping (and, with drop_remainder, how many
+    examples end each epoch unread) — the order of the examples is the same for every size."""
+
+    def flat(size: int, **more) -> list[str]:
+        return [x for b in one_worker_ids(sharded, size, {**opts, **more}) for x in b]
+
+    whole = flat(10, drop_remainder=False)
+    assert len(set(whole)) == 67 and len(whole) == 67 * opts.get("repeat", 1)
+    for size in (10, 7, 4):
+        if opts.get("drop_remainder"):  # one epoch, its first 67 // size * size examples
+            assert flat(size) == whole[: 67 // size * size]
+        else:
+            assert flat(size) == whole
+
+
+def one_worker_ids(sharded, batch_size: int, opts: dict) -> list[list[str]]:
+    loader = Loader(sharded, SPLIT, batch_size=batch_size, features=["id"], **opts)
+    return [[x.decode() for x in b["id"].numpy()] for b in loader.iterator()]

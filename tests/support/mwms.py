@@ -137,13 +137,43 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_cluster(spec: dict[str, Any], n: int, tmp: Path, timeout: float) -> list[dict[str, Any]]:
-    """Start `n` workers of one MultiWorkerMirroredStrategy cluster on loopback; their results."""
+    """Start `n` workers of one MultiWorkerMirroredStrategy cluster on loopback; their results.
+
+    Ports are free when chosen, not reserved: if another process took one before a worker bound
+    it, the cluster is started once more on new ports."""
     spec_path = tmp / "spec.json"
     spec_path.write_text(json.dumps(spec))
+    attempt = 0
+    while True:
+        attempt += 1
+        run = tmp / f"attempt{attempt}"
+        run.mkdir()
+        logs = [run / f"worker{i}.log" for i in range(n)]
+        outs = [run / f"worker{i}.json" for i in range(n)]
+        codes = _start_and_wait(spec_path, n, logs, outs, timeout)
+        if codes == [0] * n:
+            return [json.loads(o.read_text()) for o in outs]
+        if attempt == 1 and any("Could not start gRPC server" in _tail(log) for log in logs):
+            continue
+        failed = any(c not in (None, 0) for c in codes)
+        running = (
+            "stopped: another worker failed"
+            if failed
+            else f"stopped at the {timeout:.0f} s timeout"
+        )
+        said = [f"exit {c}" if c is not None else running for c in codes]
+        tails = "\n".join(f"--- worker {i} ({said[i]}):\n{_tail(logs[i])}" for i in range(n))
+        raise AssertionError(f"MultiWorkerMirroredStrategy workers did not all finish:\n{tails}")
+
+
+def _start_and_wait(
+    spec_path: Path, n: int, logs: list[Path], outs: list[Path], timeout: float
+) -> list[int | None]:
+    """Run the `n` workers (TF_CONFIG on free loopback ports); their exit codes. Every process
+    started is stopped (its process group) when it has not ended: on a failure, a timeout or an
+    interrupt of the test."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(n)]}
     procs: list[subprocess.Popen] = []
-    logs = [tmp / f"worker{i}.log" for i in range(n)]
-    outs = [tmp / f"worker{i}.json" for i in range(n)]
     try:
         for i in range(n):
             tf_config = {"cluster": cluster, "task": {"type": "worker", "index": i}}
@@ -158,19 +188,11 @@ def run_cluster(spec: dict[str, Any], n: int, tmp: Path, timeout: float) -> list
                         start_new_session=True,
                     )
                 )
-        codes = _wait(procs, timeout)
+        return _wait(procs, timeout)
     finally:
         for p in procs:
             if p.poll() is None:
                 stop_process_group(p)
-    if codes != [0] * n:
-        said = [
-            f"exit {c}" if c is not None else f"still running after {timeout:.0f} s, stopped"
-            for c in codes
-        ]
-        tails = "\n".join(f"--- worker {i} ({said[i]}):\n{_tail(logs[i])}" for i in range(n))
-        raise AssertionError(f"MultiWorkerMirroredStrategy workers did not all finish:\n{tails}")
-    return [json.loads(o.read_text()) for o in outs]
 
 
 def _wait(procs: list[subprocess.Popen], timeout: float) -> list[int | None]:
