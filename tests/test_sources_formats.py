@@ -351,6 +351,57 @@ def test_utf16_csv_is_read_whole_by_arrow(tmp_path):
     assert t.column("__row.u").to_pylist() == ["line 2", "line 3"]
 
 
+WIDE = "id,city\n1,München\n2,東京\n"
+
+
+@pytest.mark.parametrize(
+    ("codec", "declared", "nul"),
+    [
+        ("utf-16-le", None, 21),
+        ("utf-16-be", None, 21),
+        ("utf-32-le", None, 67),
+        ("utf-32-be", None, 67),
+        ("utf-16-le", "latin-1", 21),
+    ],
+)
+def test_utf16_or_32_without_bom_names_the_encoding_not_column_counts(
+    tmp_path, codec, declared, nul
+):
+    data = WIDE.encode(codec)
+    assert data.count(0) == nul
+    (tmp_path / "w.csv").write_bytes(data)
+    src = {"name": "w", "format": "csv", "path": "w.csv"}
+    if declared:
+        src["encoding"] = declared
+    assert message(tmp_path, [src]) == (
+        f"w.csv: {nul} of its first {len(data)} bytes are NUL: it looks like {codec.upper()} "
+        f"text without a byte-order mark, not {declared or 'utf-8'} text; "
+        f"set ingest.sources.0.encoding to {codec}"
+    )
+    t = ingest(tmp_path, [{**src, "encoding": codec}])  # the advice works
+    assert t.column("city").to_pylist() == ["München", "東京"]
+
+
+def test_utf16_bom_and_nul_heavy_json_are_named_too(tmp_path):
+    (tmp_path / "b.csv").write_bytes(WIDE.encode("utf-16"))  # with its byte-order mark
+    assert message(tmp_path, [{"name": "b", "format": "csv", "path": "b.csv"}]) == (
+        "b.csv: starts with a UTF-16-LE byte-order mark: not utf-8 text; "
+        "set ingest.sources.0.encoding to utf-16"
+    )
+    data = '{"id": 1, "t": "x"}\n'.encode("utf-16-le")
+    (tmp_path / "j.jsonl").write_bytes(data)
+    src = {"name": "j", "format": "jsonl", "path": "j.jsonl"}
+    assert message(tmp_path, [src]) == (
+        f"j.jsonl: 20 of its first {len(data)} bytes are NUL: it looks like UTF-16-LE text "
+        "without a byte-order mark, not utf-8 text; set ingest.sources.0.encoding to utf-16-le"
+    )
+    (tmp_path / "z.csv").write_bytes(b"id,v\n" + bytes(64))  # NULs, no text pattern
+    assert message(tmp_path, [{"name": "z", "format": "csv", "path": "z.csv"}]) == (
+        "z.csv: 64 of its first 69 bytes are NUL: it is binary, not utf-8 text; "
+        "set ingest.sources.0.encoding to the encoding of its text"
+    )
+
+
 def test_latin1_jsonl_declared(tmp_path):
     (tmp_path / "l.jsonl").write_bytes('{"id": 1, "t": "Größe"}\n'.encode("latin-1"))
     src = {"name": "l", "format": "jsonl", "path": "l.jsonl", "encoding": "latin-1"}

@@ -11,7 +11,15 @@ try:  # typer vendors its own copy of click since 0.2x; its exceptions are the o
 except ImportError:  # pragma: no cover - older typer on plain click
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
-from dataops.errors import ConfigError, DataopsError, Interrupted, clip, received, signal_name
+from dataops.errors import (
+    ConfigError,
+    DataopsError,
+    Interrupted,
+    clip,
+    received,
+    signal_name,
+    stating_input,
+)
 
 
 def _name_params_file(message: str, params: Path | None) -> str:
@@ -97,9 +105,7 @@ def describe(
         e = err.errors()[0]
         loc = ".".join(str(p) for p in e["loc"])
         more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        return [
-            f"invalid {err.title}: {loc}: {e['msg']} (got {clip(repr(e.get('input')))}){more}"
-        ], 1
+        return [f"invalid {err.title}: {loc}: {stating_input(e['msg'], e.get('input'))}{more}"], 1
     if isinstance(err, UnicodeDecodeError):
         return [
             f"cannot decode text as {err.encoding}: {clip(text)}; convert the input to UTF-8"

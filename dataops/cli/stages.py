@@ -19,7 +19,7 @@ from dataops.cli.run import (
     quiet_tensorflow,
     run,
 )
-from dataops.errors import ConfigError, ValidationFailed
+from dataops.errors import ConfigError, ValidationFailed, stating_input
 
 
 def sample(
@@ -60,7 +60,7 @@ def sample(
         except ValidationError as err:
             e = err.errors()[0]
             raise ConfigError(
-                f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})"
+                f"--{str(e['loc'][0]).replace('_', '-')}: {stating_input(e['msg'], e.get('input'))}"
             ) from None
         with terminal_progress() as progress:
             return generate_sample(out, checked, progress)

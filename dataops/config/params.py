@@ -23,7 +23,7 @@ from dataops.config.sections import (
     ValidateParams,
 )
 from dataops.config.yamlload import load_yaml
-from dataops.errors import ConfigError, clip
+from dataops.errors import ConfigError, clip, stating_input
 
 
 def _feature_kinds(p: PreprocessParams) -> dict[str, bool | None]:
@@ -96,9 +96,10 @@ def _format_error(err: ValidationError, path: Path) -> str:
         else:
             value = e.get("input")
             hint = _HINTS.get(e["type"], "") if isinstance(value, str) else ""
-            got = "" if isinstance(value, dict) else f" (got {clip(repr(value))})"
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{path}: key '{loc}': {msg}{got}{hint}")
+            if not isinstance(value, dict):
+                msg = stating_input(msg, value)
+            lines.append(f"{path}: key '{loc}': {msg}{hint}")
     return "\n".join(lines)
 
 

@@ -5,7 +5,9 @@
 Every step is exact integer arithmetic, in this order, in the source's own depth (8 or 16 bits):
 
 1. **Decode** with Pillow (JPEG: libjpeg-turbo, ISLOW DCT, fancy upsampling; 16-bit PNG at full
-   depth). The size is checked against `max_pixels` before any pixel is decoded. Palette images
+   depth). The size is checked against `max_pixels` before any pixel is decoded. An image of
+   several frames (animated GIF, APNG or WebP, multi-page TIFF) is a bad row
+   (`multi_frame_image`), never silently its first frame. Palette images
    are expanded to RGB (RGBA when they have transparency); a PNG colour key (tRNS) becomes
    alpha; CMYK is converted as R = floor((255 - C)(255 - K) / 255) (libjpeg's Adobe convention,
    what `tf.io.decode_jpeg` does; no colour management). EXIF orientation is not applied.

@@ -108,6 +108,14 @@ def _read(data: bytes, f: ImageFeature, applied: set[str]) -> _Source:
         )
     try:
         with im:
+            frames = _frames(im)
+            if frames > 1:
+                raise ImageDecodeError(
+                    "multi_frame_image",
+                    f"image is an animated or multi-page {im.format} of {frames} frames; the "
+                    "feature stores one image per row: extract the frame you want (or store "
+                    "each frame as its own image)",
+                )
             rawmode = _rawmode(im)
             png16 = im.format == "PNG" and rawmode in _PNG16
             if not png16 and im.mode in ("RGB", "RGBA", "LA") and "16" in rawmode:
@@ -128,6 +136,19 @@ def _read(data: bytes, f: ImageFeature, applied: set[str]) -> _Source:
 
 
 _PNG16 = ("RGB;16B", "RGBA;16B", "LA;16B")
+
+
+SINGLE_VIEW_FORMATS = ("MPO", "PSD")
+"""Formats whose extra "frames" are not images of their own: an MPO is a JPEG with preview or
+depth images appended (as cameras write; every JPEG decoder shows the first), a PSD's frames are
+its layers (the composite is read). Their first image is what the file shows."""
+
+
+def _frames(im: Any) -> int:
+    """The frames of an animated or multi-page image (GIF, APNG, TIFF, WebP, ...); 1 otherwise."""
+    if im.format in SINGLE_VIEW_FORMATS:
+        return 1
+    return int(getattr(im, "n_frames", 1))
 
 
 def _rawmode(im: Any) -> str:

@@ -80,6 +80,37 @@ def _tf_resize(x: Any, height: int, width: int) -> Any:
     )
 
 
+def _tf_png_frames(data: Any) -> Any:
+    """The frames of a PNG as Pillow counts them: 1, or for an APNG the `acTL` chunk's count,
+    plus the default image when no `fcTL` precedes the first `IDAT` (it is then not one of
+    them). Walks the chunks before the first `IDAT`."""
+    import tensorflow as tf
+
+    size = tf.cast(tf.strings.length(data), tf.int64)
+
+    def u32(pos: Any) -> Any:
+        b = tf.cast(tf.io.decode_raw(tf.strings.substr(data, pos, 4), tf.uint8), tf.int64)
+        return ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
+
+    def kind(pos: Any) -> Any:
+        return tf.strings.substr(data, tf.minimum(pos + 4, size), 4)
+
+    def more(pos: Any, actl: Any, fctl: Any) -> Any:
+        return (pos + 12 <= size) & tf.not_equal(kind(pos), b"IDAT")
+
+    def step(pos: Any, actl: Any, fctl: Any) -> tuple[Any, Any, Any]:
+        t = kind(pos)
+        has_count = tf.equal(t, b"acTL") & (pos + 12 <= size)
+        actl = tf.where(has_count, u32(tf.minimum(pos + 8, size - 4)), actl)
+        fctl = fctl | tf.equal(t, b"fcTL")
+        return pos + 12 + u32(pos), actl, fctl
+
+    zero = tf.constant(0, tf.int64)
+    _, actl, fctl = tf.while_loop(more, step, (tf.constant(8, tf.int64), zero, tf.constant(False)))
+    extra = tf.where(fctl, zero, tf.constant(1, tf.int64))
+    return tf.where(actl > 0, actl + extra, tf.constant(1, tf.int64))
+
+
 def tf_decode_image(data: Any, f: ImageFeature) -> Any:
     """`decode_image` in TensorFlow ops: a scalar string tensor of PNG or JPEG bytes to
     `(H, W, C)` pixels in `f.dtype`. Rows `decode_image` refuses raise InvalidArgumentError
@@ -105,18 +136,22 @@ def tf_decode_image(data: Any, f: ImageFeature) -> Any:
         deep = tf.equal(header_byte(24), 16)
         ctype = header_byte(25)
         gray = tf.equal(ctype, 0) | tf.equal(ctype, 4)
-        return pixels, deep, gray
+        return pixels, deep, gray, _tf_png_frames(data)
 
     def jpeg() -> tuple[Any, ...]:
         s = tf.cast(tf.io.extract_jpeg_shape(data), tf.int64)
-        return s[0] * s[1], tf.constant(False), tf.equal(s[2], 1)
+        return s[0] * s[1], tf.constant(False), tf.equal(s[2], 1), tf.constant(1, tf.int64)
 
-    pixels, deep, gray = tf.cond(is_png, png, jpeg)
+    pixels, deep, gray, frames = tf.cond(is_png, png, jpeg)
     small = tf.debugging.Assert(
         pixels <= f.max_pixels,
         ["image_too_large: image has", pixels, "pixels, more than max_pixels", f.max_pixels],
     )
-    with tf.control_dependencies([small]):  # no pixel is decoded before the size is checked
+    with tf.control_dependencies([small]):  # checked in the order `decode_image` checks them
+        single = tf.debugging.Assert(
+            frames <= 1, ["multi_frame_image: an animated PNG of", frames, "frames"]
+        )
+    with tf.control_dependencies([single]):  # no pixel is decoded before the checks
         data = tf.identity(data)
     top = tf.where(deep, tf.constant(65535, tf.int64), tf.constant(255, tf.int64))
 
