@@ -1,0 +1,231 @@
+"""Serialize on Beam straight into a DVC remote (`--to-remote`): the workspace never holds the
+shards, `dvc.lock` is the one `dvc commit` writes for the same bytes, and `dvc pull` in a fresh
+clone brings those bytes back.
+
+Real DVC (dvc-s3) against a local S3-compatible server (moto's standalone server), real Beam
+DirectRunner; skipped without Beam, boto3 or moto_server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'beam' extra)")
+pytest.importorskip("dvc_s3", reason="dvc-s3 is not installed (the 's3' extra)")
+boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
+
+from dataops.beam.remote import plan_target  # noqa: E402
+from dataops.beam.serialize import run_serialize_beam  # noqa: E402
+from dataops.config import parse_params  # noqa: E402
+from dataops.errors import ConfigError  # noqa: E402
+from tests.support.project import (  # noqa: E402
+    git,
+    make_project,
+    run_cli,
+    sh,
+    small_params_data,
+)
+
+THREADS_2 = "--direct_num_workers=2 --direct_running_mode=multi_threading"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    return {
+        p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """moto's standalone S3 server with a bucket `dvc`, for the module; stopped after it."""
+    server = Path(sys.executable).parent / "moto_server"
+    if not server.exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=url, **_boto_credentials()).create_bucket(Bucket="dvc")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _boto_credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+        "region_name": "us-east-1",
+    }
+
+
+def _objects(endpoint: str, prefix: str) -> set[str]:
+    client = boto3.client("s3", endpoint_url=endpoint, **_boto_credentials())
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket="dvc", Prefix=prefix)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, s3_endpoint):
+    """The project (a git repository, as a fresh clone) with a DVC remote on the S3 server,
+    its sample, snapshot and preprocessed folder built in-process, committed (`dvc commit`)
+    and pushed; serialize not run as a stage. Also: the in-process serialize output and the
+    `dvc.lock` that `dvc commit` writes for it (in a copy of the workspace)."""
+    mp = pytest.MonkeyPatch()
+    for k, v in CREDENTIALS.items():
+        mp.setenv(k, v)
+    try:
+        from dataops.pipeline import run_pipeline
+
+        root = make_project(tmp_path_factory.mktemp("remote") / "ws", num_examples=None)
+        data = small_params_data(60, serialize={"num_shards": 2})
+        (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        prefix = f"store-{root.parent.name}"
+        sh("dvc", "remote", "add", "-f", "-d", "store", f"s3://dvc/{prefix}", cwd=root)
+        sh("dvc", "remote", "modify", "store", "endpointurl", s3_endpoint, cwd=root)
+        sh("git", "add", "-A", cwd=root)
+        sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s3", cwd=root)
+        run_pipeline(parse_params(data), root, validate=False)
+        reference = root.parent / "reference"
+        shutil.copytree(root, reference, symlinks=True)
+        sh("dvc", "commit", "-f", "-d", "-q", "serialize", cwd=reference)
+        shutil.rmtree(root / "data" / "tfrecords")
+        sh("dvc", "commit", "-f", "-d", "-q", "preprocess", cwd=root)
+        sh("dvc", "push", "-q", cwd=root)
+        yield root, reference, prefix, data
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for k, v in CREDENTIALS.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.mark.slow
+def test_shards_go_into_the_remote_and_a_fresh_clone_pulls_the_same_bytes(
+    built, s3_endpoint, aws, tmp_path
+):
+    root, reference, prefix, data = built
+    params = parse_params(data)
+    before = _objects(s3_endpoint, prefix)
+    shutil.copytree(reference / "data" / "tfrecords", root / "data" / "tfrecords")  # stale copy
+    result = run_serialize_beam(
+        params.serialize,
+        params.dataset,
+        root / "data" / "preprocessed",
+        root / "data" / "tfrecords",
+        THREADS_2,
+        to_remote="store",
+    )
+
+    # The workspace holds no shard; dvc.lock is byte for byte what `dvc commit` writes for the
+    # in-process output (deps, params and the output's md5/size/nfiles).
+    assert not (root / "data" / "tfrecords").exists()
+    assert (root / "dvc.lock").read_text() == (reference / "dvc.lock").read_text()
+    locked = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["serialize"]["outs"][0]
+    assert locked["md5"] == result.locked.md5 and locked["nfiles"] == result.locked.nfiles
+    assert result.locked.nfiles == len(_digests(reference / "data" / "tfrecords"))
+    new = _objects(s3_endpoint, prefix) - before
+    assert len(new) == result.locked.nfiles + 1  # every file and the .dir manifest
+    assert f"{prefix}/files/md5/{result.locked.md5[:2]}/{result.locked.md5[2:]}" in new
+
+    # The workspace: the stage is up to date with its data missing (as after `dvc gc -w`).
+    out = sh("dvc", "repro", "--allow-missing", "serialize", cwd=root)
+    assert "Stage 'serialize' didn't change, skipping" in out
+    assert "Everything is up to date." in sh("dvc", "push", cwd=root)
+
+    # A retried or repeated run uploads nothing new and records the same entry.
+    run_serialize_beam(
+        params.serialize,
+        params.dataset,
+        root / "data" / "preprocessed",
+        root / "data" / "tfrecords",
+        THREADS_2,
+        to_remote="store",
+    )
+    assert _objects(s3_endpoint, prefix) - before == new
+    assert (root / "dvc.lock").read_text() == (reference / "dvc.lock").read_text()
+
+    # A fresh clone: repro skips the stage without data; pull brings the in-process bytes.
+    assert git(root, "status", "--porcelain") == "M dvc.lock"  # the output stays git-ignored
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "built", cwd=root)
+    clone = tmp_path / "clone"
+    sh("git", "clone", "-q", str(root), str(clone), cwd=tmp_path)
+    out = sh("dvc", "repro", "--allow-missing", "serialize", cwd=clone)
+    assert "Stage 'serialize' didn't change, skipping" in out
+    sh("dvc", "pull", "-q", "--with-deps", "serialize", cwd=clone)
+    assert _digests(clone / "data" / "tfrecords") == _digests(reference / "data" / "tfrecords")
+    status = sh("dvc", "status", "sample", "ingest", "preprocess", "serialize", cwd=clone)
+    assert "Data and pipelines are up to date." in status
+
+
+def test_the_output_must_be_a_stage_output(built, aws):
+    root = built[0]
+    with pytest.raises(ConfigError) as e:
+        plan_target(root / "data" / "elsewhere", "store")
+    assert str(e.value) == (
+        f"--to-remote: {root / 'data' / 'elsewhere'} is not an output of any stage"
+        f" in {root}'s dvc.yaml files"
+    )
+
+
+def test_an_unknown_remote_is_named_with_the_known_ones(built, aws):
+    root = built[0]
+    with pytest.raises(ConfigError, match=r"no DVC remote named 'nas' \(remotes: local, store\)"):
+        plan_target(root / "data" / "tfrecords", "nas")
+
+
+def test_a_remote_dvc_pull_would_not_read_is_refused(built, aws):
+    root = built[0]
+    with pytest.raises(ConfigError) as e:
+        plan_target(root / "data" / "tfrecords", "local")
+    assert str(e.value) == (
+        "--to-remote local: `dvc pull` fetches data/tfrecords from the default remote"
+        " ('store'), not from 'local'"
+    )
+
+
+def test_under_dvc_repro_it_refuses_to_write_the_lock_itself(built, aws, monkeypatch):
+    monkeypatch.setenv("DVC_STAGE", "serialize")
+    with pytest.raises(ConfigError, match="run it directly, not under dvc repro"):
+        plan_target(built[0] / "data" / "tfrecords", "store")
+
+
+def test_the_cli_needs_the_beam_engine_for_to_remote(built):
+    r = run_cli("serialize", "--to-remote", "store", cwd=built[0])
+    assert r.returncode == 2
+    assert "--to-remote needs --engine beam" in r.stderr
