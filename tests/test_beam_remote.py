@@ -23,7 +23,7 @@ pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'be
 pytest.importorskip("dvc_s3", reason="dvc-s3 is not installed (the 's3' extra)")
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
 
-from dataops.beam.remote import plan_target  # noqa: E402
+from dataops.beam.remote import plan_target, upload_files  # noqa: E402
 from dataops.beam.serialize import run_serialize_beam  # noqa: E402
 from dataops.config import parse_params  # noqa: E402
 from dataops.errors import ConfigError  # noqa: E402
@@ -98,25 +98,35 @@ def _objects(endpoint: str, prefix: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, s3_endpoint):
-    """The project (a git repository, as a fresh clone) with a DVC remote on the S3 server,
-    its sample, snapshot and preprocessed folder built in-process, committed (`dvc commit`)
-    and pushed; serialize not run as a stage. Also: the in-process serialize output and the
-    `dvc.lock` that `dvc commit` writes for it (in a copy of the workspace)."""
+def project(tmp_path_factory):
+    """The project (a git repository, as a fresh clone) with 60 sample rows, two shards per
+    split and a second DVC remote `store` on S3, made the default (its endpoint is set by
+    `built`); nothing built."""
+    root = make_project(tmp_path_factory.mktemp("remote") / "ws", num_examples=None)
+    data = small_params_data(60, serialize={"num_shards": 2})
+    (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    prefix = f"store-{root.parent.name}"
+    sh("dvc", "remote", "add", "-f", "-d", "store", f"s3://dvc/{prefix}", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s3", cwd=root)
+    return root, prefix, data
+
+
+@pytest.fixture(scope="module")
+def built(project, s3_endpoint):
+    """`project` with the remote's endpoint on the S3 server, its sample, snapshot and
+    preprocessed folder built in-process, committed (`dvc commit`) and pushed; serialize not
+    run as a stage. Also a copy of the workspace where the in-process serialize output is
+    committed: the bytes and the `dvc.lock` that `dvc repro` would leave."""
+    root, prefix, data = project
     mp = pytest.MonkeyPatch()
     for k, v in CREDENTIALS.items():
         mp.setenv(k, v)
     try:
         from dataops.pipeline import run_pipeline
 
-        root = make_project(tmp_path_factory.mktemp("remote") / "ws", num_examples=None)
-        data = small_params_data(60, serialize={"num_shards": 2})
-        (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-        prefix = f"store-{root.parent.name}"
-        sh("dvc", "remote", "add", "-f", "-d", "store", f"s3://dvc/{prefix}", cwd=root)
         sh("dvc", "remote", "modify", "store", "endpointurl", s3_endpoint, cwd=root)
-        sh("git", "add", "-A", cwd=root)
-        sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s3", cwd=root)
+        sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "url", cwd=root)
         run_pipeline(parse_params(data), root, validate=False)
         reference = root.parent / "reference"
         shutil.copytree(root, reference, symlinks=True)
@@ -193,8 +203,8 @@ def test_shards_go_into_the_remote_and_a_fresh_clone_pulls_the_same_bytes(
     assert "Data and pipelines are up to date." in status
 
 
-def test_the_output_must_be_a_stage_output(built, aws):
-    root = built[0]
+def test_the_output_must_be_a_stage_output(project):
+    root = project[0]
     with pytest.raises(ConfigError) as e:
         plan_target(root / "data" / "elsewhere", "store")
     assert str(e.value) == (
@@ -203,14 +213,14 @@ def test_the_output_must_be_a_stage_output(built, aws):
     )
 
 
-def test_an_unknown_remote_is_named_with_the_known_ones(built, aws):
-    root = built[0]
+def test_an_unknown_remote_is_named_with_the_known_ones(project):
+    root = project[0]
     with pytest.raises(ConfigError, match=r"no DVC remote named 'nas' \(remotes: local, store\)"):
         plan_target(root / "data" / "tfrecords", "nas")
 
 
-def test_a_remote_dvc_pull_would_not_read_is_refused(built, aws):
-    root = built[0]
+def test_a_remote_dvc_pull_would_not_read_is_refused(project):
+    root = project[0]
     with pytest.raises(ConfigError) as e:
         plan_target(root / "data" / "tfrecords", "local")
     assert str(e.value) == (
@@ -219,13 +229,72 @@ def test_a_remote_dvc_pull_would_not_read_is_refused(built, aws):
     )
 
 
-def test_under_dvc_repro_it_refuses_to_write_the_lock_itself(built, aws, monkeypatch):
+def test_a_remote_beam_cannot_write_is_refused(project):
+    root = project[0]
+    sh("dvc", "remote", "add", "-f", "nas", "ssh://nas/dvc", cwd=root)
+    try:
+        with pytest.raises(ConfigError) as e:
+            plan_target(root / "data" / "tfrecords", "nas")
+    finally:
+        sh("dvc", "remote", "remove", "nas", cwd=root)
+    assert str(e.value) == (
+        "--to-remote nas: ssh://nas/dvc: Beam writes to s3://, gs:// or a local/shared path,"
+        " not ssh://"
+    )
+
+
+def test_an_output_dvc_does_not_cache_is_refused(project):
+    with pytest.raises(
+        ConfigError, match=r"reports/validation.json of stage 'validate' has `cache: false`"
+    ):
+        plan_target(project[0] / "reports" / "validation.json", "store")
+
+
+def test_objects_land_under_their_md5_once_and_whole(tmp_path):
+    """A local (shared-disk) remote: each file under files/md5/<2>/<30>; an object already
+    there is left as it is (its name is its content); no temporary file is left."""
+    scratch = tmp_path / "scratch"
+    (scratch / "index").mkdir(parents=True)
+    (scratch / "a.tfrecord").write_bytes(b"shard bytes")
+    (scratch / "index" / "a.idx").write_bytes(b"index bytes")
+    objects = str(tmp_path / "remote" / "files" / "md5")
+    entries = upload_files(scratch, objects)
+    md5 = {
+        rel: hashlib.md5(data).hexdigest()
+        for rel, data in [("a.tfrecord", b"shard bytes"), ("index/a.idx", b"index bytes")]
+    }
+    assert entries == [
+        ("a.tfrecord", md5["a.tfrecord"], 11),
+        ("index/a.idx", md5["index/a.idx"], 11),
+    ]
+    assert not any(scratch.rglob("*.*"))  # uploaded files leave the worker's disk
+    stored = {
+        p.relative_to(objects).as_posix(): p.read_bytes()
+        for p in Path(objects).rglob("*")
+        if p.is_file()
+    }
+    assert stored == {
+        f"{md5['a.tfrecord'][:2]}/{md5['a.tfrecord'][2:]}": b"shard bytes",
+        f"{md5['index/a.idx'][:2]}/{md5['index/a.idx'][2:]}": b"index bytes",
+    }
+    (scratch / "again.tfrecord").write_bytes(b"shard bytes")
+    target = Path(objects, md5["a.tfrecord"][:2], md5["a.tfrecord"][2:])
+    before = target.stat().st_mtime_ns
+    assert upload_files(scratch, objects) == [("again.tfrecord", md5["a.tfrecord"], 11)]
+    assert target.stat().st_mtime_ns == before
+
+
+def test_under_dvc_repro_it_refuses_to_write_the_lock_itself(project, monkeypatch):
     monkeypatch.setenv("DVC_STAGE", "serialize")
-    with pytest.raises(ConfigError, match="run it directly, not under dvc repro"):
-        plan_target(built[0] / "data" / "tfrecords", "store")
+    with pytest.raises(ConfigError) as e:
+        plan_target(project[0] / "data" / "tfrecords", "store")
+    assert str(e.value) == (
+        "--to-remote: running as the command of DVC stage 'serialize'; --to-remote writes the"
+        " stage's dvc.lock entry itself, run it directly, not under dvc repro"
+    )
 
 
-def test_the_cli_needs_the_beam_engine_for_to_remote(built):
-    r = run_cli("serialize", "--to-remote", "store", cwd=built[0])
+def test_the_cli_needs_the_beam_engine_for_to_remote(project):
+    r = run_cli("serialize", "--to-remote", "store", cwd=project[0])
     assert r.returncode == 2
     assert "--to-remote needs --engine beam" in r.stderr

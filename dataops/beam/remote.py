@@ -108,10 +108,11 @@ def plan_target(out: str | Path, remote: str) -> RemoteTarget:
         if remote not in remotes:
             known = ", ".join(sorted(remotes)) or "none configured"
             raise ConfigError(f"--to-remote: no DVC remote named '{remote}' (remotes: {known})")
+        url = _beam_url(remote, remotes[remote])
         pulled_from = output.remote or config["core"].get("remote")
         if remote != pulled_from:
             where = (
-                f"its `remote: {output.remote}` in {stage.relpath}"
+                f"its `remote: {output.remote}` in {_dvcfile(repo, stage)}"
                 if output.remote
                 else f"the default remote ('{pulled_from}')"
                 if pulled_from
@@ -122,10 +123,10 @@ def plan_target(out: str | Path, remote: str) -> RemoteTarget:
             )
         return RemoteTarget(
             root=repo.root_dir,
-            stage=stage.addressing,
+            stage=_label(repo, stage),
             out=path,
             remote=remote,
-            url=_beam_url(remote, remotes[remote]),
+            url=url,
             options=_beam_options(remotes[remote]),
         )
 
@@ -141,9 +142,19 @@ def _find_output(repo: Any, path: str, given: str | Path) -> tuple[Any, Any]:
         raise ConfigError(f"--to-remote: {given} is not the output of a dvc.yaml stage")
     if not output.use_cache:
         raise ConfigError(
-            f"--to-remote: {output.def_path} of stage '{stage.addressing}' has `cache: false`; only cached outputs are pulled from a remote"
+            f"--to-remote: {output.def_path} of stage '{_label(repo, stage)}' has `cache: false`; only cached outputs are pulled from a remote"
         )
     return stage, output
+
+
+def _dvcfile(repo: Any, stage: Any) -> str:
+    return Path(os.path.relpath(stage.path, repo.root_dir)).as_posix()
+
+
+def _label(repo: Any, stage: Any) -> str:
+    """The stage as `dvc repro` run from the repository root addresses it."""
+    dvcfile = _dvcfile(repo, stage)
+    return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
 
 
 def _beam_url(name: str, conf: dict[str, Any]) -> str:
