@@ -436,7 +436,7 @@ def serialize(
     to_remote: Annotated[
         str | None,
         typer.Option(
-            metavar="REMOTE",
+            metavar="<remote>",
             help="With --engine beam: upload the shards into this DVC remote and write the stage's "
             "dvc.lock entry, not --out (run directly, not under dvc repro).",
         ),

@@ -202,6 +202,12 @@ def test_shards_go_into_the_remote_and_a_fresh_clone_pulls_the_same_bytes(
     status = sh("dvc", "status", "sample", "ingest", "preprocess", "serialize", cwd=clone)
     assert "Data and pipelines are up to date." in status
 
+    # The next stage, where the data is needed (as the DAG runs it): pulled, then validated.
+    sh("dvc", "repro", "--pull", "--single-item", "validate", cwd=root)
+    assert _digests(root / "data" / "tfrecords") == _digests(reference / "data" / "tfrecords")
+    validate = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["validate"]
+    assert {d["path"]: d.get("md5") for d in validate["deps"]}["data/tfrecords"] == locked["md5"]
+
 
 def test_the_output_must_be_a_stage_output(project):
     root = project[0]
