@@ -8,6 +8,7 @@ DirectRunner; skipped without Beam, boto3 or moto_server.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import socket
@@ -23,10 +24,10 @@ pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'be
 pytest.importorskip("dvc_s3", reason="dvc-s3 is not installed (the 's3' extra)")
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
 
-from dataops.beam.remote import plan_target, upload_files  # noqa: E402
+from dataops.beam.remote import plan_target, record, upload_files  # noqa: E402
 from dataops.beam.serialize import run_serialize_beam  # noqa: E402
 from dataops.config import parse_params  # noqa: E402
-from dataops.errors import ConfigError  # noqa: E402
+from dataops.errors import ConfigError, DataopsError  # noqa: E402
 from tests.support.project import (  # noqa: E402
     git,
     make_project,
@@ -178,6 +179,10 @@ def test_shards_go_into_the_remote_and_a_fresh_clone_pulls_the_same_bytes(
     assert "Stage 'serialize' didn't change, skipping" in out
     assert "Everything is up to date." in sh("dvc", "push", cwd=root)
 
+    # `dvc gc --cloud` keeps the output's objects (it fetches the .dir manifest to list them).
+    sh("dvc", "gc", "-w", "-c", "-f", "-q", cwd=root)
+    assert new <= _objects(s3_endpoint, prefix)
+
     # A retried or repeated run uploads nothing new and records the same entry.
     run_serialize_beam(
         params.serialize,
@@ -288,6 +293,29 @@ def test_objects_land_under_their_md5_once_and_whole(tmp_path):
     before = target.stat().st_mtime_ns
     assert upload_files(scratch, objects) == [("again.tfrecord", md5["a.tfrecord"], 11)]
     assert target.stat().st_mtime_ns == before
+
+
+def test_a_busy_dvc_lock_fails_with_what_to_do_and_writes_nothing(project, tmp_path):
+    """Another DVC process holds the repository lock when the driver records the stage: one
+    line saying the output is uploaded and a rerun records it; dvc.lock untouched."""
+    from dvc.repo import Repo
+
+    root = project[0]
+    target = dataclasses.replace(
+        plan_target(root / "data" / "tfrecords", "store"), url=str(tmp_path / "remote")
+    )
+    lock_before = (root / "dvc.lock").read_bytes()
+    with Repo(str(root)) as repo, repo.lock:
+        with pytest.raises(DataopsError) as e:
+            record(target, [("a.tfrecord", "0" * 32, 3)])
+    assert str(e.value).startswith(
+        f"{root}: another DVC process holds the repository lock, so the dvc.lock entry of stage"
+        " 'serialize' was not written; the output is in remote 'store' ("
+    )
+    assert str(e.value).endswith(
+        "run the same command again to record it (nothing is uploaded twice)"
+    )
+    assert (root / "dvc.lock").read_bytes() == lock_before
 
 
 def test_under_dvc_repro_it_refuses_to_write_the_lock_itself(project, monkeypatch):

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dataops.beam.io import exists, is_url, join
-from dataops.errors import ConfigError
+from dataops.errors import ConfigError, DataopsError
 
 FileEntry = tuple[str, str, int]
 """One file of the output: (path relative to the output folder, md5 of its bytes, size)."""
@@ -271,16 +271,25 @@ def record(target: RemoteTarget, entries: Iterable[FileEntry]) -> LockedOutput:
         put_object(manifest, object_path(target.objects, oid))
 
     Repo = _import_dvc()
-    with Repo(target.root) as repo, repo.lock:
-        stage, output = _find_output(repo, target.out, target.out)
-        stage.remove_outs(ignore_remove=False)  # the previous run's copy: stale now
-        stage.save_deps()
-        output.hash_info = HashInfo("md5", oid)
-        output.meta = Meta(isdir=True, size=size, nfiles=len(seen))
-        output.obj = None
-        output.files = None
-        output.ignore()
-        stage.dump(update_pipeline=False)
+    from dvc.lock import LockError
+
+    try:
+        with Repo(target.root) as repo, repo.lock:
+            stage, output = _find_output(repo, target.out, target.out)
+            stage.remove_outs(ignore_remove=False)  # the previous run's copy: stale now
+            stage.save_deps()
+            output.hash_info = HashInfo("md5", oid)
+            output.meta = Meta(isdir=True, size=size, nfiles=len(seen))
+            output.obj = None
+            output.files = None
+            output.ignore()
+            stage.dump(update_pipeline=False)
+    except LockError:
+        raise DataopsError(
+            f"{target.root}: another DVC process holds the repository lock, so the dvc.lock entry of stage "
+            f"'{target.stage}' was not written; the output is in remote '{target.remote}' ({oid}): "
+            "run the same command again to record it (nothing is uploaded twice)"
+        ) from None
     return LockedOutput(
         path=os.path.relpath(target.out, target.root), md5=oid, size=size, nfiles=len(seen)
     )
