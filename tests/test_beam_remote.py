@@ -8,7 +8,6 @@ DirectRunner; skipped without Beam, boto3 or moto_server.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import shutil
 import socket
@@ -24,7 +23,7 @@ pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'be
 pytest.importorskip("dvc_s3", reason="dvc-s3 is not installed (the 's3' extra)")
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
 
-from dataops.beam.remote import plan_target, record, upload_files  # noqa: E402
+from dataops.beam.remote import RemoteTarget, plan_target, record, upload_files  # noqa: E402
 from dataops.beam.serialize import run_serialize_beam  # noqa: E402
 from dataops.config import parse_params  # noqa: E402
 from dataops.errors import ConfigError, DataopsError  # noqa: E402
@@ -115,11 +114,13 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(project, s3_endpoint):
-    """`project` with the remote's endpoint on the S3 server, its sample, snapshot and
+    """A copy of `project` with the remote's endpoint on the S3 server, its sample, snapshot and
     preprocessed folder built in-process, committed (`dvc commit`) and pushed; serialize not
     run as a stage. Also a copy of the workspace where the in-process serialize output is
     committed: the bytes and the `dvc.lock` that `dvc repro` would leave."""
-    root, prefix, data = project
+    prefix, data = project[1:]
+    root = project[0].parent / "built"
+    shutil.copytree(project[0], root, symlinks=True)
     mp = pytest.MonkeyPatch()
     for k, v in CREDENTIALS.items():
         mp.setenv(k, v)
@@ -295,14 +296,29 @@ def test_objects_land_under_their_md5_once_and_whole(tmp_path):
     assert target.stat().st_mtime_ns == before
 
 
+def test_a_dependency_missing_from_the_workspace_is_named_before_any_work(project):
+    """DVC hashes the stage's deps for dvc.lock: checked before the Beam job, not after it."""
+    with pytest.raises(ConfigError) as e:
+        plan_target(project[0] / "data" / "tfrecords", "store")
+    assert str(e.value) == (
+        "--to-remote: data/preprocessed, a dependency of stage 'serialize', is not in the"
+        " workspace; DVC hashes it for the stage's dvc.lock entry (dvc pull it first)"
+    )
+
+
 def test_a_busy_dvc_lock_fails_with_what_to_do_and_writes_nothing(project, tmp_path):
     """Another DVC process holds the repository lock when the driver records the stage: one
     line saying the output is uploaded and a rerun records it; dvc.lock untouched."""
     from dvc.repo import Repo
 
     root = project[0]
-    target = dataclasses.replace(
-        plan_target(root / "data" / "tfrecords", "store"), url=str(tmp_path / "remote")
+    target = RemoteTarget(
+        root=str(root),
+        stage="serialize",
+        out=str(root / "data" / "tfrecords"),
+        remote="store",
+        url=str(tmp_path / "remote"),
+        options=(),
     )
     lock_before = (root / "dvc.lock").read_bytes()
     with Repo(str(root)) as repo, repo.lock:

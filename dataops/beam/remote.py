@@ -121,6 +121,12 @@ def plan_target(out: str | Path, remote: str) -> RemoteTarget:
             raise ConfigError(
                 f"--to-remote {remote}: `dvc pull` fetches {output.def_path} from {where}, not from '{remote}'"
             )
+        for dep in stage.deps:
+            if not dep.exists:
+                raise ConfigError(
+                    f"--to-remote: {dep.def_path}, a dependency of stage '{_label(repo, stage)}', is not in the workspace; "
+                    "DVC hashes it for the stage's dvc.lock entry (dvc pull it first)"
+                )
         return RemoteTarget(
             root=repo.root_dir,
             stage=_label(repo, stage),
