@@ -23,10 +23,17 @@ pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'be
 pytest.importorskip("dvc_s3", reason="dvc-s3 is not installed (the 's3' extra)")
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
 
-from dataops.beam.remote import RemoteTarget, plan_target, record, upload_files  # noqa: E402
+from dataops.beam.remote import (  # noqa: E402
+    RemoteInput,
+    RemoteTarget,
+    input_files,
+    plan_target,
+    record,
+    upload_files,
+)
 from dataops.beam.serialize import run_serialize_beam  # noqa: E402
 from dataops.config import parse_params  # noqa: E402
-from dataops.errors import ConfigError, DataopsError  # noqa: E402
+from dataops.errors import ConfigError, DataopsError, DatasetError  # noqa: E402
 from tests.support.project import (  # noqa: E402
     git,
     make_project,
@@ -184,7 +191,9 @@ def test_shards_go_into_the_remote_and_a_fresh_clone_pulls_the_same_bytes(
     sh("dvc", "gc", "-w", "-c", "-f", "-q", cwd=root)
     assert new <= _objects(s3_endpoint, prefix)
 
-    # A retried or repeated run uploads nothing new and records the same entry.
+    # Again without the input in the workspace: read from the remote at the version dvc.lock
+    # records; nothing new uploaded (content-addressed), the same entry recorded.
+    shutil.rmtree(root / "data" / "preprocessed")
     run_serialize_beam(
         params.serialize,
         params.dataset,
@@ -195,6 +204,7 @@ def test_shards_go_into_the_remote_and_a_fresh_clone_pulls_the_same_bytes(
     )
     assert _objects(s3_endpoint, prefix) - before == new
     assert (root / "dvc.lock").read_text() == (reference / "dvc.lock").read_text()
+    assert not (root / "data" / "preprocessed").exists()
 
     # A fresh clone: repro skips the stage without data; pull brings the in-process bytes.
     assert git(root, "status", "--porcelain") == "M dvc.lock"  # the output stays git-ignored
@@ -296,13 +306,52 @@ def test_objects_land_under_their_md5_once_and_whole(tmp_path):
     assert target.stat().st_mtime_ns == before
 
 
-def test_a_dependency_missing_from_the_workspace_is_named_before_any_work(project):
-    """DVC hashes the stage's deps for dvc.lock: checked before the Beam job, not after it."""
+def test_a_dependency_missing_from_the_workspace_is_read_from_the_remote(project):
+    """Not in the workspace: the version the producing stage's dvc.lock entry records."""
+    root = project[0]
+    target = plan_target(root / "data" / "tfrecords", "store")
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["preprocess"]["outs"][0]
+    (inp,) = target.inputs
+    assert (inp.def_path, inp.md5, inp.size, inp.nfiles) == (
+        "data/preprocessed",
+        lock["md5"],
+        lock["size"],
+        lock["nfiles"],
+    )
+    assert target.input_for(root / "data" / "preprocessed") == inp
+
+
+def test_a_dependency_neither_in_the_workspace_nor_recorded_is_named(project, tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(project[0], ws, symlinks=True)
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())
+    del lock["stages"]["preprocess"]
+    (ws / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
     with pytest.raises(ConfigError) as e:
-        plan_target(project[0] / "data" / "tfrecords", "store")
+        plan_target(ws / "data" / "tfrecords", "store")
     assert str(e.value) == (
         "--to-remote: data/preprocessed, a dependency of stage 'serialize', is not in the"
-        " workspace; DVC hashes it for the stage's dvc.lock entry (dvc pull it first)"
+        " workspace and no stage's dvc.lock entry records it as a folder to read from the remote"
+        " (dvc pull it first)"
+    )
+
+
+def test_a_remote_input_missing_from_the_remote_is_named(tmp_path):
+    inp = RemoteInput(str(tmp_path / "ws" / "pre"), "pre", "ab" + "0" * 30 + ".dir", 1, 1)
+    target = RemoteTarget(
+        root=str(tmp_path / "ws"),
+        stage="serialize",
+        out=str(tmp_path / "ws" / "out"),
+        remote="store",
+        url=str(tmp_path / "remote"),
+        options=(),
+        inputs=(inp,),
+    )
+    with pytest.raises(DatasetError) as e:
+        input_files(target, inp)
+    assert str(e.value) == (
+        f"pre: not in the workspace, and remote 'store' has no {inp.md5}"
+        f" ({tmp_path}/remote/files/md5/ab/{'0' * 30}.dir): dvc push it from where it was built"
     )
 
 

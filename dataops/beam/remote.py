@@ -15,6 +15,11 @@ stage's `dvc.lock` entry — deps and params hashed by DVC, the output from the 
 entry is the one `dvc repro` writes for the same bytes; `dvc pull` then fetches them, and
 `dvc repro --allow-missing` / `dvc status` in a clone see the stage as up to date.
 
+The stage's inputs need not be in the workspace either: a dependency missing there that
+another stage's `dvc.lock` entry records as a folder (`data/preprocessed`) is read from the
+remote — its `.dir` manifest, then each file's object — at that recorded version, and recorded
+as the dependency's hash, as `dvc repro --allow-missing` takes it.
+
 A remote object is uploaded under its final name in one PUT (object stores show it whole or
 not at all) or, on a local/shared-disk remote, written beside it and renamed; an object already
 there is not uploaded again (its name is its content), so a retried worker costs no upload.
@@ -32,13 +37,28 @@ from pathlib import Path
 from typing import Any
 
 from dataops.beam.io import exists, is_url, join
-from dataops.errors import ConfigError, DataopsError
+from dataops.errors import ConfigError, DataopsError, DatasetError
 
 FileEntry = tuple[str, str, int]
 """One file of the output: (path relative to the output folder, md5 of its bytes, size)."""
 
 SCHEMES = ("s3", "gs")
 """Remote URL schemes Beam's filesystems reach (besides a local or shared-disk path)."""
+
+
+@dataclass(frozen=True)
+class RemoteInput:
+    """A stage dependency that is not in the workspace: another stage's output, read from the
+    remote at the version `dvc.lock` records for it (what `dvc pull` would bring)."""
+
+    path: str
+    """Its absolute path in the workspace (where it is not)."""
+    def_path: str
+    """As `dvc.yaml` names it."""
+    md5: str
+    """`<md5>.dir`, from the producing stage's `dvc.lock` entry."""
+    size: int | None
+    nfiles: int | None
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,13 @@ class RemoteTarget:
     """The remote's URL for Beam (`s3://bucket/prefix`, `gs://...` or an absolute path)."""
     options: tuple[str, ...]
     """Beam options the remote's DVC config implies (its S3 endpoint and region)."""
+    inputs: tuple[RemoteInput, ...] = ()
+    """The stage's dependencies missing from the workspace, read from the remote instead."""
+
+    def input_for(self, path: str | Path) -> RemoteInput | None:
+        """The remote input at the workspace path `path`, if the stage reads it from the remote."""
+        full = os.path.abspath(path)  # noqa: PTH100
+        return next((i for i in self.inputs if i.path == full), None)
 
     @property
     def objects(self) -> str:
@@ -82,7 +109,8 @@ def _import_dvc() -> Any:
 def plan_target(out: str | Path, remote: str) -> RemoteTarget:
     """Check that `out` is a cached output of a `dvc.yaml` stage and `remote` a DVC remote that
     `dvc pull` reads it from, and that this is not a `dvc repro` run (which would hash the
-    missing workspace output and fail); ConfigError naming what is wrong."""
+    missing workspace output and fail); ConfigError naming what is wrong. The stage's
+    dependencies missing from the workspace become `inputs`, read from the remote."""
     if os.environ.get("DVC_STAGE"):  # dvc.env.DVC_STAGE: set by `dvc repro` for the command
         raise ConfigError(
             f"--to-remote: running as the command of DVC stage '{os.environ['DVC_STAGE']}'; "
@@ -121,12 +149,7 @@ def plan_target(out: str | Path, remote: str) -> RemoteTarget:
             raise ConfigError(
                 f"--to-remote {remote}: `dvc pull` fetches {output.def_path} from {where}, not from '{remote}'"
             )
-        for dep in stage.deps:
-            if not dep.exists:
-                raise ConfigError(
-                    f"--to-remote: {dep.def_path}, a dependency of stage '{_label(repo, stage)}', is not in the workspace; "
-                    "DVC hashes it for the stage's dvc.lock entry (dvc pull it first)"
-                )
+        inputs = tuple(_remote_input(repo, stage, dep) for dep in stage.deps if not dep.exists)
         return RemoteTarget(
             root=repo.root_dir,
             stage=_label(repo, stage),
@@ -134,7 +157,51 @@ def plan_target(out: str | Path, remote: str) -> RemoteTarget:
             remote=remote,
             url=url,
             options=_beam_options(remotes[remote]),
+            inputs=inputs,
         )
+
+
+def _remote_input(repo: Any, stage: Any, dep: Any) -> RemoteInput:
+    """A dependency missing from the workspace, as the stage that writes it recorded it in
+    `dvc.lock` (a directory); ConfigError when there is no such record."""
+    made = [
+        o
+        for s in repo.index.stages
+        for o in s.outs
+        if o.fs_path == dep.fs_path and o.hash_info and o.hash_info.isdir
+    ]
+    if not made:
+        raise ConfigError(
+            f"--to-remote: {dep.def_path}, a dependency of stage '{_label(repo, stage)}', is not in the workspace "
+            "and no stage's dvc.lock entry records it as a folder to read from the remote (dvc pull it first)"
+        )
+    out = made[0]
+    return RemoteInput(
+        path=dep.fs_path,
+        def_path=dep.def_path,
+        md5=str(out.hash_info.value),
+        size=out.meta.size,
+        nfiles=out.meta.nfiles,
+    )
+
+
+def input_files(target: RemoteTarget, inp: RemoteInput) -> dict[str, str]:
+    """The files of the remote input `inp`: relative path → its object in the remote, from
+    the `.dir` manifest there; DatasetError when the remote lacks it."""
+    import json
+
+    from dataops.beam.io import read_bytes
+
+    manifest = object_path(target.objects, inp.md5)
+    if not exists(manifest):
+        raise DatasetError(
+            f"{inp.def_path}: not in the workspace, and remote '{target.remote}' has no {inp.md5} "
+            f"({manifest}): dvc push it from where it was built"
+        )
+    return {
+        e["relpath"]: object_path(target.objects, e["md5"])
+        for e in json.loads(read_bytes(manifest))
+    }
 
 
 def _find_output(repo: Any, path: str, given: str | Path) -> tuple[Any, Any]:
@@ -283,7 +350,12 @@ def record(target: RemoteTarget, entries: Iterable[FileEntry]) -> LockedOutput:
         with Repo(target.root) as repo, repo.lock:
             stage, output = _find_output(repo, target.out, target.out)
             stage.remove_outs(ignore_remove=False)  # the previous run's copy: stale now
-            stage.save_deps()
+            stage.save_deps(allow_missing=bool(target.inputs))
+            for dep in stage.deps:  # read from the remote: the version it was read at
+                inp = target.input_for(dep.fs_path)
+                if inp is not None:
+                    dep.hash_info = HashInfo("md5", inp.md5)
+                    dep.meta = Meta(isdir=True, size=inp.size, nfiles=inp.nfiles)
             output.hash_info = HashInfo("md5", oid)
             output.meta = Meta(isdir=True, size=size, nfiles=len(seen))
             output.obj = None

@@ -37,6 +37,7 @@ from dataops.beam.remote import (
     FileEntry,
     LockedOutput,
     RemoteTarget,
+    input_files,
     plan_target,
     record,
     upload_files,
@@ -77,7 +78,8 @@ def run_serialize_beam(
     With `to_remote` (a DVC remote's name), `out` is a `dvc.yaml` stage's output and is not
     written at all: the workers upload the files into the remote's content-addressed layout and
     the driver writes the `.dir` manifest and the stage's `dvc.lock` entry
-    (`dataops.beam.remote`); `dvc pull` fetches the same bytes.
+    (`dataops.beam.remote`); `dvc pull` fetches the same bytes. `preprocessed` may then be
+    missing from the workspace: it is read from the remote at the version `dvc.lock` records.
 
     `dataset` is the name and card, as for `run_serialize`.
     """
@@ -89,17 +91,15 @@ def run_serialize_beam(
         target = plan_target(out, to_remote)  # before any work: every ConfigError first
         args = target.beam_args(args)
     use_options(args)
-    state = (
-        read_json(join(preprocessed, STATE_FILE))
-        if is_url(preprocessed)
-        else read_state(preprocessed)
-    )
+    where = _locator(preprocessed, target)
+    state = read_json(where(STATE_FILE)) if is_url(where(STATE_FILE)) else read_state(preprocessed)
     features = dataset_features(state)
     splits = [s["name"] for s in state["splits"]]
     totals: dict[str, int] = {}
     tasks: list[tuple[str, int, int, int, int]] = []
+    parquet = {split: where(f"{split}.parquet") for split in splits}
     for split in splits:
-        path = join(preprocessed, f"{split}.parquet")
+        path = parquet[split]
         if not exists(path):
             raise DatasetError(f"{path}: not found — run the preprocess stage first")
         pf = open_parquet(path)
@@ -113,7 +113,7 @@ def run_serialize_beam(
             task: tuple[str, int, int, int, int],
         ) -> Iterator[tuple[str, int, ShardInfo, list[FileEntry]]]:
             split, i, k, start, stop = task
-            rows = iter_rows(join(preprocessed, f"{split}.parquet"), start, stop, params.batch_rows)
+            rows = iter_rows(parquet[split], start, stop, params.batch_rows)
             with tempfile.TemporaryDirectory(prefix="dataops-shard-") as scratch:
                 info = write_shard(
                     rows, features, params, Path(scratch), ShardName(name, split, i, k)
@@ -163,6 +163,24 @@ class RemoteSerializeResult(SerializeResult):
     remote: RemoteTarget
     locked: LockedOutput
     """The output's `dvc.lock` entry (`md5: <md5>.dir`, `size`, `nfiles`)."""
+
+
+def _locator(preprocessed: str | Path, target: RemoteTarget | None) -> Callable[[str], str]:
+    """Where a file of the preprocessed folder is: under `preprocessed`, or — with
+    `--to-remote` and the folder not in the workspace — its object in the DVC remote."""
+    inp = target.input_for(preprocessed) if target is not None else None
+    if target is None or inp is None:
+        return lambda name: join(preprocessed, name)
+    files = input_files(target, inp)
+
+    def where(name: str) -> str:
+        if name not in files:
+            raise DatasetError(
+                f"{inp.def_path} ({inp.md5} in remote '{target.remote}'): has no {name} — run the preprocess stage first"
+            )
+        return files[name]
+
+    return where
 
 
 @contextmanager
