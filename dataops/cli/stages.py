@@ -128,6 +128,14 @@ def serialize(
     out: Annotated[Path, typer.Option(help="Dataset folder.")] = Path(naming.DATASET_DIR),
     engine: EngineOpt = "local",
     beam_options: BeamOptionsOpt = None,
+    to_remote: Annotated[
+        str | None,
+        typer.Option(
+            metavar="<remote>",
+            help="With --engine beam: upload the shards into this DVC remote and write the stage's "
+            "dvc.lock entry, not --out (run directly, not under dvc repro).",
+        ),
+    ] = None,
 ) -> None:
     """Write TFRecord shards of tf.train.Example and metadata.json."""
     from dataops.beam import use_beam
@@ -139,7 +147,11 @@ def serialize(
         if beam:
             from dataops.beam.serialize import run_serialize_beam
 
-            return run_serialize_beam(p.serialize, p.dataset, preprocessed, out, beam_options)
+            return run_serialize_beam(
+                p.serialize, p.dataset, preprocessed, out, beam_options, to_remote
+            )
+        if to_remote is not None:
+            raise ConfigError("--to-remote needs --engine beam (its workers do the uploads)")
         with terminal_progress() as progress:
             return run_serialize(p.serialize, p.dataset, preprocessed, out, progress)
 
@@ -148,6 +160,7 @@ def serialize(
         "serialize.done",
         out=str(r.out),
         engine=engine,
+        **({"remote": to_remote, "md5": r.locked.md5} if to_remote is not None else {}),
         examples=r.metadata.num_examples,
         shards={s.name: len(s.shards) for s in r.metadata.splits},
     )
