@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from dataops.artifacts import PublishedReport, whole_number
 from dataops.errors import DatasetError
 
 DATASET_DIR = "data/tfrecords"
@@ -280,17 +281,6 @@ def _json(raw: bytes | None) -> Any:
         return None
 
 
-def _int(value: Any) -> int | None:
-    """An integer, or None: strings, floats with a fraction, booleans and the like are not numbers here."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
 def _clean(value: Any, limit: int = MAX_TEXT) -> str:
     """A string for display: control and bidi-override characters replaced, length capped."""
     text = _CONTROL.sub("\ufffd", str(value))
@@ -308,20 +298,12 @@ def _version_key(version: str) -> tuple[int, int]:
 
 
 def _summary(repo: Path, tag: _Tag) -> VersionSummary:
-    report = _json(_blob(repo, tag.commit, REPORT))
-    report = report if isinstance(report, dict) else {}
-    counts = report.get("num_examples")
-    counts = counts if isinstance(counts, dict) else {}
-    num_examples = {
-        _clean(k, 100): n
-        for k in sorted(counts, key=lambda k: _split_order(str(k)))
-        if (n := _int(counts[k])) is not None
-    }
-    sizes = report.get("num_bytes")
-    sizes = sizes if isinstance(sizes, dict) else {}
-    num_bytes = sum(n for v in sizes.values() if (n := _int(v)) is not None)
-    ok = report.get("ok") if isinstance(report.get("ok"), bool) else None
-    if ok and report.get("fingerprint") != tag.fingerprint:
+    report = PublishedReport.salvage(_json(_blob(repo, tag.commit, REPORT)))
+    counts = report.num_examples
+    num_examples = {_clean(k, 100): counts[k] for k in sorted(counts, key=_split_order)}
+    num_bytes = sum(report.num_bytes.values())
+    ok = report.ok
+    if ok and report.fingerprint != tag.fingerprint:
         ok = None  # the report is not about the data this tag publishes
     return VersionSummary(
         tag=tag.name,
@@ -443,9 +425,9 @@ def _features(meta: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": _clean(f.get("name", ""), 200),
                 "kind": _clean(f.get("kind", ""), 50),
                 "dtype": _clean(f.get("dtype", ""), 50),
-                "shape": [_int(d) for d in shape] if isinstance(shape, list) else None,
+                "shape": [whole_number(d) for d in shape] if isinstance(shape, list) else None,
                 "encoding": _clean(f.get("encoding", ""), 50),
-                "num_classes": _int(f.get("num_classes")),
+                "num_classes": whole_number(f.get("num_classes")),
             }
         )
     return out
@@ -461,13 +443,13 @@ def _splits(meta: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "name": _clean(s.get("name", ""), 100),
-                "num_examples": _int(s.get("num_examples")),
-                "num_bytes": _int(s.get("num_bytes")),
+                "num_examples": whole_number(s.get("num_examples")),
+                "num_bytes": whole_number(s.get("num_bytes")),
                 "shards": [
                     {
                         "file": _clean(sh.get("file", ""), 300),
-                        "num_examples": _int(sh.get("num_examples")),
-                        "num_bytes": _int(sh.get("num_bytes")),
+                        "num_examples": whole_number(sh.get("num_examples")),
+                        "num_bytes": whole_number(sh.get("num_bytes")),
                         "sha256": sh["sha256"]
                         if isinstance(sh.get("sha256"), str) and _SHA256_RE.match(sh["sha256"])
                         else None,
@@ -531,16 +513,14 @@ def version_detail(repo: str | Path, tag: str) -> dict[str, Any]:
     prev_params = None
     if previous is not None:
         prev_params = _yaml(_blob(repo, previous.commit, "params.yaml"))
-    report = _json(_blob(repo, found.commit, REPORT))
-    report = report if isinstance(report, dict) else {}
-    violations = report.get("violations")
+    violations = PublishedReport.salvage(_json(_blob(repo, found.commit, REPORT))).violations
     meta = _metadata_at(repo, found.commit)
     detail: dict[str, Any] = {
         **summary.to_json(),
         "params": params,
         "previous": previous.tag if previous else None,
         "params_changes": params_diff(prev_params, params) if previous else None,
-        "violations": [_clean(v) for v in violations] if isinstance(violations, list) else [],
+        "violations": [_clean(v) for v in violations or []],
         "schema_hash": found.schema,
         "metadata_available": meta is not None,
         "features": None,

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from dataops.artifacts import PreprocessState
 from dataops.beam import beam_args
 from dataops.beam.io import (
     exists,
@@ -66,12 +67,14 @@ def run_serialize_beam(
     args = beam_args(options)
     use_options(args)
     state = (
-        read_json(join(preprocessed, STATE_FILE))
+        PreprocessState.parse(
+            read_json(join(preprocessed, STATE_FILE)), join(preprocessed, STATE_FILE)
+        )
         if is_url(preprocessed)
         else read_state(preprocessed)
     )
     features = dataset_features(state)
-    splits = [s["name"] for s in state["splits"]]
+    splits = state.split_names
     totals: dict[str, int] = {}
     tasks: list[tuple[str, int, int, int, int]] = []
     for split in splits:
