@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -57,8 +57,8 @@ class Artifact(_Part):
 
     TITLE: ClassVar[str] = "artifact"
     """What the file is, in messages (`invalid ingest manifest at 'counts'`)."""
-    STAGE: ClassVar[str] = ""
-    """The stage that writes it: the hint of every error (`run the ingest stage first`)."""
+    WRITER: ClassVar[str] = ""
+    """What writes it: the hint of every error (`run the ingest stage first`)."""
 
     @classmethod
     def read(cls, path: str | Path) -> Self:
@@ -67,17 +67,15 @@ class Artifact(_Part):
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise DatasetError(f"{path}: not found — run the {cls.STAGE} stage first") from None
+            raise DatasetError(f"{path}: not found — run {cls.WRITER} first") from None
         except (IsADirectoryError, UnicodeDecodeError) as err:
             raise DatasetError(
-                f"{path}: not a readable {cls.TITLE} ({err.__class__.__name__}) — run the {cls.STAGE} stage again"
+                f"{path}: not a readable {cls.TITLE} ({err.__class__.__name__}) — run {cls.WRITER} again"
             ) from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise DatasetError(
-                f"{path}: not valid JSON ({err}) — run the {cls.STAGE} stage again"
-            ) from None
+            raise DatasetError(f"{path}: not valid JSON ({err}) — run {cls.WRITER} again") from None
         return cls.parse(data, str(path))
 
     @classmethod
@@ -90,7 +88,7 @@ class Artifact(_Part):
             loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
             more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
             raise DatasetError(
-                f"{where}: invalid {cls.TITLE} at '{loc}': {first['msg']}{more} — run the {cls.STAGE} stage again"
+                f"{where}: invalid {cls.TITLE} at '{loc}': {first['msg']}{more} — run {cls.WRITER} again"
             ) from None
 
     def to_json(self) -> dict[str, Any]:
@@ -156,7 +154,7 @@ class Manifest(Artifact):
     """`data/snapshot/manifest.json`: what ingest read and how the snapshot was joined."""
 
     TITLE: ClassVar[str] = "ingest manifest"
-    STAGE: ClassVar[str] = "ingest"
+    WRITER: ClassVar[str] = "the ingest stage"
 
     params: dict[str, Any] = Field(
         description="The `ingest` params used (`IngestParams.recorded()`: keys added after the first release only when set)."
@@ -196,7 +194,7 @@ class PreprocessState(Artifact):
     """`data/preprocessed/state.json`: the stored features, the fitted state, the rows written."""
 
     TITLE: ClassVar[str] = "preprocess state"
-    STAGE: ClassVar[str] = "preprocess"
+    WRITER: ClassVar[str] = "the preprocess stage"
 
     features: list[FeatureInfo] = Field(
         description="The stored features, in column order (what `metadata.json` lists)."
@@ -224,7 +222,7 @@ class ValidationReport(Artifact):
     """`reports/validation.json`: the validate stage's verdict, written whatever it is."""
 
     TITLE: ClassVar[str] = "validation report"
-    STAGE: ClassVar[str] = "validate"
+    WRITER: ClassVar[str] = "the validate stage"
 
     ok: bool = Field(description="True when there is no violation.")
     dataset: str = Field(description="The dataset's name.")
@@ -237,6 +235,25 @@ class ValidationReport(Artifact):
     class_counts: dict[str, dict[str, dict[str, int]]] = Field(
         description="split → int64 scalar feature → value (as a string) → examples."
     )
+
+
+# --- export.json ------------------------------------------------------------------------------
+
+
+class ExportInfo(Artifact):
+    """`export.json` beside an exported dataset (`dataops export`; in an HDF5 export, the root
+    attribute `export`): what the loader checks before reading a snapshot export."""
+
+    TITLE: ClassVar[str] = "export description"
+    WRITER: ClassVar[str] = "`dataops export`"
+
+    format: Literal["snapshot", "parquet", "hdf5"] = Field(description="The export format.")
+    dataset: str = Field(description="The dataset's name.")
+    fingerprint: str = Field(description="The exported dataset's `metadata.json` fingerprint.")
+    num_examples: dict[str, int] = Field(description="Examples per split.")
+
+
+# --- the view of a published report ------------------------------------------------------------
 
 
 def whole_number(value: Any) -> int | None:
@@ -295,6 +312,7 @@ ARTIFACTS: dict[str, type[BaseModel]] = {
     "manifest": Manifest,
     "state": PreprocessState,
     "validation": ValidationReport,
+    "export": ExportInfo,
 }
 """Every typed file, by schema name: `dataops/schemas/<name>.schema.json`."""
 

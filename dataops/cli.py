@@ -518,7 +518,7 @@ def info(
 def schema(
     name: Annotated[
         str,
-        typer.Argument(help="Which file: metadata, manifest, state or validation."),
+        typer.Argument(help="Which file: metadata, manifest, state, validation or export."),
     ] = "metadata",
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
     check: Annotated[

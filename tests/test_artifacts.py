@@ -13,6 +13,7 @@ import pytest
 from dataops import artifacts
 from dataops.artifacts import (
     ARTIFACTS,
+    ExportInfo,
     Manifest,
     PreprocessState,
     PublishedReport,
@@ -21,6 +22,7 @@ from dataops.artifacts import (
 from dataops.config import SerializeParams
 from dataops.errors import DatasetError
 from dataops.fsutil import dumps_json
+from dataops.loader import Loader
 from dataops.metadata import DatasetMetadata
 from dataops.serialize import run_serialize
 from tests.support.project import run_cli
@@ -35,7 +37,7 @@ FILES = {  # schema name -> (model, path under the project root)
 
 def test_committed_schemas_match_the_models():
     assert artifacts.stale_schemas() == [], "regenerate with: dataops schema --write"
-    assert set(ARTIFACTS) == set(FILES)
+    assert set(ARTIFACTS) == {*FILES, "export"}  # export.json: tests/test_export.py
 
 
 def test_schema_check_names_a_stale_schema(tmp_path, monkeypatch):
@@ -54,7 +56,10 @@ def test_cli_schema_check_and_print():
     r = run_cli("schema", "manifest")
     assert r.returncode == 0 and json.loads(r.stdout) == artifacts.json_schema("manifest")
     r = run_cli("schema", "nope")
-    assert r.returncode == 2 and "choose one of metadata, manifest, state, validation" in r.stderr
+    assert (
+        r.returncode == 2
+        and "choose one of metadata, manifest, state, validation, export" in r.stderr
+    )
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
@@ -141,6 +146,24 @@ def test_a_corrupt_state_stops_serialize_naming_the_field(small_dataset, tmp_pat
         f"{pre / 'state.json'}: invalid preprocess state at 'features.0.kind': Input should be"
     )
     assert not (tmp_path / "ds").exists()
+
+
+def test_a_bad_export_description_stops_the_loader_naming_the_field(small_tfrecords, tmp_path):
+    d = tmp_path / "export"
+    d.mkdir()
+    shutil.copy(small_tfrecords / "metadata.json", d)
+    ExportInfo(format="parquet", dataset="s", fingerprint="f", num_examples={}).write(
+        d / "export.json"
+    )
+    with pytest.raises(DatasetError, match="an export in format 'parquet'"):
+        Loader(d, "train")
+    _edit(d / "export.json", lambda e: e.update(format="csv"))
+    with pytest.raises(DatasetError) as err:
+        Loader(d, "train")
+    assert str(err.value).startswith(
+        f"{d / 'export.json'}: invalid export description at 'format': Input should be 'snapshot', 'parquet' or 'hdf5'"
+    )
+    assert str(err.value).endswith("— run `dataops export` again")
 
 
 def test_the_published_view_reads_a_subset_of_the_report():
