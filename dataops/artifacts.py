@@ -92,13 +92,18 @@ class Artifact(_Part):
             ) from None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object written to the file."""
-        return self.model_dump(mode="json")
+        """The JSON object written to the file. Python mode: every field is a JSON type already,
+        and a NaN in free-form data (a fitted state) stays a NaN that `dumps_json` refuses,
+        where pydantic's JSON mode would write `null` silently."""
+        return self.model_dump(mode="python")
 
     def write(self, path: str | Path) -> Path:
         """Write the file atomically as canonical JSON (`dataops.fsutil.write_json`)."""
         path = Path(path)
-        write_json(path, self.to_json())
+        try:
+            write_json(path, self.to_json())
+        except ValueError as err:  # NaN or Inf in free-form data: JSON has no such number
+            raise DatasetError(f"{path}: cannot write the {self.TITLE}: {err}") from None
         return path
 
 

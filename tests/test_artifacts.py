@@ -166,6 +166,16 @@ def test_a_bad_export_description_stops_the_loader_naming_the_field(small_tfreco
     assert str(err.value).endswith("— run `dataops export` again")
 
 
+def test_a_nan_in_the_fitted_state_is_refused_not_written_as_null(small_dataset, tmp_path):
+    state = PreprocessState.read(small_dataset / "data" / "preprocessed" / "state.json")
+    state.state["weight"]["mean"] = float("nan")
+    with pytest.raises(
+        DatasetError, match="state.json: cannot write the preprocess state: Out of range float"
+    ):
+        state.write(tmp_path / "state.json")
+    assert not (tmp_path / "state.json").exists()
+
+
 def test_the_published_view_reads_a_subset_of_the_report():
     assert set(PublishedReport.model_fields) <= set(ValidationReport.model_fields)
 
