@@ -1,23 +1,29 @@
 """The JSON files one stage writes and another reads, as pydantic models.
 
-| file                          | model              | written by  | read by                                  |
-|-------------------------------|--------------------|-------------|------------------------------------------|
-| `data/snapshot/manifest.json` | `Manifest`         | ingest      | preprocess (and its Beam driver)         |
-| `data/preprocessed/state.json`| `PreprocessState`  | preprocess  | serialize (and its Beam driver)          |
-| `data/tfrecords/metadata.json`| `DatasetMetadata`  | serialize   | validate, verify, the loader, publish... |
-| `reports/validation.json`     | `ValidationReport` | validate    | publish, `dataops info`, the Datasets page |
+| file                           | model              | written by       | read by                                   |
+|--------------------------------|--------------------|------------------|-------------------------------------------|
+| `data/snapshot/manifest.json`  | `Manifest`         | ingest           | preprocess (and its Beam driver)          |
+| `data/preprocessed/state.json` | `PreprocessState`  | preprocess       | serialize (and its Beam driver)           |
+| `data/tfrecords/metadata.json` | `DatasetMetadata`  | serialize        | validate, verify, the loader, publish...  |
+| `reports/validation.json`      | `ValidationReport` | validate         | publish, `dataops info`                   |
+| `<export>/export.json`         | `ExportInfo`       | `dataops export` | the loader                                |
 
 `DatasetMetadata` lives in `dataops.metadata` (it is the dataset's public description, read by
-every consumer); the models of the files between stages live here, and `ARTIFACTS` lists all
-four. Each model reads and writes its file (`read(path)`, `write(path)`) through
-`dataops.fsutil.write_json`, so the bytes are the canonical JSON of the model; unknown keys are
-refused (these are our own files: an unknown key means another dataops version or a hand edit),
-and a missing, corrupt or invalid file is one `DatasetError` line naming the file and the field.
+every consumer); the models of the other files live here, and `ARTIFACTS` lists all five. Each
+model reads and writes its file (`read(path)`, `write(path)`) through
+`dataops.fsutil.write_json`, so the bytes are the canonical JSON of the model (the same bytes
+as the dicts written before these models); unknown keys are refused (these are our own files:
+an unknown key means another dataops version or a hand edit), types are strict, and a missing,
+corrupt or invalid file is one `DatasetError` line naming the file and the field.
+
+A validation report committed at a published version's tag is history, possibly hand-made or
+hostile: publish and the Datasets page salvage it through `PublishedReport` rather than
+refuse it.
 
 The JSON Schema of each (`dataops/schemas/<name>.schema.json`) is generated from its model and
 committed: `dataops schema --check` (and `tests/test_artifacts.py`) fails when they drift,
-`dataops schema --write` regenerates them. `reports/metrics.json` has no model: no stage reads
-it (it is DVC's view, flat numbers written by `dataops.validate.metrics`).
+`dataops schema --write` regenerates them. `reports/metrics.json` has no model: no dataops code
+reads it (it is DVC's view, flat numbers written by `dataops.validate.metrics`).
 """
 
 from __future__ import annotations
