@@ -28,7 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dataops.metadata import FeatureInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -143,17 +146,12 @@ class NotAvailable(Exception):
 
 def _feature(
     name: str, kind: str, dtype: str, shape: list[int | None], encoding: str = "none"
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "kind": kind,
-        "dtype": dtype,
-        "shape": shape,
-        "encoding": encoding,
-        "num_classes": None,
-        "vocabulary": None,
-        "description": "",
-    }
+) -> FeatureInfo:
+    from dataops.metadata import FeatureInfo
+
+    return FeatureInfo.model_validate(
+        {"name": name, "kind": kind, "dtype": dtype, "shape": shape, "encoding": encoding}
+    )
 
 
 def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0, row_group: int = 4096) -> Path:
@@ -167,7 +165,8 @@ def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0, row_group: in
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dataops.fsutil import write_json
+    from dataops.artifacts import PreprocessState, SplitCount, StateParams
+    from dataops.stages.preprocess import STATE_FILE
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -217,18 +216,15 @@ def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0, row_group: in
         use_dictionary=False,
         row_group_size=row_group,
     )
-    write_json(
-        out / "state.json",
-        {
-            "features": features,
-            "state": {},
-            "splits": [{"name": "train", "num_examples": n}],
-            "skipped": {},
-            "inputs_fingerprint": f"bench-{kind}-{n}-{seed}",
-            "inputs": {},
-            "params": {"ingest": {}, "preprocess": {}},
-        },
-    )
+    PreprocessState(
+        features=features,
+        state={},
+        splits=[SplitCount(name="train", num_examples=n)],
+        skipped={},
+        inputs_fingerprint=f"bench-{kind}-{n}-{seed}",
+        inputs={},
+        params=StateParams(ingest={}, preprocess={}),
+    ).write(out / STATE_FILE)
     return out
 
 
@@ -282,7 +278,9 @@ def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str 
     import pyarrow.parquet as pq
     import tensorflow as tf
 
-    features = json.loads((pre / "state.json").read_text())["features"]
+    from dataops.stages.preprocess import read_state
+
+    features = read_state(pre).features
     options = tf.io.TFRecordOptions(compression_type="GZIP") if compression == "gzip" else None
     count = 0
     Feature, Int64List, FloatList, BytesList = (
@@ -297,10 +295,10 @@ def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str 
         ):
             cols = []
             for f in features:
-                arr = batch.column(f["name"])
-                if f["kind"] == "tensor" and f["shape"]:
+                arr = batch.column(f.name)
+                if f.kind == "tensor" and f.shape:
                     width = 1
-                    for d in f["shape"]:
+                    for d in f.shape:
                         width *= d
                     cols.append(arr.flatten().to_numpy().reshape(-1, width))
                 else:
@@ -309,19 +307,19 @@ def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str 
                 feature = {}
                 for f, col in zip(features, cols, strict=True):
                     v = col[i]
-                    if f["dtype"] == "string":
-                        feature[f["name"]] = Feature(bytes_list=BytesList(value=[v.encode()]))
-                    elif f["dtype"] == "float32":
-                        feature[f["name"]] = Feature(
-                            float_list=FloatList(value=v.tolist() if f["shape"] else [v])
+                    if f.dtype == "string":
+                        feature[f.name] = Feature(bytes_list=BytesList(value=[v.encode()]))
+                    elif f.dtype == "float32":
+                        feature[f.name] = Feature(
+                            float_list=FloatList(value=v.tolist() if f.shape else [v])
                         )
                     else:
                         vals = (
                             v.tolist()
-                            if f["kind"] == "tensor" and f["shape"]
+                            if f.kind == "tensor" and f.shape
                             else (v if isinstance(v, list) else [v])
                         )
-                        feature[f["name"]] = Feature(int64_list=Int64List(value=vals))
+                        feature[f.name] = Feature(int64_list=Int64List(value=vals))
                 writer.write(
                     tf.train.Example(
                         features=tf.train.Features(feature=feature)

@@ -165,7 +165,7 @@ def _preprocess_state(tmp_path, x: np.ndarray, batch_rows: int) -> tuple[dict, n
     out = tmp_path / f"pre{batch_rows}"
     run_preprocess(pre, tmp_path / "snap", out)
     z = pq.read_table(out / "train.parquet").column("x").to_numpy()
-    return read_state(out)["state"]["x"], z
+    return read_state(out).state["x"], z
 
 
 RATIOS = {"train": 0.7, "test": 0.3}

@@ -68,8 +68,8 @@ def read_back(paths: PipelinePaths) -> dict[str, dict[str, np.ndarray]]:
 def stored_state(paths: PipelinePaths) -> dict:
     """The fitted state (vocabularies, moments) of preprocess; it skipped nothing."""
     written = read_state(paths.preprocessed)
-    assert written["skipped"] == {}
-    return written["state"]
+    assert written.skipped == {}
+    return written.state
 
 
 def read_csv(path: Path, numbers: tuple[str, ...]) -> pd.DataFrame:
@@ -87,7 +87,7 @@ def texts(a: np.ndarray) -> list[str]:
 
 def check_counts(paths: PipelinePaths, df: pd.DataFrame, split: np.ndarray) -> None:
     """Nothing dropped: rows read = written + skipped, skipped = 0, and per split counts."""
-    counts = read_manifest(paths.snapshot)["counts"]
+    counts = read_manifest(paths.snapshot).to_json()["counts"]
     (source,) = counts["sources"].values()
     assert (
         source["rows_read"]

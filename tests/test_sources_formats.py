@@ -210,7 +210,7 @@ def test_integers_float64_cannot_hold_mixed_with_floats_are_an_error(tmp_path):
     # declared float64: that integer is a bad row, counted
     t = ingest(tmp_path, [{**src, "schema": {"x": "float64"}}], on_error="skip")
     assert t.column("x").to_pylist() == [0.5]
-    assert read_manifest(tmp_path / "out")["skipped"] == {"wrong_type": 1}
+    assert read_manifest(tmp_path / "out").skipped == {"wrong_type": 1}
     # 2**60 is a float64 exactly: allowed
     write_jsonl(tmp_path / "b.jsonl", [{"id": 1, "x": 2**60}, {"id": 2, "x": 0.5}])
     assert ingest(tmp_path, [src]).column("x").to_pylist() == [2.0**60, 0.5]
@@ -224,7 +224,7 @@ def test_value_of_another_kind_is_a_bad_row_named_by_line(tmp_path):
     )
     t = ingest(tmp_path, [src], on_error="skip")
     assert t.column("x").to_pylist() == [1, 3]
-    counts = read_manifest(tmp_path / "out")["counts"]
+    counts = read_manifest(tmp_path / "out").to_json()["counts"]
     assert counts["sources"]["k"] == {
         "rows_read": 3,
         "rows_joined": 2,
@@ -239,7 +239,7 @@ def test_declared_schema_never_narrows(tmp_path):
     src = {"name": "s", "format": "jsonl", "path": "s.jsonl", "schema": {"n": "int64"}}
     t = ingest(tmp_path, [src], on_error="skip")
     assert t.column("n").to_pylist() == [2]
-    assert read_manifest(tmp_path / "out")["skipped"] == {"wrong_type": 2}
+    assert read_manifest(tmp_path / "out").skipped == {"wrong_type": 2}
 
 
 def test_edge_numbers_in_json(tmp_path):
@@ -257,7 +257,7 @@ def test_edge_numbers_in_json(tmp_path):
     # 2**63 is a float64 exactly (the column is float64); 1e400 is not; the text "NaN" is a string
     assert x[3] == 2.0**63 and len(x) == 4
     assert t.column("id").to_pylist() == ["1", "2", "3", "5"]
-    assert read_manifest(tmp_path / "out")["skipped"] == {"wrong_type": 2}
+    assert read_manifest(tmp_path / "out").skipped == {"wrong_type": 2}
 
 
 def test_int64_overflow_in_an_int_column(tmp_path):
@@ -341,7 +341,7 @@ def test_csv_read_in_small_chunks_keeps_lines_and_keys_exact(tmp_path, monkeypat
     records = [line for line in lines[1:] if line]
     expected_keys = [f"c:{records.index(line)}" for _, line in good]
     assert t.column("key").to_pylist() == expected_keys
-    assert read_manifest(tmp_path / "out")["skipped"] == {"malformed_row": 4}
+    assert read_manifest(tmp_path / "out").skipped == {"malformed_row": 4}
 
 
 def test_utf16_csv_is_read_whole_by_arrow(tmp_path):

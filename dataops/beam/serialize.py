@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataops.artifacts import PreprocessState
 from dataops.beam import beam_args
 from dataops.beam.io import (
     exists,
@@ -92,9 +93,14 @@ def run_serialize_beam(
         args = target.beam_args(args)
     use_options(args)
     where = _locator(preprocessed, target)
-    state = read_json(where(STATE_FILE)) if is_url(where(STATE_FILE)) else read_state(preprocessed)
+    state_file = where(STATE_FILE)
+    state = (
+        PreprocessState.parse(read_json(state_file), state_file)
+        if is_url(state_file)
+        else read_state(preprocessed)
+    )
     features = dataset_features(state)
-    splits = [s["name"] for s in state["splits"]]
+    splits = state.split_names
     totals: dict[str, int] = {}
     tasks: list[tuple[str, int, int, int, int]] = []
     parquet = {split: where(f"{split}.parquet") for split in splits}

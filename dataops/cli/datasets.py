@@ -46,13 +46,39 @@ def info(
 
 
 def schema(
+    name: Annotated[
+        str,
+        typer.Argument(help="Which file: metadata, manifest, state, validation or export."),
+    ] = "metadata",
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail when a committed schema differs from its model.")
+    ] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="Regenerate every committed schema from its model.")
+    ] = False,
 ) -> None:
-    """Print the JSON Schema of metadata.json (generated from the model)."""
+    """Print the JSON Schema of a stage's JSON file (metadata.json by default), from its model."""
+    from dataops import artifacts
     from dataops.fsutil import dumps_json
-    from dataops.metadata import json_schema
 
-    text = dumps_json(json_schema())
+    if check or write:
+        if write:
+            for path in artifacts.write_schemas():
+                typer.echo(f"wrote {path}")
+        stale = artifacts.stale_schemas()
+        for n in stale:
+            typer.echo(
+                f"error: {artifacts.schema_path(n)} differs from its model; run `dataops schema --write`",
+                err=True,
+            )
+        raise typer.Exit(1 if stale else 0)
+    if name not in artifacts.ARTIFACTS:
+        typer.echo(
+            f"error: no schema {name!r}; choose one of {', '.join(artifacts.ARTIFACTS)}", err=True
+        )
+        raise typer.Exit(2)
+    text = dumps_json(artifacts.json_schema(name))
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -267,17 +267,6 @@ def parse_json(raw: bytes | None) -> Any:
         return None
 
 
-def as_int(value: Any) -> int | None:
-    """An integer, or None: strings, floats with a fraction, booleans and the like are not numbers here."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
 def clean_text(value: Any, limit: int = MAX_TEXT) -> str:
     """A string for display: control and bidi-override characters replaced, length capped."""
     text = _CONTROL.sub("\ufffd", str(value))

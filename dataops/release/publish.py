@@ -16,15 +16,16 @@ version was built from, which fails with a clear message and a workspace moved t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dataops import naming
+from dataops.artifacts import ValidationReport
 from dataops.errors import ConfigError, DatasetError
 from dataops.fingerprint import schema_hash as fingerprint_schema_hash
+from dataops.metadata import read_metadata
 from dataops.release.dvc import StageFailed, run_dvc
 from dataops.release.git import (
     ENV_GIT_REMOTE,
@@ -127,29 +128,25 @@ class _Version:
 def _read_validated(cwd: Path) -> _Version:
     report_path = cwd / REPORT
     meta_path = cwd / DATASET_DIR / naming.METADATA_FILE
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
+    for path in (report_path, meta_path):
+        if not path.exists():
+            raise DatasetError(f"{path}: not found — run the pipeline before publishing")
+    report = ValidationReport.read(report_path)
+    meta = read_metadata(meta_path.parent)
+    if not report.ok:
         raise DatasetError(
-            f"{err.filename}: not found — run the pipeline before publishing"
-        ) from None
-    if not report.get("ok"):
-        raise DatasetError(
-            f"{report_path}: validation failed, not publishing: "
-            + "; ".join(report.get("violations", []))
+            f"{report_path}: validation failed, not publishing: " + "; ".join(report.violations)
         )
-    fingerprint = str(meta["fingerprint"])
-    if report.get("fingerprint") != fingerprint:
+    if report.fingerprint != meta.fingerprint:
         raise DatasetError(
-            f"{report_path} is for fingerprint {report.get('fingerprint')}, {meta_path} has {fingerprint}: validate is stale"
+            f"{report_path} is for fingerprint {report.fingerprint}, {meta_path} has {meta.fingerprint}: validate is stale"
         )
     return _Version(
-        dataset=str(meta["name"]),
-        fingerprint=fingerprint,
-        num_examples={s["name"]: int(s["num_examples"]) for s in meta["splits"]},
-        num_bytes=sum(int(s["num_bytes"]) for s in meta["splits"]),
-        schema=schema_hash(meta),
+        dataset=meta.name,
+        fingerprint=meta.fingerprint,
+        num_examples=meta.num_examples,
+        num_bytes=sum(s.num_bytes for s in meta.splits),
+        schema=schema_hash(meta.model_dump(mode="json")),
     )
 
 

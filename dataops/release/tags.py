@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataops import naming
+from dataops.artifacts import PublishedReport
 from dataops.errors import ConfigError
 from dataops.release.git import git, succeeds
 
@@ -97,8 +98,8 @@ def published_versions(cwd: Path | str, dataset: str) -> list[PublishedVersion]:
         if not fingerprint:
             report = git(cwd, "show", f"{ref}:{REPORT}", check=False)
             try:
-                fingerprint = json.loads(report).get("fingerprint") if report else None
-            except (json.JSONDecodeError, AttributeError):
+                fingerprint = PublishedReport.salvage(json.loads(report or "null")).fingerprint
+            except json.JSONDecodeError:
                 fingerprint = None
         out.append(
             PublishedVersion(

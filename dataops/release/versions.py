@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from dataops.artifacts import PublishedReport, whole_number
 from dataops.release.history import (
     REPORT,
     VERSION_RE,
     VersionTag,
-    as_int,
     blob_at,
     clean_text,
     find_tag,
@@ -62,20 +62,12 @@ def _version_key(version: str) -> tuple[int, int]:
 
 
 def _summary(repo: Path, tag: VersionTag) -> VersionSummary:
-    report = parse_json(blob_at(repo, tag.commit, REPORT))
-    report = report if isinstance(report, dict) else {}
-    counts = report.get("num_examples")
-    counts = counts if isinstance(counts, dict) else {}
-    num_examples = {
-        clean_text(k, 100): n
-        for k in sorted(counts, key=lambda k: _split_order(str(k)))
-        if (n := as_int(counts[k])) is not None
-    }
-    sizes = report.get("num_bytes")
-    sizes = sizes if isinstance(sizes, dict) else {}
-    num_bytes = sum(n for v in sizes.values() if (n := as_int(v)) is not None)
-    ok = report.get("ok") if isinstance(report.get("ok"), bool) else None
-    if ok and report.get("fingerprint") != tag.fingerprint:
+    report = PublishedReport.salvage(parse_json(blob_at(repo, tag.commit, REPORT)))
+    counts = report.num_examples
+    num_examples = {clean_text(k, 100): counts[k] for k in sorted(counts, key=_split_order)}
+    num_bytes = sum(report.num_bytes.values())
+    ok = report.ok
+    if ok and report.fingerprint != tag.fingerprint:
         ok = None  # the report is not about the data this tag publishes
     return VersionSummary(
         tag=tag.name,
@@ -129,9 +121,9 @@ def _features(meta: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": clean_text(f.get("name", ""), 200),
                 "kind": clean_text(f.get("kind", ""), 50),
                 "dtype": clean_text(f.get("dtype", ""), 50),
-                "shape": [as_int(d) for d in shape] if isinstance(shape, list) else None,
+                "shape": [whole_number(d) for d in shape] if isinstance(shape, list) else None,
                 "encoding": clean_text(f.get("encoding", ""), 50),
-                "num_classes": as_int(f.get("num_classes")),
+                "num_classes": whole_number(f.get("num_classes")),
             }
         )
     return out
@@ -147,13 +139,13 @@ def _splits(meta: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "name": clean_text(s.get("name", ""), 100),
-                "num_examples": as_int(s.get("num_examples")),
-                "num_bytes": as_int(s.get("num_bytes")),
+                "num_examples": whole_number(s.get("num_examples")),
+                "num_bytes": whole_number(s.get("num_bytes")),
                 "shards": [
                     {
                         "file": clean_text(sh.get("file", ""), 300),
-                        "num_examples": as_int(sh.get("num_examples")),
-                        "num_bytes": as_int(sh.get("num_bytes")),
+                        "num_examples": whole_number(sh.get("num_examples")),
+                        "num_bytes": whole_number(sh.get("num_bytes")),
                         "sha256": sh["sha256"]
                         if isinstance(sh.get("sha256"), str) and _SHA256_RE.match(sh["sha256"])
                         else None,
@@ -217,16 +209,14 @@ def version_detail(repo: str | Path, tag: str) -> dict[str, Any]:
     prev_params = None
     if previous is not None:
         prev_params = parse_yaml(blob_at(repo, previous.commit, "params.yaml"))
-    report = parse_json(blob_at(repo, found.commit, REPORT))
-    report = report if isinstance(report, dict) else {}
-    violations = report.get("violations")
+    violations = PublishedReport.salvage(parse_json(blob_at(repo, found.commit, REPORT))).violations
     meta = metadata_at(repo, found.commit)
     detail: dict[str, Any] = {
         **summary.to_json(),
         "params": params,
         "previous": previous.tag if previous else None,
         "params_changes": params_diff(prev_params, params) if previous else None,
-        "violations": [clean_text(v) for v in violations] if isinstance(violations, list) else [],
+        "violations": [clean_text(v) for v in violations or []],
         "schema_hash": found.schema,
         "metadata_available": meta is not None,
         "features": None,

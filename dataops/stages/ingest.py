@@ -34,9 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dataops.artifacts import Manifest
 from dataops.config import IngestParams, OnError
 from dataops.errors import DatasetError
-from dataops.fsutil import atomic_dir, fingerprint, write_json
+from dataops.fsutil import atomic_dir, fingerprint
 from dataops.stages.sources import (
     KEYLESS_COLUMN,
     BadRow,
@@ -342,23 +343,25 @@ def run_ingest(
             )
         counts = acct.report()
         skipped = counts["examples"]["skipped"]
-        manifest = {
-            "params": params.recorded(),
-            "key": key_name,
-            "num_rows": num_rows,
-            "columns": {c: owners[c] for c in sorted(owners)},
-            "shapes": shapes,
-            "skipped": skipped,
-            "counts": counts,
-            "sources": inputs,
-            "fingerprint": fingerprint(inputs),
-        }
-        write_json(tmp / MANIFEST_FILE, manifest)
+        manifest = Manifest.model_validate(
+            {
+                "params": params.recorded(),
+                "key": key_name,
+                "num_rows": num_rows,
+                "columns": {c: owners[c] for c in sorted(owners)},
+                "shapes": shapes,
+                "skipped": skipped,
+                "counts": counts,
+                "sources": inputs,
+                "fingerprint": fingerprint(inputs),
+            }
+        )
+        manifest.write(tmp / MANIFEST_FILE)
     return IngestResult(
         out=Path(out),
         num_rows=num_rows,
         skipped=skipped,
-        inputs_fingerprint=str(manifest["fingerprint"]),
+        inputs_fingerprint=manifest.fingerprint,
     )
 
 
@@ -721,9 +724,6 @@ def _fail_missing(key: str, si: int, sources: list[Source], firsts: list[pa.Tabl
     raise DatasetError(f"source '{src.name}' ({src.label}) has no row for key {key!r}")
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: not found — run the ingest stage first") from None
+def read_manifest(directory: str | Path) -> Manifest:
+    """`<directory>/manifest.json`, validated."""
+    return Manifest.read(Path(directory) / MANIFEST_FILE)

@@ -26,11 +26,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataops.artifacts import Manifest, PreprocessState, SplitCount, StateParams
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Batch, Feature, Transform
 from dataops.features.registry import feature_for
-from dataops.fsutil import atomic_dir, write_json
+from dataops.fsutil import atomic_dir
 from dataops.stages.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest, row_column
 
 STATE_FILE = "state.json"
@@ -46,18 +47,18 @@ class PreprocessResult:
 class _Locator:
     """Names a snapshot row for messages: its source file and line, and its key."""
 
-    def __init__(self, table: pa.Table, key: str, manifest: dict[str, Any]) -> None:
+    def __init__(self, table: pa.Table, key: str, manifest: Manifest) -> None:
         self.table, self.key, self.manifest = table, key, manifest
         self._labels: dict[str, list[str]] = {}
 
     def __call__(self, column: str, i: int) -> str:
         key = f"{self.key}={self.table.column(self.key)[i].as_py()!r}"
-        source = self.manifest["columns"].get(column)
+        source = self.manifest.columns.get(column)
         if source is None:
             return f"row {key}"
         if source not in self._labels:
             self._labels[source] = self.table.column(row_column(source)).to_pylist()
-        path = self.manifest["sources"][source]["path"]
+        path = self.manifest.sources[source].path
         return f"{path}: {self._labels[source][i]} ({key})"
 
 
@@ -161,14 +162,14 @@ class Run:
 
     params: PreprocessParams
     snapshot: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     on_error: OnError
     tick: Callable[[int], None] = lambda n: None  # progress: rows read, both passes
     splits: _SplitCache = field(default_factory=_SplitCache)  # the passes after the first
 
     @property
     def key(self) -> str:
-        return str(self.manifest["key"])
+        return self.manifest.key
 
     @cached_property
     def features(self) -> list[Feature[Any, Any]]:
@@ -336,7 +337,7 @@ def _write_splits(
     snapshot row numbers (`unfit`: the rows the state was not fitted on)."""
     manifest, split_names = run.manifest, run.split_names
     transforms = [f.transformer(state.get(f.name)) for f in run.features]
-    skipped: dict[str, int] = dict(manifest.get("skipped", {}))
+    skipped: dict[str, int] = dict(manifest.skipped)
     counts = dict.fromkeys(split_names, 0)
     late: set[int] = set()
     start = 0
@@ -395,22 +396,15 @@ def write_state(
 ) -> None:
     """`state.json`: the stored features, the fitted state, the rows written and skipped."""
     manifest = run.manifest
-    infos = [info for t in transforms for info in t.infos()]
-    write_json(
-        directory / STATE_FILE,
-        {
-            "features": [i.model_dump(mode="json") for i in infos],
-            "state": state,
-            "splits": [{"name": n, "num_examples": c} for n, c in counts.items()],
-            "skipped": dict(sorted(skipped.items())),
-            "inputs_fingerprint": manifest["fingerprint"],
-            "inputs": manifest["sources"],
-            "params": {
-                "ingest": manifest["params"],
-                "preprocess": run.params.model_dump(mode="json"),
-            },
-        },
-    )
+    PreprocessState(
+        features=[info for t in transforms for info in t.infos()],
+        state=state,
+        splits=[SplitCount(name=n, num_examples=c) for n, c in counts.items()],
+        skipped=dict(sorted(skipped.items())),
+        inputs_fingerprint=manifest.fingerprint,
+        inputs=manifest.sources,
+        params=StateParams(ingest=manifest.params, preprocess=run.params.model_dump(mode="json")),
+    ).write(directory / STATE_FILE)
 
 
 _ROW_GROUP_BYTES = 2 << 20
@@ -458,14 +452,9 @@ class SplitWriter:
         self.writer.close()
 
 
-def read_state(directory: str | Path) -> dict[str, Any]:
-    import json
-
-    path = Path(directory) / STATE_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: not found — run the preprocess stage first") from None
+def read_state(directory: str | Path) -> PreprocessState:
+    """`<directory>/state.json`, validated."""
+    return PreprocessState.read(Path(directory) / STATE_FILE)
 
 
 __all__ = ["MANIFEST_FILE", "run_preprocess", "read_state", "assign_splits"]

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataops.artifacts import PreprocessState, SourceFiles
 from dataops.config import DatasetParams, SerializeParams
 from dataops.errors import DatasetError
 from dataops.fingerprint import (
@@ -420,7 +421,7 @@ def run_serialize(
     preprocessed = Path(preprocessed)
     state = read_state(preprocessed)
     features = dataset_features(state)
-    splits = [s["name"] for s in state["splits"]]
+    splits = state.split_names
     with atomic_dir(out) as tmp:
         infos = []
         for split in splits:
@@ -442,14 +443,13 @@ def run_serialize(
     return SerializeResult(out=Path(out), metadata=meta)
 
 
-def dataset_features(state: dict[str, Any]) -> list[FeatureInfo]:
+def dataset_features(state: PreprocessState) -> list[FeatureInfo]:
     """The features of a dataset from the preprocess `state`, each with the description its
     params give (when the state has none)."""
-    pre_params = state["params"].get("preprocess", {})
+    pre_params = state.params.preprocess
     descriptions = {f["name"]: f.get("description") or "" for f in pre_params.get("features", [])}
     features = []
-    for f in state["features"]:
-        info = FeatureInfo.model_validate(f)
+    for info in state.features:
         if not info.description and descriptions.get(info.name):
             info = info.model_copy(update={"description": descriptions[info.name]})
         features.append(info)
@@ -459,15 +459,15 @@ def dataset_features(state: dict[str, Any]) -> list[FeatureInfo]:
 def dataset_metadata(
     params: SerializeParams,
     card: DatasetParams,
-    state: dict[str, Any],
+    state: PreprocessState,
     features: list[FeatureInfo],
     splits: list[SplitInfo],
 ) -> DatasetMetadata:
     """`metadata.json` of a dataset: the preprocess `state`, its `features`
     (`dataset_features`) and what was written per split. Every driver builds it here."""
-    names = [s["name"] for s in state["splits"]]
-    used = content_params(_params_used(state["params"], names, params))
-    inputs = {src: _input_info(entry) for src, entry in state["inputs"].items()}
+    names = state.split_names
+    used = content_params(_params_used(state.params.model_dump(mode="json"), names, params))
+    inputs = {src: _input_info(entry) for src, entry in state.inputs.items()}
     return DatasetMetadata(
         format_version=FORMAT_VERSION,
         name=card.name,
@@ -486,9 +486,9 @@ def dataset_metadata(
         splits=splits,
         # The params as the fingerprint sees them: batch and partition sizes, which change
         # no byte, are left out, so changing them leaves metadata.json as it was too.
-        preprocessing={"params": used, "state": state["state"]},
+        preprocessing={"params": used, "state": state.state},
         inputs=inputs,
-        skipped=state["skipped"],
+        skipped=state.skipped,
     )
 
 
@@ -515,15 +515,12 @@ def _params_used(
     return used
 
 
-def _input_info(entry: dict[str, Any]) -> InputInfo:
+def _input_info(entry: SourceFiles) -> InputInfo:
     """One source of the ingest manifest, its per-file list folded into one digest."""
-    if "files" not in entry:  # already summed up
-        return InputInfo.model_validate(entry)
-    files = entry["files"]
     return InputInfo(
-        format=entry["format"],
-        path=entry["path"],
-        num_files=entry.get("num_files", len(files)),
-        num_bytes=entry["num_bytes"],
-        sha256=files_digest(files),
+        format=entry.format,
+        path=entry.path,
+        num_files=entry.num_files,
+        num_bytes=entry.num_bytes,
+        sha256=files_digest(entry.files),
     )

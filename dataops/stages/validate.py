@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dataops.artifacts import ValidationReport
 from dataops.config import ValidateParams
 from dataops.features.stored import stored_feature
 from dataops.fsutil import write_json
@@ -30,7 +31,7 @@ from dataops.tfrecord.spec import compression_type, parse_spec
 
 @dataclass(frozen=True)
 class ValidateResult:
-    report: dict[str, Any]
+    report: ValidationReport
     violations: list[str]
 
     @property
@@ -107,16 +108,16 @@ def run_validate(
                 violations.append(f"{path}: holds {n} examples, metadata says {shard.num_examples}")
         split_stats[split.name] = stats
     violations += _expectations(params, meta, split_stats)
-    out = {
-        "ok": not violations,
-        "dataset": meta.name,
-        "fingerprint": meta.fingerprint,
-        "num_examples": meta.num_examples,
-        "num_bytes": {s.name: s.num_bytes for s in meta.splits},
-        "num_shards": {s.name: len(s.shards) for s in meta.splits},
-        "skipped": meta.skipped,
-        "violations": violations,
-        "class_counts": {
+    out = ValidationReport(
+        ok=not violations,
+        dataset=meta.name,
+        fingerprint=meta.fingerprint,
+        num_examples=meta.num_examples,
+        num_bytes={s.name: s.num_bytes for s in meta.splits},
+        num_shards={s.name: len(s.shards) for s in meta.splits},
+        skipped=meta.skipped,
+        violations=violations,
+        class_counts={
             split: {
                 name: {str(k): v for k, v in sorted(s.get("counts", {}).items())}
                 for name, s in st.items()
@@ -124,9 +125,9 @@ def run_validate(
             }
             for split, st in split_stats.items()
         },
-    }
+    )
     if report is not None:
-        write_json(report, out)
+        out.write(report)
         write_views(Path(report).parent, params, meta, split_stats, violations)
     return ValidateResult(report=out, violations=violations)
 

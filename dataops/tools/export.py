@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from dataops.artifacts import ExportInfo
 from dataops.errors import ConfigError, DatasetError
 from dataops.features.stored import stored_feature
-from dataops.fsutil import atomic_dir, dumps_json, write_json
+from dataops.fsutil import atomic_dir, dumps_json
 from dataops.metadata import METADATA_FILE, DatasetMetadata, write_metadata
+from dataops.naming import EXPORT_FILE
 
 Format = Literal["snapshot", "parquet", "hdf5"]
 FORMATS: tuple[str, ...] = ("snapshot", "parquet", "hdf5")
@@ -58,24 +60,24 @@ def run_export(
     if loaders and next(iter(loaders.values())).source.kind != "tfrecord":
         raise DatasetError(f"{directory}: already an export; export a TFRecord dataset directory")
     counts = {name: ld.num_examples for name, ld in loaders.items()}
-    info = {
-        "format": fmt,
-        "dataset": meta.name,
-        "fingerprint": meta.fingerprint,
-        "num_examples": counts,
-    }
+    info = ExportInfo(
+        format=fmt,  # type: ignore[arg-type]  # checked against FORMATS above
+        dataset=meta.name,
+        fingerprint=meta.fingerprint,
+        num_examples=counts,
+    )
     if fmt == "snapshot":
         with atomic_dir(out) as tmp:
             for name, ld in loaders.items():
                 ld.dataset().unbatch().save(str(tmp / name))
             write_metadata(tmp, meta)
-            write_json(tmp / "export.json", info)
+            info.write(tmp / EXPORT_FILE)
     elif fmt == "parquet":
         with atomic_dir(out) as tmp:
             for s in meta.splits:
                 _write_parquet(directory, meta, s.name, tmp / f"{s.name}.parquet")
             write_metadata(tmp, meta)
-            write_json(tmp / "export.json", info)
+            info.write(tmp / EXPORT_FILE)
     else:
         _write_hdf5(loaders, meta, out, info)
     return ExportResult(out=out, format=fmt, num_examples=counts)
@@ -127,7 +129,7 @@ def _write_parquet(directory: Path, meta: DatasetMetadata, split: str, path: Pat
 
 
 def _write_hdf5(
-    loaders: dict[str, Any], meta: DatasetMetadata, out: Path, info: dict[str, Any]
+    loaders: dict[str, Any], meta: DatasetMetadata, out: Path, info: ExportInfo
 ) -> None:
     import h5py
 
@@ -136,7 +138,7 @@ def _write_hdf5(
     try:
         with h5py.File(tmp, "w", track_order=True) as h5:
             h5.attrs["metadata"] = dumps_json(meta.model_dump(mode="json"))
-            h5.attrs["export"] = dumps_json(info)
+            h5.attrs["export"] = dumps_json(info.to_json())
             for name, ld in loaders.items():
                 group = h5.create_group(name, track_order=True)
                 n = ld.num_examples

@@ -3,10 +3,10 @@ their class names and descriptions, splits, and the validation verdict."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
+from dataops.artifacts import ValidationReport
 from dataops.metadata import DatasetMetadata, FeatureInfo, read_metadata
 
 MAX_CLASS_NAMES = 10
@@ -48,12 +48,10 @@ def render_info(directory: str | Path, report: str | Path | None = None) -> str:
     if meta.skipped:
         lines.append("skipped rows: " + ", ".join(f"{k}={v}" for k, v in meta.skipped.items()))
     if report is not None and Path(report).exists():
-        rep = json.loads(Path(report).read_text(encoding="utf-8"))
-        verdict = (
-            "PASSED" if rep.get("ok") else f"FAILED ({len(rep.get('violations', []))} violations)"
-        )
+        rep = ValidationReport.read(report)
+        verdict = "PASSED" if rep.ok else f"FAILED ({len(rep.violations)} violations)"
         lines.append(f"validation  {verdict}  ({report})")
-        lines += [f"  - {v}" for v in rep.get("violations", [])]
+        lines += [f"  - {v}" for v in rep.violations]
     return "\n".join(lines)
 
 
