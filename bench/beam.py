@@ -94,6 +94,20 @@ FULL = BeamSizes(build_gb=3.0, serialize_rows=1_000_000, build_reps=1, serialize
 QUICK = BeamSizes(build_gb=0.002, serialize_rows=20_000, build_reps=1, serialize_reps=1)
 
 
+def build_gb_arg(text: str) -> float:
+    """`--build-gb`: a positive, finite number of GB."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"a positive number of GB of CSV, got {text!r}")
+    return value
+
+
 def _run_module() -> Any:
     from bench import run
 

@@ -1534,7 +1534,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--build-gb",
-        type=float,
+        type=beam.build_gb_arg,
         help="GB of CSV for the beam section's build (default 3; --quick tiny)",
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)

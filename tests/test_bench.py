@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.project import REPO, tool_env
 
-pytestmark = pytest.mark.slow  # bench/run.py --quick: ~4 min (the beam section ~2.5)
+slow = pytest.mark.slow  # bench/run.py --quick: ~4 min (the beam section ~2.5)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,7 @@ def quick_results(tmp_path_factory) -> Path:
     return out
 
 
+@slow
 def test_quick_run_writes_json_markdown_and_chart(quick_results: Path):
     res = json.loads((quick_results / "results.json").read_text())
     assert res["quick"] is True
@@ -152,6 +153,7 @@ def _check_beam(res: dict) -> None:
     assert r["beam_serialize_small_vs_write_to_tfrecord"] == s["ratio"]
 
 
+@slow
 def test_only_runs_one_section_and_keeps_the_others(quick_results: Path, tmp_path: Path):
     """`--only ingest` measures ingest again; every other figure is kept from the earlier
     results.json at --out, and the markdown says so."""
@@ -174,3 +176,17 @@ def test_only_runs_one_section_and_keeps_the_others(quick_results: Path, tmp_pat
         assert res["figures"][name] == earlier["figures"][name]
     assert res["sections_run"] == ["ingest"]
     assert "figures of an earlier run" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "3GB"])
+def test_build_gb_must_be_a_positive_number(value: str):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--only", "beam", "--build-gb", value],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert f"argument --build-gb: a positive number of GB of CSV, got '{value}'" in proc.stderr
