@@ -11,7 +11,7 @@ ratio, target and the versions), `results.md` (a table) and `ratios.png` (a char
     python bench/run.py --only ingest --only preprocess   # some sections; the others' figures
                                    # are kept from the results.json already at --out
     python bench/run.py --only beam --build-gb 0.3   # the Beam section on 0.3 GB of CSV
-                                   # (default 3 GB: one to two hours on 2 cores)
+                                   # (default 3 GB: two to three hours on 2 cores)
 """
 
 from __future__ import annotations
