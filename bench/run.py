@@ -10,6 +10,8 @@ ratio, target and the versions), `results.md` (a table) and `ratios.png` (a char
     python bench/run.py --quick    # small sizes, one repetition: under two minutes
     python bench/run.py --only ingest --only preprocess   # some sections; the others' figures
                                    # are kept from the results.json already at --out
+    python bench/run.py --only beam --build-gb 0.3   # the Beam section on 0.3 GB of CSV
+                                   # (default 3 GB: two to three hours on 2 cores)
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+from bench import beam  # noqa: E402  (the Beam section; imports nothing heavy)
 
 SCHEMA_VERSION = 1
 READ_BATCH = 256
@@ -131,10 +135,11 @@ TARGETS = [
         "x",
     ),
     Target("dag_import_s", "DAG file import (`dags/dataset_pipeline.py`)", "<=", 0.3, "s"),
+    *(Target(*t) for t in beam.TARGETS),
 ]
 
 
-SECTIONS = ["serialize", "read", "gzip", "memory", "ingest", "preprocess", "dvc", "airflow"]
+SECTIONS = ["serialize", "read", "gzip", "memory", "ingest", "preprocess", "dvc", "airflow", "beam"]
 
 
 class NotAvailable(Exception):
@@ -1440,6 +1445,7 @@ def write_markdown(path: Path, res: dict[str, Any]) -> None:
         details.append(
             f"Airflow: DAG file {a['dag_file_median_s']:.3f} s after `import airflow.sdk` ({a['airflow_sdk_import_median_s']:.2f} s, already loaded in the DAG processor); heavy modules loaded by the DAG file: {a['heavy_modules_loaded'] or 'none'}."
         )
+    details += beam.beam_markdown(f.get("beam"))
     if details:
         lines += ["", *[f"- {d}" for d in details]]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -1524,6 +1530,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=SECTIONS,
         help="run only this section (repeatable); `read` needs `serialize`",
     )
+    ap.add_argument(
+        "--build-gb",
+        type=beam.build_gb_arg,
+        help="GB of CSV for the beam section's build (default 3; --quick tiny)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--jobs", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -1604,6 +1615,8 @@ def main(argv: list[str] | None = None) -> int:
         if "airflow" not in args.skip:
             log("airflow")
             figs["airflow"] = bench_airflow(work, sizes)
+        if "beam" not in args.skip:
+            figs["beam"] = beam.bench_beam(work, args.quick, args.build_gb, log)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -1688,6 +1701,9 @@ def collect_ratios(figs: dict[str, Any]) -> tuple[dict[str, float | None], dict[
             r["dag_import_s"] = af["dag_file_median_s"]
         else:
             notes["dag_import_s"] = af["status"]
+    beam_ratios, beam_notes = beam.beam_ratios(figs.get("beam"))
+    r.update(beam_ratios)
+    notes.update(beam_notes)
     return r, notes
 
 
