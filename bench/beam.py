@@ -444,8 +444,8 @@ def _serialize_child(job: dict[str, Any]) -> dict[str, Any]:
     import tensorflow  # noqa: F401
 
     from dataops.beam.serialize import run_serialize_beam
-    from dataops.codec import iter_records
     from dataops.config import SerializeParams
+    from dataops.tfrecord.codec import iter_records
 
     pre, out, options = Path(job["pre"]), Path(job["out"]), job["options"]
     params = SerializeParams(batch_rows=job["batch_rows"])
