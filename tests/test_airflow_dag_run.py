@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataops.versions import list_versions, version_detail
+from dataops.release.versions import list_versions, version_detail
 from tests.support.airflow import airflow_db, dag_test, make_clone
 from tests.support.project import git
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataops.airflow_params import apply_overrides, form_fields, overrides_from_conf, tunable_keys
+from dataops.airflow.params import apply_overrides, form_fields, overrides_from_conf, tunable_keys
 from dataops.config import load_params
 from dataops.errors import ConfigError
 from tests.support.project import REPO

@@ -16,10 +16,10 @@ pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'be
 from dataops.beam.preprocess import run_preprocess_beam  # noqa: E402
 from dataops.beam.serialize import run_serialize_beam  # noqa: E402
 from dataops.errors import ConfigError, DatasetError  # noqa: E402
-from dataops.ingest import run_ingest  # noqa: E402
 from dataops.naming import SAMPLE_DIR  # noqa: E402
-from dataops.preprocess import assign_splits, run_preprocess  # noqa: E402
-from dataops.serialize import run_serialize  # noqa: E402
+from dataops.stages.ingest import run_ingest  # noqa: E402
+from dataops.stages.preprocess import assign_splits, run_preprocess  # noqa: E402
+from dataops.stages.serialize import run_serialize  # noqa: E402
 from tests.support.project import small_params  # noqa: E402
 
 IN_MEMORY = "--direct_num_workers=1 --direct_running_mode=in_memory"
@@ -42,7 +42,7 @@ def _digests(directory: Path) -> dict[str, str]:
 def beam_project(tmp_path_factory):
     """240 sample rows (images, CSV, JSON Lines) through the in-process stages, preprocess in
     batches of 50 rows (five batches, so tasks and merges cross batches)."""
-    from dataops.pipeline import run_pipeline
+    from dataops.stages.pipeline import run_pipeline
 
     root = tmp_path_factory.mktemp("beam")
     params = small_params(240, preprocess={"batch_rows": 50})
@@ -98,7 +98,7 @@ def test_whole_build_in_worker_processes_writes_the_same_bytes(beam_project, tmp
 
 def _project(tmp_path, **overrides):
     from dataops.config import SampleParams
-    from dataops.sample import generate_sample
+    from dataops.stages.sample import generate_sample
 
     params = small_params(60, preprocess={"batch_rows": 16}, **overrides)
     generate_sample(tmp_path / SAMPLE_DIR, SampleParams(num_examples=60))

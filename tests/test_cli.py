@@ -73,8 +73,8 @@ def test_usage_errors_are_one_line_exit_2(tmp_path):
 
 
 def test_export_formats_match_the_export_module():
-    from dataops.cli import ExportFormat
-    from dataops.export import FORMATS
+    from dataops.cli.datasets import ExportFormat
+    from dataops.tools.export import FORMATS
 
     assert tuple(f.value for f in ExportFormat) == FORMATS
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dataops.codec import (
+from dataops.tfrecord.codec import (
     Column,
     EncodedBatch,
     FramingError,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataops.dvcgraph import edges, load_stages, parse_dvc_yaml
 from dataops.errors import ConfigError
+from dataops.release.dvcgraph import edges, load_stages, parse_dvc_yaml
 from tests.support.airflow import airflow_env, make_clone
 from tests.support.project import REPO
 

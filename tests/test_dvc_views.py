@@ -31,7 +31,7 @@ def _dvc(*args: str, cwd: Path) -> str:
 
 
 def test_metrics_are_flat_numbers_and_views_are_deterministic(small_dataset, tmp_path):
-    from dataops.validate import run_validate
+    from dataops.stages.validate import run_validate
 
     reports = small_dataset / "reports"
     m = json.loads((reports / "metrics.json").read_text())
@@ -75,7 +75,7 @@ def test_metrics_are_flat_numbers_and_views_are_deterministic(small_dataset, tmp
 
 
 def test_dvc_yaml_declares_metrics_plots_and_keeps_the_report_in_git():
-    from dataops.dvcyaml import render
+    from dataops.stages.dvcyaml import render
 
     data = yaml.safe_load(render(small_params_data(), with_sample=True))
     validate = data["stages"]["validate"]
@@ -138,7 +138,7 @@ def test_dvc_plots_show_renders_in_chromium(small_dataset, tmp_path):
         )
     from playwright.sync_api import sync_playwright
 
-    from dataops.dvcyaml import render
+    from dataops.stages.dvcyaml import render
 
     proj = tmp_path / "proj"
     proj.mkdir()

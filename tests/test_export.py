@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 import dataops
+from dataops.artifacts import ExportInfo, schema_path
 from dataops.loader import Loader
 from tests.support.project import run_cli
 
@@ -59,8 +61,12 @@ def test_snapshot_loads_like_the_tfrecords(small_tfrecords, exports, opts):
     rest = list(ld.dataset(state=ld.state_after(2)))
     for a, b in zip(want[2:], rest, strict=True):
         batches_equal(a, b)
-    info = json.loads((exports / "snap" / "export.json").read_text())
-    assert info["format"] == "snapshot" and (exports / "snap" / "metadata.json").is_file()
+    info = ExportInfo.read(exports / "snap" / "export.json")
+    assert info.format == "snapshot" and (exports / "snap" / "metadata.json").is_file()
+    jsonschema.validate(
+        json.loads((exports / "snap" / "export.json").read_text()),
+        json.loads(schema_path("export").read_text()),
+    )
 
 
 @pytest.mark.slow  # the module's `exports` fixture: three CLI exports, > 10 s

@@ -9,11 +9,11 @@ import tensorflow as tf
 from PIL import Image
 
 from dataops.config import IngestParams, PreprocessParams, SerializeParams
-from dataops.ingest import run_ingest
 from dataops.metadata import read_metadata
-from dataops.preprocess import run_preprocess
-from dataops.serialize import run_serialize
-from dataops.spec import decode_batch, parse_spec
+from dataops.stages.ingest import run_ingest
+from dataops.stages.preprocess import run_preprocess
+from dataops.stages.serialize import run_serialize
+from dataops.tfrecord.spec import decode_batch, parse_spec
 from tests.support.records import N, make_sources
 
 FEATURES = [

@@ -7,8 +7,8 @@ import pytest
 
 from dataops.config import IngestParams, PreprocessParams
 from dataops.errors import DatasetError
-from dataops.ingest import run_ingest
-from dataops.preprocess import assign_splits, read_state, run_preprocess
+from dataops.stages.ingest import run_ingest
+from dataops.stages.preprocess import assign_splits, read_state, run_preprocess
 
 RATIOS = {"train": 0.5, "test": 0.5}
 KEYS = [str(i) for i in range(40)]
@@ -59,7 +59,7 @@ def test_defaults_keep_every_row(snapshot, tmp_path):
     result = _run(snapshot, tmp_path)
     assert result.skipped == {} and sum(result.num_examples.values()) == 40
     rows = _rows(tmp_path)
-    oov = len(read_state(tmp_path / "pre")["state"]["color"]["vocabulary"])
+    oov = len(read_state(tmp_path / "pre").state["color"]["vocabulary"])
     assert rows[TRAIN_KEY]["color"] == rows[TEST_KEY]["color"] == oov == 2
     assert rows[TRAIN_KEY]["caption"] == "" and rows[TRAIN_KEY]["caption_ids"] == []
     assert rows["7"]["caption"] == "" and rows["7"]["caption_ids"] == []

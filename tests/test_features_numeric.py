@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from dataops.config import IngestParams, NumericFeature, PreprocessParams
 from dataops.features.base import Batch
 from dataops.features.numeric import BLOCK_ROWS, BlockMoments, Moments, Numeric
-from dataops.ingest import run_ingest
-from dataops.preprocess import assign_splits, read_state, run_preprocess
+from dataops.stages.ingest import run_ingest
+from dataops.stages.preprocess import assign_splits, read_state, run_preprocess
 
 
 def _fold(parts: list[np.ndarray]) -> Moments:
@@ -165,7 +165,7 @@ def _preprocess_state(tmp_path, x: np.ndarray, batch_rows: int) -> tuple[dict, n
     out = tmp_path / f"pre{batch_rows}"
     run_preprocess(pre, tmp_path / "snap", out)
     z = pq.read_table(out / "train.parquet").column("x").to_numpy()
-    return read_state(out)["state"]["x"], z
+    return read_state(out).state["x"], z
 
 
 RATIOS = {"train": 0.7, "test": 0.3}

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import dataops
 from dataops import config
 from dataops.features.base import Batch
 from dataops.features.registry import FEATURE_CLASSES, feature_for
@@ -18,7 +19,7 @@ from dataops.features.stored import STORED_CLASSES
 from dataops.features.text import FIRST_TOKEN_ID, OOV_ID, PAD_ID
 from dataops.metadata import FeatureKind
 
-PACKAGE = Path(config.__file__).parent
+PACKAGE = Path(dataops.__file__).parent
 FEATURE_MODELS = typing.get_args(typing.get_args(config.Feature)[0])
 CONFIG_KINDS = {typing.get_args(m.model_fields["kind"].annotation)[0] for m in FEATURE_MODELS}
 STORED_KINDS = set(typing.get_args(FeatureKind))

@@ -27,8 +27,8 @@ from dataops.fingerprint import (
     ordered_ratios,
 )
 from dataops.metadata import FeatureInfo, read_metadata
-from dataops.pipeline import run_pipeline
-from dataops.serialize import run_serialize
+from dataops.stages.pipeline import run_pipeline
+from dataops.stages.serialize import run_serialize
 from tests.support.project import small_params_data
 from tests.support.records import write_preprocessed
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dataops.config import DatasetParams, SerializeParams
 from dataops.metadata import FeatureInfo
-from dataops.serialize import run_serialize
+from dataops.stages.serialize import run_serialize
 from tests.support.records import write_preprocessed
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -97,7 +97,7 @@ def test_golden_parses_with_tensorflow():
     import tensorflow as tf
 
     from dataops.metadata import read_metadata
-    from dataops.spec import parse_spec
+    from dataops.tfrecord.spec import parse_spec
 
     meta = read_metadata(GOLDEN)
     raw = next(iter(tf.data.TFRecordDataset(str(GOLDEN / SHARD)).batch(10)))

@@ -21,18 +21,15 @@ from PIL import Image
 
 from dataops.config import ImageFeature, parse_params
 from dataops.errors import ConfigError, DatasetError
-from dataops.export import run_export
-from dataops.imaging import (
-    ImageDecodeError,
-    decode_image,
-    encode_pixels,
-    serving_fn,
-)
-from dataops.ingest import run_ingest
+from dataops.imaging.decode import ImageDecodeError, decode_image
+from dataops.imaging.store import encode_pixels
+from dataops.imaging.twin import serving_fn
 from dataops.loader import load
 from dataops.metadata import read_metadata
-from dataops.preprocess import run_preprocess
-from dataops.serialize import run_serialize
+from dataops.stages.ingest import run_ingest
+from dataops.stages.preprocess import run_preprocess
+from dataops.stages.serialize import run_serialize
+from dataops.tools.export import run_export
 from tests.support.project import REPO, run_cli
 
 
@@ -359,7 +356,7 @@ def test_image_size_out_of_bounds_is_refused_at_parse(tmp_path, size):
         parse_params(data, "p.yaml")
     assert str(err.value) == (
         "p.yaml: key 'preprocess.features.1.image.size': each side of `size` "
-        f"must be 1..8192 pixels, got {size} (got {size!r})"
+        f"must be 1..8192 pixels, got {size}"
     )
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
     proc = run_cli("preprocess", "--params", "p.yaml", cwd=tmp_path)
@@ -446,6 +443,85 @@ def test_default_8bit_rgb_png_bytes_are_unchanged():
     assert stored == before and applied == set()
 
 
+# --- frames -------------------------------------------------------------------------------
+
+FRAMES = [np.full((4, 5, 3), v, np.uint8) for v in (10, 20, 30)]
+MULTI_FRAME = "the feature stores one image per row: extract the frame you want (or store each frame as its own image)"
+
+
+def animated(fmt: str, frames: list[np.ndarray] = FRAMES, **kw) -> bytes:
+    ims = [Image.fromarray(x) for x in frames]
+    return pil_bytes(ims[0], fmt, save_all=True, append_images=ims[1:], **kw)
+
+
+def apng_one_frame(x: np.ndarray) -> bytes:
+    """An APNG whose animation is its one (default) image: acTL says 1 frame, fcTL before IDAT."""
+    plain = png(x, 8, 2)
+    h, w = x.shape[:2]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    extra = chunk(b"acTL", struct.pack(">II", 1, 0))
+    extra += chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, w, h, 0, 0, 1, 10, 0, 0))
+    ihdr_end = 8 + 8 + 13 + 4
+    return plain[:ihdr_end] + extra + plain[ihdr_end:]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kw", "frames"),
+    [
+        ("GIF", {}, 3),
+        ("PNG", {}, 3),  # APNG, the default image is the first frame
+        ("PNG", {"default_image": True}, 3),  # APNG, the default image is not animated
+        ("TIFF", {}, 3),  # multi-page
+        ("WEBP", {"lossless": True}, 3),
+    ],
+)
+def test_an_image_of_several_frames_is_a_bad_row_not_its_first_frame(fmt, kw, frames):
+    err = reason_of(animated(fmt, **kw), feat())
+    assert err.reason == "multi_frame_image"
+    assert err.message == (
+        f"image is an animated or multi-page {fmt} of {frames} frames; {MULTI_FRAME}"
+    )
+
+
+def test_single_frame_files_of_animation_formats_are_read():
+    for fmt in ("GIF", "PNG", "TIFF", "WEBP"):
+        assert (decode_image(animated(fmt, FRAMES[:1]), feat()) == FRAMES[0]).all(), fmt
+    one = apng_one_frame(FRAMES[1])
+    assert (decode_image(one, feat()) == FRAMES[1]).all()
+    assert (serving_fn(feat())(tf.constant(one)).numpy() == FRAMES[1]).all()
+
+
+def test_an_mpo_is_read_as_the_jpeg_it_shows():
+    """A camera's MPO: a JPEG with a preview appended; every JPEG decoder shows the first image."""
+    data = animated("MPO", FRAMES[:2])
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+    want = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE").numpy()
+    assert (decode_image(data, feat()) == want).all()
+    assert (serving_fn(feat())(tf.constant(data)).numpy() == want).all()
+
+
+def test_multi_frame_images_are_counted_under_skip_and_named_under_fail(tmp_path):
+    ok = pil_bytes(Image.fromarray(FRAMES[0]))
+    images = {"1.png": ok, "2.gif": animated("GIF"), "3.png": animated("PNG")}
+    params = _image_project(tmp_path / "skip", images, {}, "skip")
+    result = run_preprocess(params.preprocess, tmp_path / "skip/snap", tmp_path / "pre", "skip")
+    assert result.skipped == {"multi_frame_image": 2}
+    assert result.num_examples == {"train": 1}
+    params = _image_project(tmp_path / "fail", images, {})
+    with pytest.raises(DatasetError) as err:
+        run_preprocess(params.preprocess, tmp_path / "fail/snap", tmp_path / "pre2")
+    assert str(err.value) == (
+        "data/sample/images: a/2.gif (id='2'): column 'image': image is an animated or "
+        f"multi-page GIF of 3 frames; {MULTI_FRAME} "
+        "(set dataset.on_error: skip to drop such rows and count them)"
+    )
+
+
 # --- the serving twin -----------------------------------------------------------------------
 
 
@@ -507,6 +583,8 @@ def test_the_twin_refuses_what_the_pipeline_refuses():
         (TWIN_IMAGES["rgba"], "transparent_image"),
         (TWIN_IMAGES["jpeg_gray"], "wrong_channels"),
         (big_png(9000, 9000, idat=b"junk"), "image_too_large"),
+        (animated("PNG"), "multi_frame_image"),
+        (animated("PNG", default_image=True), "multi_frame_image"),
     ]:
         assert reason_of(data, feat()).reason == reason
         with pytest.raises(tf.errors.InvalidArgumentError, match=reason):

@@ -10,7 +10,7 @@ import pytest
 
 from dataops.config import IngestParams
 from dataops.errors import DatasetError
-from dataops.ingest import read_manifest, run_ingest
+from dataops.stages.ingest import read_manifest, run_ingest
 from tests.support.records import N, make_sources, png_bytes
 
 
@@ -33,7 +33,7 @@ def test_every_format_joins_on_the_key(tmp_path):
         t.column("image").to_pylist()[0]
         == (tmp_path / "raw" / "folder" / "dog" / "0.png").read_bytes()
     )
-    manifest = read_manifest(tmp_path / "snap")
+    manifest = read_manifest(tmp_path / "snap").to_json()
     assert manifest["shapes"] == {"arr": [2, 2]}
     assert manifest["columns"]["vec"] == "pq"
     files = manifest["sources"]["folder"]["files"]
@@ -50,7 +50,7 @@ def test_partitioned_join_gives_the_same_rows(tmp_path):
     # the joined partitions are merged back into the first source's order: same bytes
     one = (tmp_path / "one" / "snapshot.parquet").read_bytes()
     assert (tmp_path / "many" / "snapshot.parquet").read_bytes() == one
-    assert read_manifest(tmp_path / "many")["counts"] == read_manifest(tmp_path / "one")["counts"]
+    assert read_manifest(tmp_path / "many").counts == read_manifest(tmp_path / "one").counts
 
 
 def test_output_is_deterministic(tmp_path):
@@ -95,7 +95,7 @@ def test_missing_key_skipped_and_counted(tmp_path):
     result = run_ingest(params, tmp_path, tmp_path / "out", on_error="skip")
     assert result.num_rows == 2
     assert result.skipped == {"missing_in_a": 1, "missing_in_b": 1}
-    assert read_manifest(tmp_path / "out")["skipped"] == result.skipped
+    assert read_manifest(tmp_path / "out").skipped == result.skipped
 
 
 def test_malformed_csv_row_and_bad_json_line(tmp_path):
@@ -105,7 +105,7 @@ def test_malformed_csv_row_and_bad_json_line(tmp_path):
     result = run_ingest(params, tmp_path, tmp_path / "out", on_error="skip")
     # the bad row's key (2) is read from its text: the example is counted once, as malformed
     assert result.skipped == {"malformed_row": 1}
-    counts = read_manifest(tmp_path / "out")["counts"]
+    counts = read_manifest(tmp_path / "out").to_json()["counts"]
     assert counts["examples"] == {"read": 3, "written": 2, "skipped": {"malformed_row": 1}}
     assert counts["sources"] == {
         "a": {"rows_read": 3, "rows_joined": 2, "rows_skipped": {"malformed_row": 1}},
@@ -153,7 +153,7 @@ def test_image_folder_counts_the_files_it_does_not_read(tmp_path):
         run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "snap")
     (folder / "cat" / "1.tiff").rename(folder / "cat" / "2.tiff")
     run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "snap")
-    manifest = read_manifest(tmp_path / "snap")
+    manifest = read_manifest(tmp_path / "snap").to_json()
     assert manifest["sources"]["i"]["num_files"] == 2
     assert manifest["sources"]["i"]["ignored_files"] == {
         "count": 2,

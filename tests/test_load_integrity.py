@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 import dataops
-import dataops.shard_index as shard_index
+import dataops.tfrecord.shard_index as shard_index
 from dataops.config import SerializeParams
 from dataops.errors import DatasetError
 from dataops.loader import Loader
 from dataops.metadata import FeatureInfo, read_metadata
-from dataops.serialize import run_serialize
+from dataops.stages.serialize import run_serialize
 from tests.support.records import write_preprocessed
 
 FEATURES = [

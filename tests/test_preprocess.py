@@ -9,8 +9,8 @@ import pytest
 from dataops.config import TextFeature, parse_params
 from dataops.errors import DatasetError
 from dataops.features.text import normalize_text, tokenize
-from dataops.ingest import run_ingest
-from dataops.preprocess import assign_splits, read_state, run_preprocess
+from dataops.stages.ingest import run_ingest
+from dataops.stages.preprocess import assign_splits, read_state, run_preprocess
 from tests.support.project import repo_params
 
 
@@ -62,16 +62,16 @@ def test_small_dataset_state_is_fitted_on_train_only(small_dataset):
         )
         if i in ids and w is not None
     ]
-    st = state["state"]["weight"]
+    st = state.state["weight"]
     assert st["count"] == len(raw)
     assert st["mean"] == pytest.approx(np.mean(raw), rel=1e-12)
     assert st["std"] == pytest.approx(np.std(raw), rel=1e-9)
     w = train.column("weight").to_numpy()
     assert abs(w.mean()) < 0.05 and w.dtype == np.float32
-    assert state["state"]["label"]["vocabulary"] == ["circle", "cross", "square", "stripes"]
-    assert [s["name"] for s in state["splits"]] == ["train", "validation", "test"]
-    assert sum(s["num_examples"] for s in state["splits"]) == snap.num_rows
-    vocab = state["state"]["caption"]["vocabulary"]
+    assert state.state["label"]["vocabulary"] == ["circle", "cross", "square", "stripes"]
+    assert state.split_names == ["train", "validation", "test"]
+    assert sum(s.num_examples for s in state.splits) == snap.num_rows
+    vocab = state.state["caption"]["vocabulary"]
     first = train.slice(0, 1).to_pylist()[0]
     assert first["caption_ids"] == [
         vocab.index(t) + 2 if t in vocab else 1 for t in tokenize(first["caption"])
@@ -80,7 +80,7 @@ def test_small_dataset_state_is_fitted_on_train_only(small_dataset):
 
 def _project(tmp_path, n=60, **overrides):
     from dataops.config import SampleParams
-    from dataops.sample import generate_sample
+    from dataops.stages.sample import generate_sample
 
     data = repo_params(sample={"num_examples": n})
     for k, v in overrides.items():
@@ -111,7 +111,7 @@ def test_corrupt_image_skipped_and_counted(tmp_path):
     result = run_preprocess(params.preprocess, tmp_path / "snap", tmp_path / "pre", "skip")
     assert result.skipped == {"unreadable_image": 1}
     assert sum(result.num_examples.values()) == 59
-    assert read_state(tmp_path / "pre")["skipped"] == {"unreadable_image": 1}
+    assert read_state(tmp_path / "pre").skipped == {"unreadable_image": 1}
 
 
 def test_statistics_leave_out_a_train_row_whose_image_fails_only_when_decoded(tmp_path):
@@ -137,7 +137,7 @@ def test_statistics_leave_out_a_train_row_whose_image_fails_only_when_decoded(tm
         )
         if i in ids and w is not None
     ]
-    st = read_state(tmp_path / "pre")["state"]["weight"]
+    st = read_state(tmp_path / "pre").state["weight"]
     assert st["count"] == len(raw)
     assert st["mean"] == pytest.approx(np.mean(raw), rel=1e-12)
     assert st["std"] == pytest.approx(np.std(raw), rel=1e-9)
@@ -204,7 +204,7 @@ def test_split_of_an_arrow_key_column_is_assign_splits():
     index for text, integer (their decimal digits), missing ('None') and other keys."""
     import pyarrow as pa
 
-    from dataops.preprocess import split_keys
+    from dataops.stages.preprocess import split_keys
 
     ratios = {"train": 0.5, "a": 0.25, "b": 0.25}
     columns = [

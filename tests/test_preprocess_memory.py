@@ -25,7 +25,7 @@ _INGEST = """
 import sys
 from pathlib import Path
 from dataops.config import IngestParams
-from dataops.ingest import run_ingest
+from dataops.stages.ingest import run_ingest
 root = Path(sys.argv[1])
 params = IngestParams.model_validate({"sources": [{"name": "t", "format": "csv", "path": "t.csv"}]})
 run_ingest(params, root, root / "snapshot")
@@ -35,7 +35,7 @@ _RUN = """
 import json, sys
 from pathlib import Path
 from dataops.config import PreprocessParams
-from dataops.preprocess import run_preprocess
+from dataops.stages.preprocess import run_preprocess
 def status(field):
     lines = open("/proc/self/status").read().split("\\n")
     return int(next(line for line in lines if line.startswith(field)).split()[1])

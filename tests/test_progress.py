@@ -7,8 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from dataops.cli.progress import NO_PROGRESS, Progress, Tick
 from dataops.fsutil import sha256_file
-from dataops.progress import NO_PROGRESS, Progress, Tick
 from tests.support.progress_capture import final_frame, run_cli_on_terminal
 from tests.support.project import VENV_BIN, small_params, tool_env
 
@@ -39,12 +39,12 @@ def tree(root: Path) -> dict[str, str]:
 def run_stages(root: Path, progress: Progress) -> Path:
     """The whole pipeline on 60 sample rows, each stage given `progress`."""
     from dataops.fsutil import process_scratch
-    from dataops.ingest import run_ingest
-    from dataops.pipeline import PipelinePaths
-    from dataops.preprocess import run_preprocess
-    from dataops.sample import generate_sample
-    from dataops.serialize import run_serialize
-    from dataops.validate import run_validate
+    from dataops.stages.ingest import run_ingest
+    from dataops.stages.pipeline import PipelinePaths
+    from dataops.stages.preprocess import run_preprocess
+    from dataops.stages.sample import generate_sample
+    from dataops.stages.serialize import run_serialize
+    from dataops.stages.validate import run_validate
 
     p = small_params(60)
     paths = PipelinePaths(root)

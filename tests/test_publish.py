@@ -9,18 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataops.airflow_tasks import RepoLocked, StageFailed, is_retryable, run_stage
 from dataops.errors import ConfigError, DatasetError
-from dataops.publish import (
-    check_tag_name,
-    committed_params,
-    parse_trailers,
-    publish,
-    published_versions,
-    restore_workspace,
-    strip_credentials,
-)
-from dataops.versions import list_versions, version_detail
+from dataops.release.dvc import RepoLocked, StageFailed, is_retryable, run_stage
+from dataops.release.git import strip_credentials
+from dataops.release.publish import publish
+from dataops.release.tags import check_tag_name, parse_trailers, published_versions
+from dataops.release.versions import list_versions, version_detail
+from dataops.release.workspace import committed_params, restore_workspace
 from tests.support.project import VENV_BIN, git, tool_env
 from tests.support.records import write_version
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dataops.fsutil import sha256_file
-from dataops.publish import publish, published_versions
+from dataops.release.publish import publish
+from dataops.release.tags import published_versions
 from tests.support.airflow import make_clone
 from tests.support.project import REPO, VENV_BIN, git, tool_env
 

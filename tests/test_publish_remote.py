@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataops.publish import PublishConflict, PublishInterrupted, RemoteError, publish
+from dataops.release.publish import publish
+from dataops.release.remote import PublishConflict, PublishInterrupted, RemoteError
 from tests.support.project import VENV_BIN, git, tool_env
 from tests.support.records import write_version
 

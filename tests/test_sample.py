@@ -6,7 +6,7 @@ import json
 
 from dataops.config import SampleParams
 from dataops.fsutil import sha256_file
-from dataops.sample import generate_sample
+from dataops.stages.sample import generate_sample
 
 
 def _tree(root):

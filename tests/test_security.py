@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from dataops.errors import DatasetError
-from dataops.versions import list_versions, version_detail
+from dataops.release.versions import list_versions, version_detail
 from tests.support.airflow import (
     CHROME_ARGS,
     CHROMIUM,
@@ -133,7 +133,7 @@ def _tag(repo: Path, name: str, message: str, commit: str = "HEAD") -> None:
 
 
 def _legacy_message(dataset: str, version: str, fp: str) -> str:
-    """The annotation dataops.publish wrote before the trailers (subject, blank line, body)."""
+    """The annotation dataops.release.publish wrote before the trailers (subject, blank line, body)."""
     return (
         f"Publish {dataset} {version}: train=5 examples, fingerprint {fp[:12]}\n\n"
         f"dataset: {dataset}\nversion: {version}\nfingerprint: {fp}\nschema: {'d' * 16}\n"
@@ -275,7 +275,7 @@ def test_errors_name_the_tag_not_the_workspace(hostile, tag, message):
 
 
 def test_run_links_are_escaped_and_encoded(hostile):
-    from dataops.airflow_page import render_page
+    from dataops.airflow.page import render_page
 
     status, html = render_page(hostile, "sample-v1.0", "dataset_pipeline", {"sample-v1.0": P})
     assert status == 200 and f"<img src=x onerror=alert(1) {MARK}" not in html
@@ -432,10 +432,10 @@ TRAVERSALS = [
     "/dataops/api/versions/HEAD",
     "/dataops/api/versions/refs%2Fheads%2Fmain",
     "/dataops/api/versions/--output=x-v1.0",
-    "/dataops/static/..%2F..%2Fdataops%2Fversions.py",
-    "/dataops/static/../../plugins/datasets_plugin.py",
-    "/dataops/static/%2e%2e%2fairflow_page.py",
-    "/dataops/static/templates%2Fdatasets.html",
+    "/dataops/airflow/static/..%2F..%2Fdataops%2Fversions.py",
+    "/dataops/airflow/static/../../plugins/datasets_plugin.py",
+    "/dataops/airflow/static/%2e%2e%2fairflow_page.py",
+    "/dataops/airflow/static/templates%2Fdatasets.html",
     "/dataops/datasets?version=..%2F..%2Fetc%2Fpasswd",
     "/dataops/datasets?version=" + quote("sample-v1.0:params.yaml"),
 ]

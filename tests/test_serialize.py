@@ -14,9 +14,9 @@ import tensorflow as tf
 from dataops import naming
 from dataops.config import SerializeParams
 from dataops.metadata import SCHEMA_PATH, json_schema, read_metadata
-from dataops.serialize import run_serialize
-from dataops.spec import compression_type, decode_batch, parse_spec
-from dataops.verify import verify_dataset
+from dataops.stages.serialize import run_serialize
+from dataops.stages.verify import verify_dataset
+from dataops.tfrecord.spec import compression_type, decode_batch, parse_spec
 from tests.support.project import small_params
 
 
@@ -132,7 +132,7 @@ def test_gzip_members_are_deterministic_and_decompress_to_the_plain_shard(
 ):
     import gzip
 
-    import dataops.serialize as ser
+    import dataops.stages.serialize as ser
 
     monkeypatch.setattr(ser, "GZIP_MEMBER_BYTES", 10_000)  # many members, compressed in parallel
     src = small_dataset / "data" / "preprocessed"
@@ -177,7 +177,7 @@ def test_tfds_files_of_the_sample_dataset(small_tfrecords):
 
 def test_the_dataset_card_reaches_metadata_tfds_and_info(small_dataset, tmp_path):
     from dataops.config import DatasetParams, parse_params
-    from dataops.summary import render_info
+    from dataops.tools.summary import render_info
     from tests.support.project import small_params_data
 
     data = small_params_data()
@@ -256,7 +256,7 @@ def test_class_names_tfds_cannot_hold_make_a_plain_tensor(vocabulary, classlabel
     """TFDS reads `<feature>.labels.txt` stripped, without empty lines: names it would shift
     are not written; the feature is an int64 Tensor for TFDS instead."""
     from dataops.metadata import DatasetMetadata, FeatureInfo
-    from dataops.tfds_info import feature_json
+    from dataops.tfrecord.tfds_info import feature_json
 
     f = FeatureInfo(
         name="c", kind="tensor", dtype="int64", shape=[], encoding="none", vocabulary=vocabulary

@@ -21,7 +21,7 @@ from tests.support.project import run_cli
 
 @pytest.fixture(scope="module")
 def exported(small_dataset: Path, tmp_path_factory) -> Path:
-    from dataops.serving import export_preprocessor
+    from dataops.tools.serving import export_preprocessor
 
     out = tmp_path_factory.mktemp("serving") / "preprocessor"
     r = export_preprocessor(small_dataset / "data" / "tfrecords", out)
@@ -80,7 +80,7 @@ def test_held_out_raw_rows_give_the_stored_features_bit_for_bit(small_dataset, e
     import tensorflow as tf
 
     import dataops
-    from dataops.serving import load_preprocessor
+    from dataops.tools.serving import load_preprocessor
 
     serve = load_preprocessor(exported)
     raw = _raw_rows(small_dataset / "data" / "sample")

@@ -11,16 +11,16 @@ import pytest
 import tensorflow as tf
 
 import dataops
-import dataops.shard_index as shard_index
+import dataops.tfrecord.shard_index as shard_index
 from dataops import naming
-from dataops.codec import iter_records
 from dataops.config import SerializeParams
 from dataops.errors import DatasetError
 from dataops.loader import Loader
 from dataops.metadata import read_metadata
 from dataops.resume import LoaderState
-from dataops.serialize import run_serialize
-from dataops.spec import decode_batch, parse_spec
+from dataops.stages.serialize import run_serialize
+from dataops.tfrecord.codec import iter_records
+from dataops.tfrecord.spec import decode_batch, parse_spec
 from tests.support.project import run_cli
 
 BLOCK = 4_000  # bytes: the 240-row sample then has dozens of blocks per split

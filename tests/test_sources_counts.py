@@ -11,14 +11,14 @@ import pytest
 
 from dataops.config import IngestParams
 from dataops.errors import DatasetError
-from dataops.ingest import read_manifest, run_ingest
+from dataops.stages.ingest import read_manifest, run_ingest
 
 
 def run(root: Path, sources: list[dict], on_error: str = "skip", **keys) -> tuple:
     params = IngestParams.model_validate({"sources": sources, **keys})
     result = run_ingest(params, root, root / "out", on_error=on_error)
     table = pq.read_table(root / "out" / "snapshot.parquet")
-    return result, table, read_manifest(root / "out")
+    return result, table, read_manifest(root / "out").to_json()
 
 
 def three_sources(root: Path, n: int, short_row: int | None = None) -> list[dict]:
@@ -188,16 +188,16 @@ def test_keyless_image_folder_is_a_config_error():
 
 
 def test_large_partitions_are_split_again_with_the_same_result(tmp_path, monkeypatch):
-    import dataops.ingest as ingest
+    import dataops.stages.ingest as ingest
 
     sources = three_sources(tmp_path, 500, short_row=11)
     run(tmp_path, sources)
     whole = (tmp_path / "out" / "snapshot.parquet").read_bytes()
-    m1 = read_manifest(tmp_path / "out")
+    m1 = read_manifest(tmp_path / "out").to_json()
     monkeypatch.setattr(ingest, "_MIN_SPLIT_BYTES", 0)  # split every partition over 8 KiB
     run(tmp_path, sources, partition_bytes=8 << 10)
     assert (tmp_path / "out" / "snapshot.parquet").read_bytes() == whole
-    assert read_manifest(tmp_path / "out")["counts"] == m1["counts"]
+    assert read_manifest(tmp_path / "out").to_json()["counts"] == m1["counts"]
 
 
 def test_unreadable_image_is_counted_once_with_its_key(tmp_path):
@@ -223,7 +223,7 @@ def test_memory_path_moves_to_disk_when_arrow_outgrows_the_input(tmp_path):
     sources = three_sources(tmp_path, 300, short_row=3)
     run(tmp_path, sources)
     whole = (tmp_path / "out" / "snapshot.parquet").read_bytes()
-    m1 = read_manifest(tmp_path / "out")
+    m1 = read_manifest(tmp_path / "out").to_json()
     # one partition by input bytes, but the Arrow tables outgrow it: they move to disk
     total = sum((tmp_path / n).stat().st_size for n in ("a.csv", "b.jsonl", "c.npz"))
     _, _, m2 = run(tmp_path, sources, partition_bytes=total + 1)

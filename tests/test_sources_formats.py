@@ -13,7 +13,7 @@ import pytest
 
 from dataops.config import IngestParams
 from dataops.errors import ConfigError, DatasetError
-from dataops.ingest import read_manifest, run_ingest
+from dataops.stages.ingest import read_manifest, run_ingest
 from tests.support.project import run_cli, small_params_data
 
 SKIP_HINT = " (set dataset.on_error: skip to drop such rows and count them)"
@@ -210,7 +210,7 @@ def test_integers_float64_cannot_hold_mixed_with_floats_are_an_error(tmp_path):
     # declared float64: that integer is a bad row, counted
     t = ingest(tmp_path, [{**src, "schema": {"x": "float64"}}], on_error="skip")
     assert t.column("x").to_pylist() == [0.5]
-    assert read_manifest(tmp_path / "out")["skipped"] == {"wrong_type": 1}
+    assert read_manifest(tmp_path / "out").skipped == {"wrong_type": 1}
     # 2**60 is a float64 exactly: allowed
     write_jsonl(tmp_path / "b.jsonl", [{"id": 1, "x": 2**60}, {"id": 2, "x": 0.5}])
     assert ingest(tmp_path, [src]).column("x").to_pylist() == [2.0**60, 0.5]
@@ -224,7 +224,7 @@ def test_value_of_another_kind_is_a_bad_row_named_by_line(tmp_path):
     )
     t = ingest(tmp_path, [src], on_error="skip")
     assert t.column("x").to_pylist() == [1, 3]
-    counts = read_manifest(tmp_path / "out")["counts"]
+    counts = read_manifest(tmp_path / "out").to_json()["counts"]
     assert counts["sources"]["k"] == {
         "rows_read": 3,
         "rows_joined": 2,
@@ -239,7 +239,7 @@ def test_declared_schema_never_narrows(tmp_path):
     src = {"name": "s", "format": "jsonl", "path": "s.jsonl", "schema": {"n": "int64"}}
     t = ingest(tmp_path, [src], on_error="skip")
     assert t.column("n").to_pylist() == [2]
-    assert read_manifest(tmp_path / "out")["skipped"] == {"wrong_type": 2}
+    assert read_manifest(tmp_path / "out").skipped == {"wrong_type": 2}
 
 
 def test_edge_numbers_in_json(tmp_path):
@@ -257,7 +257,7 @@ def test_edge_numbers_in_json(tmp_path):
     # 2**63 is a float64 exactly (the column is float64); 1e400 is not; the text "NaN" is a string
     assert x[3] == 2.0**63 and len(x) == 4
     assert t.column("id").to_pylist() == ["1", "2", "3", "5"]
-    assert read_manifest(tmp_path / "out")["skipped"] == {"wrong_type": 2}
+    assert read_manifest(tmp_path / "out").skipped == {"wrong_type": 2}
 
 
 def test_int64_overflow_in_an_int_column(tmp_path):
@@ -320,7 +320,7 @@ def test_missing_key_column_is_a_config_error(tmp_path):
 
 
 def test_csv_read_in_small_chunks_keeps_lines_and_keys_exact(tmp_path, monkeypatch):
-    import dataops.sources as sources
+    import dataops.stages.sources as sources
 
     monkeypatch.setattr(sources, "CSV_CHUNK_BYTES", 16)  # many chunks, cut at line ends
     lines = ["id,v"]
@@ -341,7 +341,7 @@ def test_csv_read_in_small_chunks_keeps_lines_and_keys_exact(tmp_path, monkeypat
     records = [line for line in lines[1:] if line]
     expected_keys = [f"c:{records.index(line)}" for _, line in good]
     assert t.column("key").to_pylist() == expected_keys
-    assert read_manifest(tmp_path / "out")["skipped"] == {"malformed_row": 4}
+    assert read_manifest(tmp_path / "out").skipped == {"malformed_row": 4}
 
 
 def test_utf16_csv_is_read_whole_by_arrow(tmp_path):
@@ -349,6 +349,57 @@ def test_utf16_csv_is_read_whole_by_arrow(tmp_path):
     t = ingest(tmp_path, [{"name": "u", "format": "csv", "path": "u.csv", "encoding": "utf-16"}])
     assert t.column("name").to_pylist() == ["Ωmega", "ß"]
     assert t.column("__row.u").to_pylist() == ["line 2", "line 3"]
+
+
+WIDE = "id,city\n1,München\n2,東京\n"
+
+
+@pytest.mark.parametrize(
+    ("codec", "declared", "nul"),
+    [
+        ("utf-16-le", None, 21),
+        ("utf-16-be", None, 21),
+        ("utf-32-le", None, 67),
+        ("utf-32-be", None, 67),
+        ("utf-16-le", "latin-1", 21),
+    ],
+)
+def test_utf16_or_32_without_bom_names_the_encoding_not_column_counts(
+    tmp_path, codec, declared, nul
+):
+    data = WIDE.encode(codec)
+    assert data.count(0) == nul
+    (tmp_path / "w.csv").write_bytes(data)
+    src = {"name": "w", "format": "csv", "path": "w.csv"}
+    if declared:
+        src["encoding"] = declared
+    assert message(tmp_path, [src]) == (
+        f"w.csv: {nul} of its first {len(data)} bytes are NUL: it looks like {codec.upper()} "
+        f"text without a byte-order mark, not {declared or 'utf-8'} text; "
+        f"set ingest.sources.0.encoding to {codec}"
+    )
+    t = ingest(tmp_path, [{**src, "encoding": codec}])  # the advice works
+    assert t.column("city").to_pylist() == ["München", "東京"]
+
+
+def test_utf16_bom_and_nul_heavy_json_are_named_too(tmp_path):
+    (tmp_path / "b.csv").write_bytes(WIDE.encode("utf-16"))  # with its byte-order mark
+    assert message(tmp_path, [{"name": "b", "format": "csv", "path": "b.csv"}]) == (
+        "b.csv: starts with a UTF-16-LE byte-order mark: not utf-8 text; "
+        "set ingest.sources.0.encoding to utf-16"
+    )
+    data = '{"id": 1, "t": "x"}\n'.encode("utf-16-le")
+    (tmp_path / "j.jsonl").write_bytes(data)
+    src = {"name": "j", "format": "jsonl", "path": "j.jsonl"}
+    assert message(tmp_path, [src]) == (
+        f"j.jsonl: 20 of its first {len(data)} bytes are NUL: it looks like UTF-16-LE text "
+        "without a byte-order mark, not utf-8 text; set ingest.sources.0.encoding to utf-16-le"
+    )
+    (tmp_path / "z.csv").write_bytes(b"id,v\n" + bytes(64))  # NULs, no text pattern
+    assert message(tmp_path, [{"name": "z", "format": "csv", "path": "z.csv"}]) == (
+        "z.csv: 64 of its first 69 bytes are NUL: it is binary, not utf-8 text; "
+        "set ingest.sources.0.encoding to the encoding of its text"
+    )
 
 
 def test_latin1_jsonl_declared(tmp_path):

@@ -23,7 +23,7 @@ _RUN = """
 import json, sys
 from pathlib import Path
 from dataops.config import IngestParams
-from dataops.ingest import run_ingest
+from dataops.stages.ingest import run_ingest
 root = Path(sys.argv[1])
 params = IngestParams.model_validate({
     "sources": [{"name": "t", "format": "csv", "path": "t.csv"}],

@@ -11,7 +11,7 @@ import pytest
 
 from dataops.config import IngestParams
 from dataops.errors import ConfigError
-from dataops.ingest import read_manifest, run_ingest
+from dataops.stages.ingest import read_manifest, run_ingest
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_allow_outside_admits_a_folder_and_records_relative_paths(project):
     )
     run_ingest(params, project, project / "out")
     assert pq.read_table(project / "out" / "snapshot.parquet").column("x").to_pylist() == ["b"]
-    manifest = read_manifest(project / "out")
+    manifest = read_manifest(project / "out").to_json()
     assert manifest["sources"]["s"]["path"] == "../shared/out.csv"
     assert list(manifest["sources"]["s"]["files"]) == ["../shared/out.csv"]
     assert manifest["params"]["allow_outside"] == ["../shared"]
@@ -86,8 +86,8 @@ def test_manifest_path_is_normalized_inside_the_project(project):
         {"sources": [{"name": "s", "format": "csv", "path": "./sub/../in.csv"}]}
     )
     run_ingest(params, project, project / "out")
-    assert read_manifest(project / "out")["sources"]["s"]["files"] == {
-        "in.csv": read_manifest(project / "out")["sources"]["s"]["files"]["in.csv"]
+    assert read_manifest(project / "out").sources["s"].files == {
+        "in.csv": read_manifest(project / "out").sources["s"].files["in.csv"]
     }
 
 

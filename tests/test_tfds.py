@@ -19,8 +19,8 @@ import dataops
 from dataops import naming
 from dataops.config import SerializeParams
 from dataops.metadata import read_metadata
-from dataops.serialize import run_serialize
-from dataops.tfds_info import OOV_NAME
+from dataops.stages.serialize import run_serialize
+from dataops.tfrecord.tfds_info import OOV_NAME
 
 tfds = pytest.importorskip("tensorflow_datasets")
 

@@ -9,8 +9,8 @@ import pytest
 
 from dataops.config import SerializeParams, ValidateParams
 from dataops.metadata import FeatureInfo, read_metadata
-from dataops.serialize import run_serialize
-from dataops.validate import run_validate
+from dataops.stages.serialize import run_serialize
+from dataops.stages.validate import run_validate
 from tests.support.project import run_cli
 from tests.support.records import write_preprocessed
 

@@ -184,8 +184,8 @@ class Feature(Generic[ModelT, PartialT]):
     def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
         """TensorFlow ops from a batch of the raw column (`serving_spec`) to the stored
         features it becomes, keyed by stored feature name, equal to what `transform` writes
-        (see `dataops.serving` for where they are exact). A lookup table it uses must be a
-        variable the returned function closes over: `dataops.serving` finds and saves it there."""
+        (see `dataops.tools.serving` for where they are exact). A lookup table it uses must be a
+        variable the returned function closes over: `dataops.tools.serving` finds and saves it there."""
         raise NotImplementedError
 
 
