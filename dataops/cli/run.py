@@ -127,9 +127,3 @@ def run(
         except OSError:
             pass
     return result
-
-
-def load_params_file(path: Path):
-    from dataops.config import load_params
-
-    return load_params(path)

@@ -7,7 +7,7 @@ user may write.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -40,8 +40,13 @@ def _description() -> Any:
 class _FeatureModel(StrictModel):
     """A feature of `preprocess.features`; `dataops.features` gives each kind its behaviour."""
 
-    if TYPE_CHECKING:
-        name: str  # declared by each kind (a field declared here would reorder the fields)
+    # The fields every kind has, first in its schema and in the params it records. Each kind
+    # narrows `kind` to its own Literal (the discriminator of `Feature`); a field keeps the place
+    # its first declaration gives it, so the order stays kind, name, description, column.
+    kind: str
+    name: FeatureName
+    description: str = _description()
+    column: FeatureColumn = None
 
     @property
     def output_names(self) -> list[str]:
@@ -68,9 +73,6 @@ class NumericFeature(_FeatureModel):
     """One number per row: float32 (imputed, optionally standardized with train statistics) or int64 (exact; a missing value is a bad row)."""
 
     kind: Literal["numeric"]
-    name: FeatureName
-    description: str = _description()
-    column: FeatureColumn = None
     dtype: Literal["float32", "int64"] = Field(
         "float32", description="Stored type: `float32` or `int64`."
     )
@@ -92,9 +94,6 @@ class TensorFeature(_FeatureModel):
     """A fixed-shape array per row (a list column, or an array of NumPy/HDF5), stored flat with its shape."""
 
     kind: Literal["tensor"]
-    name: FeatureName
-    description: str = _description()
-    column: FeatureColumn = None
     dtype: Literal["float32", "int64"] = Field(
         "float32", description="Stored type: `float32` or `int64`."
     )
@@ -123,9 +122,6 @@ class CategoricalFeature(_FeatureModel):
     """A string (or integer) label mapped to an id in the sorted train vocabulary; stored as int64 with the vocabulary and class names."""
 
     kind: Literal["categorical"]
-    name: FeatureName
-    description: str = _description()
-    column: FeatureColumn = None
     unknown: Literal["error", "oov"] = Field(
         "oov",
         description="A value not seen in train: `oov` maps it to id = vocabulary size; `error` makes the row bad (counted as `unknown_category`).",
@@ -149,9 +145,6 @@ class TextFeature(_FeatureModel):
     """UTF-8 text, normalized; with `tokenize`, also `<name>_ids` (token ids of the train vocabulary)."""
 
     kind: Literal["text"]
-    name: FeatureName
-    description: str = _description()
-    column: FeatureColumn = None
     lowercase: bool = Field(True, description="Lower-case the text (Unicode-aware).")
     normalize: Literal["NFC", "NFKC", "none"] = Field(
         "NFKC",
@@ -183,9 +176,6 @@ class SequenceFeature(_FeatureModel):
     """A variable-length list of numbers per row, read back as a `tf.RaggedTensor`."""
 
     kind: Literal["sequence"]
-    name: FeatureName
-    description: str = _description()
-    column: FeatureColumn = None
     dtype: Literal["float32", "int64"] = Field(
         "int64", description="Stored type of the values: `int64` or `float32`."
     )
@@ -200,9 +190,6 @@ class ImageFeature(_FeatureModel):
     """Encoded image bytes (PNG, JPEG, …) decoded exactly at their bit depth, converted as declared, optionally resized; stored as PNG or raw pixels, or a float tensor."""
 
     kind: Literal["image"]
-    name: FeatureName
-    description: str = _description()
-    column: FeatureColumn = None
     size: list[int] | None = Field(
         None,
         min_length=2,
@@ -308,9 +295,6 @@ class PassthroughFeature(_FeatureModel):
     """The key (or any string column) stored as UTF-8 text, unchanged; a missing value is a bad row."""
 
     kind: Literal["key"]
-    name: FeatureName
-    description: str = _description()
-    column: FeatureColumn = None
 
     @property
     def int64_scalar(self) -> bool | None:

@@ -119,16 +119,23 @@ def git_target(
     return GitTarget(remote=remote, branch=branch, url=strip_credentials(url))
 
 
-def dvc_remote_url(cwd: Path | str) -> str | None:
-    """The URL of the default DVC remote (`.dvc/config`, overridden by `.dvc/config.local`), credentials
-    removed; a local path is made absolute. None when no default remote is configured."""
-    dvc_dir = Path(cwd) / ".dvc"
+def dvc_config(dvc_dir: Path) -> configparser.ConfigParser:
+    """The DVC config of a repo as DVC reads it: `.dvc/config`, then `.dvc/config.local` over it;
+    a file that is missing or does not parse is passed over."""
     cp = configparser.ConfigParser()
     for fname in ("config", "config.local"):
         try:
             cp.read(dvc_dir / fname, encoding="utf-8")
         except configparser.Error:
             continue
+    return cp
+
+
+def dvc_remote_url(cwd: Path | str) -> str | None:
+    """The URL of the default DVC remote (`.dvc/config`, overridden by `.dvc/config.local`), credentials
+    removed; a local path is made absolute. None when no default remote is configured."""
+    dvc_dir = Path(cwd) / ".dvc"
+    cp = dvc_config(dvc_dir)
     core = next((sec for sec in cp.sections() if sec.strip("'\" ") == "core"), None)
     name = cp.get(core, "remote", fallback=None) if core else None
     if not name:

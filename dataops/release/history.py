@@ -25,7 +25,6 @@ Messages of the errors raised here name tags, never local paths: the Airflow plu
 
 from __future__ import annotations
 
-import configparser
 import json
 import re
 import subprocess
@@ -38,6 +37,7 @@ import yaml
 
 from dataops import naming
 from dataops.errors import DatasetError
+from dataops.release.git import dvc_config
 from dataops.release.tags import TRAILER_DATASET, TRAILER_FINGERPRINT, TRAILER_VERSION
 
 DATASET_DIR = naming.DATASET_DIR
@@ -277,12 +277,7 @@ def _object_dirs(repo: Path) -> list[Path]:
     """Where DVC objects may be: the cache (`cache.dir` or `.dvc/cache`) and any local-path remote."""
     dvc_dir = repo / ".dvc"
     dirs: list[Path] = []
-    cp = configparser.ConfigParser()
-    for name in ("config", "config.local"):
-        try:
-            cp.read(dvc_dir / name, encoding="utf-8")
-        except configparser.Error:
-            continue
+    cp = dvc_config(dvc_dir)
     cache_dir = None
     remotes: list[str] = []
     for section in cp.sections():

@@ -28,6 +28,11 @@ class PublishConflict(DatasetError):
     """The remote branch changed what this version was built from: rerun the pipeline on it."""
 
 
+def fetch(cwd: Path, target: GitTarget, refspec: str) -> None:
+    """`git fetch` of one refspec from the target's remote, quietly, following no tags."""
+    git(cwd, "fetch", "--quiet", "--no-tags", "--end-of-options", target.remote, refspec)
+
+
 def remote_tip(cwd: Path, target: GitTarget) -> str | None:
     """Fetch the target branch and every tag (the remote's tags win over local ones of the same name);
     returns the branch tip, None when the branch does not exist yet. RemoteError when unreachable."""
@@ -35,26 +40,10 @@ def remote_tip(cwd: Path, target: GitTarget) -> str | None:
         listing = git(
             cwd, "ls-remote", "--end-of-options", target.remote, f"refs/heads/{target.branch}"
         )
-        git(
-            cwd,
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--end-of-options",
-            target.remote,
-            "+refs/tags/*:refs/tags/*",
-        )
+        fetch(cwd, target, "+refs/tags/*:refs/tags/*")
         if not listing:
             return None
-        git(
-            cwd,
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--end-of-options",
-            target.remote,
-            f"refs/heads/{target.branch}",
-        )
+        fetch(cwd, target, f"refs/heads/{target.branch}")
         return rev(cwd, "FETCH_HEAD")
     except GitError as err:
         raise RemoteError(
