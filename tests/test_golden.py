@@ -14,9 +14,9 @@ from pathlib import Path
 from dataops.config import DatasetParams, SerializeParams
 from dataops.metadata import FeatureInfo
 from dataops.stages.serialize import run_serialize
+from tests.support.project import GOLDEN
 from tests.support.records import write_preprocessed
 
-GOLDEN = Path(__file__).parent / "golden"
 SHARD = "golden-train.tfrecord-00000-of-00001"
 INDEX = "index/golden-train.tfindex-00000-of-00001"
 TFDS_FILES = ("dataset_info.json", "features.json", "label.labels.txt")

@@ -21,10 +21,9 @@ from dataops.config import SerializeParams
 from dataops.metadata import read_metadata
 from dataops.stages.serialize import run_serialize
 from dataops.tfrecord.tfds_info import OOV_NAME
+from tests.support.project import GOLDEN
 
 tfds = pytest.importorskip("tensorflow_datasets")
-
-GOLDEN = Path(__file__).parent / "golden"
 
 
 def _tfds_rows(directory: Path, split: str) -> dict[str, list]:
