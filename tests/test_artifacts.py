@@ -37,7 +37,7 @@ FILES = {  # schema name -> (model, path under the project root)
 
 def test_committed_schemas_match_the_models():
     assert artifacts.stale_schemas() == [], "regenerate with: dataops schema --write"
-    assert set(ARTIFACTS) == {*FILES, "export"}  # export.json: tests/test_export.py
+    assert set(ARTIFACTS) == {*FILES, "export"}  # export.json: tests/tools/test_export.py
 
 
 def test_schema_check_names_a_stale_schema(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
 """A real `tf.distribute.MultiWorkerMirroredStrategy` cluster of local CPU workers reading a
-dataset with `dataops.load(..., input_context=ctx)` (used by tests/test_load_mwms.py).
+dataset with `dataops.load(..., input_context=ctx)` (used by tests/loading/test_load_mwms.py).
 
 `run_cluster(spec, n, tmp)` starts `n` processes of this module (`python -m
 tests.support.mwms SPEC OUT`), each with its own `TF_CONFIG` (workers on free loopback ports),
