@@ -24,7 +24,8 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 PREFIX = "/dataops"
-DAG_ID = "dataset_pipeline"  # dags/dataset_pipeline.py; tests/test_security.py checks they agree
+# dags/dataset_pipeline.py; tests/airflow/test_security.py checks they agree
+DAG_ID = "dataset_pipeline"
 log = logging.getLogger("dataops.plugin")
 FORBIDDEN_PAGE = (
     "<!doctype html><meta charset=utf-8><title>Datasets · forbidden</title>"

@@ -9,7 +9,7 @@ buffers they came in (int64 values become one varint stream); one byte gather, o
 per segment when segments are long, assembles the framed records. The bytes equal
 `example.SerializeToString(deterministic=True)` with map keys sorted by their bytes (C++
 protobuf's order; Python's upb backend differs only when a key is a prefix of another, putting
-"caption_ids" before "caption") inside the standard TFRecord framing; `tests/test_codec.py`
+"caption_ids" before "caption") inside the standard TFRecord framing; `tests/tfrecord/test_codec.py`
 checks this against protobuf's serializer, entry by entry, and TensorFlow's parser.
 """
 
