@@ -55,8 +55,8 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 		echo "chromium not installed: the browser test will be skipped"
 
-# Postgres and Redis for the production-topology test (tests/test_publish_prod_stack.py), which
-# starts and stops its own servers on loopback; needs root and apt.
+# Postgres and Redis for the production-topology test (tests/release/test_publish_prod_stack.py),
+# which starts and stops its own servers on loopback; needs root and apt.
 services:
 	@{ command -v redis-server >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || \
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \

@@ -10,6 +10,8 @@ ratio, target and the versions), `results.md` (a table) and `ratios.png` (a char
     python bench/run.py --quick    # small sizes, one repetition: under two minutes
     python bench/run.py --only ingest --only preprocess   # some sections; the others' figures
                                    # are kept from the results.json already at --out
+    python bench/run.py --only beam --build-gb 0.3   # the Beam section on 0.3 GB of CSV
+                                   # (default 3 GB: two to three hours on 2 cores)
 """
 
 from __future__ import annotations
@@ -28,13 +30,18 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dataops.metadata import FeatureInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+from bench import beam  # noqa: E402  (the Beam section; imports nothing heavy)
 
 SCHEMA_VERSION = 1
 READ_BATCH = 256
@@ -128,10 +135,11 @@ TARGETS = [
         "x",
     ),
     Target("dag_import_s", "DAG file import (`dags/dataset_pipeline.py`)", "<=", 0.3, "s"),
+    *(Target(*t) for t in beam.TARGETS),
 ]
 
 
-SECTIONS = ["serialize", "read", "gzip", "memory", "ingest", "preprocess", "dvc", "airflow"]
+SECTIONS = ["serialize", "read", "gzip", "memory", "ingest", "preprocess", "dvc", "airflow", "beam"]
 
 
 class NotAvailable(Exception):
@@ -143,17 +151,12 @@ class NotAvailable(Exception):
 
 def _feature(
     name: str, kind: str, dtype: str, shape: list[int | None], encoding: str = "none"
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "kind": kind,
-        "dtype": dtype,
-        "shape": shape,
-        "encoding": encoding,
-        "num_classes": None,
-        "vocabulary": None,
-        "description": "",
-    }
+) -> FeatureInfo:
+    from dataops.metadata import FeatureInfo
+
+    return FeatureInfo.model_validate(
+        {"name": name, "kind": kind, "dtype": dtype, "shape": shape, "encoding": encoding}
+    )
 
 
 def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0, row_group: int = 4096) -> Path:
@@ -167,7 +170,8 @@ def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0, row_group: in
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dataops.fsutil import write_json
+    from dataops.artifacts import PreprocessState, SplitCount, StateParams
+    from dataops.stages.preprocess import STATE_FILE
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -217,18 +221,15 @@ def make_preprocessed(kind: str, n: int, out: Path, seed: int = 0, row_group: in
         use_dictionary=False,
         row_group_size=row_group,
     )
-    write_json(
-        out / "state.json",
-        {
-            "features": features,
-            "state": {},
-            "splits": [{"name": "train", "num_examples": n}],
-            "skipped": {},
-            "inputs_fingerprint": f"bench-{kind}-{n}-{seed}",
-            "inputs": {},
-            "params": {"ingest": {}, "preprocess": {}},
-        },
-    )
+    PreprocessState(
+        features=features,
+        state={},
+        splits=[SplitCount(name="train", num_examples=n)],
+        skipped={},
+        inputs_fingerprint=f"bench-{kind}-{n}-{seed}",
+        inputs={},
+        params=StateParams(ingest={}, preprocess={}),
+    ).write(out / STATE_FILE)
     return out
 
 
@@ -270,7 +271,7 @@ def best(xs: list[float]) -> float:
 
 def dataops_serialize(pre: Path, out: Path, batch_rows: int, compression: str = "none") -> Any:
     from dataops.config import SerializeParams
-    from dataops.serialize import run_serialize
+    from dataops.stages.serialize import run_serialize
 
     return run_serialize(
         SerializeParams(batch_rows=batch_rows, compression=compression), "bench", pre, out
@@ -282,7 +283,9 @@ def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str 
     import pyarrow.parquet as pq
     import tensorflow as tf
 
-    features = json.loads((pre / "state.json").read_text())["features"]
+    from dataops.stages.preprocess import read_state
+
+    features = read_state(pre).features
     options = tf.io.TFRecordOptions(compression_type="GZIP") if compression == "gzip" else None
     count = 0
     Feature, Int64List, FloatList, BytesList = (
@@ -297,10 +300,10 @@ def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str 
         ):
             cols = []
             for f in features:
-                arr = batch.column(f["name"])
-                if f["kind"] == "tensor" and f["shape"]:
+                arr = batch.column(f.name)
+                if f.kind == "tensor" and f.shape:
                     width = 1
-                    for d in f["shape"]:
+                    for d in f.shape:
                         width *= d
                     cols.append(arr.flatten().to_numpy().reshape(-1, width))
                 else:
@@ -309,19 +312,19 @@ def loop_serialize(pre: Path, out_file: Path, batch_rows: int, compression: str 
                 feature = {}
                 for f, col in zip(features, cols, strict=True):
                     v = col[i]
-                    if f["dtype"] == "string":
-                        feature[f["name"]] = Feature(bytes_list=BytesList(value=[v.encode()]))
-                    elif f["dtype"] == "float32":
-                        feature[f["name"]] = Feature(
-                            float_list=FloatList(value=v.tolist() if f["shape"] else [v])
+                    if f.dtype == "string":
+                        feature[f.name] = Feature(bytes_list=BytesList(value=[v.encode()]))
+                    elif f.dtype == "float32":
+                        feature[f.name] = Feature(
+                            float_list=FloatList(value=v.tolist() if f.shape else [v])
                         )
                     else:
                         vals = (
                             v.tolist()
-                            if f["kind"] == "tensor" and f["shape"]
+                            if f.kind == "tensor" and f.shape
                             else (v if isinstance(v, list) else [v])
                         )
-                        feature[f["name"]] = Feature(int64_list=Int64List(value=vals))
+                        feature[f.name] = Feature(int64_list=Int64List(value=vals))
                 writer.write(
                     tf.train.Example(
                         features=tf.train.Features(feature=feature)
@@ -460,7 +463,7 @@ def batch_parse_pipeline(dataset: Path, compression: str = "") -> Any:
     import tensorflow as tf
 
     from dataops.metadata import read_metadata
-    from dataops.spec import parse_spec
+    from dataops.tfrecord.spec import parse_spec
 
     spec = parse_spec(read_metadata(dataset))
     ds = tf.data.TFRecordDataset(shard_files(dataset), compression_type=compression)
@@ -636,7 +639,7 @@ def bench_gzip(kind: str, pre: Path, work: Path, n: int, sizes: Sizes) -> dict[s
 def _tf_copy(files: list[str], out: Path, options: Any) -> None:
     import tensorflow as tf
 
-    from dataops.codec import iter_records
+    from dataops.tfrecord.codec import iter_records
 
     with tf.io.TFRecordWriter(str(out), options) as w:
         for f in files:
@@ -708,9 +711,9 @@ def _worker(args: argparse.Namespace) -> None:
         import pyarrow.csv  # noqa: F401
         import pyarrow.parquet  # noqa: F401
 
-        import dataops.ingest  # noqa: F401
-        import dataops.preprocess  # noqa: F401
-        import dataops.serialize  # noqa: F401
+        import dataops.stages.ingest  # noqa: F401
+        import dataops.stages.preprocess  # noqa: F401
+        import dataops.stages.serialize  # noqa: F401
     out = []
     for job in jobs:
         reset = _reset_peak_rss()
@@ -867,13 +870,13 @@ def preprocess_params() -> Any:
 
 
 def dataops_ingest(root: Path, csv_name: str, out: Path) -> int:
-    from dataops.ingest import run_ingest
+    from dataops.stages.ingest import run_ingest
 
     return run_ingest(ingest_params(csv_name), root, out).num_rows
 
 
 def dataops_preprocess(snapshot: Path, out: Path) -> int:
-    from dataops.preprocess import run_preprocess
+    from dataops.stages.preprocess import run_preprocess
 
     return sum(run_preprocess(preprocess_params(), snapshot, out).num_examples.values())
 
@@ -936,6 +939,23 @@ def compute_preprocess(snapshot: Path, out_file: Path, batch_rows: int = 4096) -
     return rows
 
 
+def split_only(snapshot: Path, batch_rows: int = 4096) -> int:
+    """What preprocess does and the baseline skips, alone: the split of every row, from the
+    key column read in the same batches (`dataops.stages.preprocess.split_keys`: sha256 per key)."""
+    import pyarrow.parquet as pq
+
+    from dataops.stages.preprocess import split_keys
+
+    split = preprocess_params().split
+    rows = 0
+    for b in pq.ParquetFile(snapshot, pre_buffer=False).iter_batches(
+        batch_size=batch_rows, columns=["id"], use_threads=False
+    ):
+        split_keys(b.column("id"), split.ratios, split.seed)
+        rows += b.num_rows
+    return rows
+
+
 def _pipeline_inputs(work: Path, sizes: Sizes) -> dict[str, dict[str, Any]]:
     """The generated CSV at N and 8N rows (made once per run): label -> rows, root, bytes."""
     out = {}
@@ -981,7 +1001,7 @@ def bench_ingest(work: Path, sizes: Sizes) -> dict[str, Any]:
     and throughput at N against `pyarrow.csv.read_csv`, alternating."""
     import pyarrow.csv  # noqa: F401  (imports outside the timed region)
 
-    import dataops.ingest  # noqa: F401
+    import dataops.stages.ingest  # noqa: F401
 
     inputs = _pipeline_inputs(work, sizes)
     fig: dict[str, Any] = {
@@ -1033,7 +1053,7 @@ def bench_preprocess(work: Path, sizes: Sizes) -> dict[str, Any]:
     and throughput at N against `compute_preprocess`, alternating."""
     import pyarrow.compute  # noqa: F401  (imports outside the timed region)
 
-    import dataops.preprocess  # noqa: F401
+    import dataops.stages.preprocess  # noqa: F401
 
     inputs = _pipeline_inputs(work, sizes)
     for inp in inputs.values():  # when the ingest section did not run
@@ -1063,6 +1083,7 @@ def bench_preprocess(work: Path, sizes: Sizes) -> dict[str, Any]:
             "compute": lambda: compute_preprocess(
                 snapshot / "snapshot.parquet", work / "compute-tp.parquet"
             ),
+            "split": lambda: split_only(snapshot / "snapshot.parquet"),
         },
         rows,
         sizes.pipeline_reps,
@@ -1075,6 +1096,11 @@ def bench_preprocess(work: Path, sizes: Sizes) -> dict[str, Any]:
             "dataops_rows_per_s": round(rows / best(t["dataops"])),
             "compute_rows_per_s": round(rows / best(t["compute"])),
             "ratio": round(best(t["compute"]) / best(t["dataops"]), 3),
+            # the split assignment alone (key column read + sha256 per key), which the
+            # baseline does not do: its share of preprocess's time
+            "split_s": t["split"],
+            "split_rows_per_s": round(rows / best(t["split"])),
+            "split_share": round(best(t["split"]) / best(t["dataops"]), 3),
         }
     )
     return fig
@@ -1432,6 +1458,12 @@ def write_markdown(path: Path, res: dict[str, Any]) -> None:
             f"{g['memory_8n']['peak_rss_kib'] / 1024:.0f} MiB at 8N (above the imports: {_added_mib(g['memory_n'])} and "
             f"{_added_mib(g['memory_8n'])} MiB); {g['dataops_rows_per_s']:,} rows/s vs {g['compute_rows_per_s']:,} rows/s "
             f"for the baseline. Baseline: {g['baseline']} At 8N: {g['dataops_8n_rows_per_s']:,} rows/s."
+            + (
+                f" The split assignment alone (key column read, sha256 per key; the baseline has "
+                f"none): {g['split_rows_per_s']:,} rows/s, {g['split_share']:.0%} of preprocess's time."
+                if "split_share" in g  # figures kept from a results.json written before it
+                else ""
+            )
         )
     if "dvc" in f:
         d = f["dvc"]
@@ -1445,6 +1477,7 @@ def write_markdown(path: Path, res: dict[str, Any]) -> None:
         details.append(
             f"Airflow: DAG file {a['dag_file_median_s']:.3f} s after `import airflow.sdk` ({a['airflow_sdk_import_median_s']:.2f} s, already loaded in the DAG processor); heavy modules loaded by the DAG file: {a['heavy_modules_loaded'] or 'none'}."
         )
+    details += beam.beam_markdown(f.get("beam"))
     if details:
         lines += ["", *[f"- {d}" for d in details]]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -1529,6 +1562,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=SECTIONS,
         help="run only this section (repeatable); `read` needs `serialize`",
     )
+    ap.add_argument(
+        "--build-gb",
+        type=beam.build_gb_arg,
+        help="GB of CSV for the beam section's build (default 3; --quick tiny)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--jobs", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -1609,6 +1647,8 @@ def main(argv: list[str] | None = None) -> int:
         if "airflow" not in args.skip:
             log("airflow")
             figs["airflow"] = bench_airflow(work, sizes)
+        if "beam" not in args.skip:
+            figs["beam"] = beam.bench_beam(work, args.quick, args.build_gb, log)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -1693,6 +1733,9 @@ def collect_ratios(figs: dict[str, Any]) -> tuple[dict[str, float | None], dict[
             r["dag_import_s"] = af["dag_file_median_s"]
         else:
             notes["dag_import_s"] = af["status"]
+    beam_ratios, beam_notes = beam.beam_ratios(figs.get("beam"))
+    r.update(beam_ratios)
+    notes.update(beam_notes)
     return r, notes
 
 

@@ -12,7 +12,7 @@ on). Adding a stage to `dvc.yaml` adds a task here; nothing in `dags/` changes.
   command line.
 * **one task per stage** — `dvc repro --single-item <stage>` in the workspace (an argument
   list, no shell), output streamed into the task log. DVC's repository lock is waited for.
-* **publish** — one transaction (`dataops.publish`): `dvc push`, a git commit of `params.yaml`,
+* **publish** — one transaction (`dataops.release.publish`): `dvc push`, a git commit of `params.yaml`,
   `dvc.lock` and `reports/validation.json` (or none, when they are as committed), an annotated
   tag `<dataset>-v<major>.<build>`, `git push` of commit and tag to the team's git remote, and an
   event on the dataset's Asset whose `extra` tells a consumer everything (dataset, version, tag,
@@ -43,9 +43,9 @@ from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task
 
-from dataops.airflow_params import tunable_keys
-from dataops.dvcgraph import load_stages, sinks
-from dataops.publish import committed_params
+from dataops.airflow.params import tunable_keys
+from dataops.release.dvcgraph import load_stages, sinks
+from dataops.release.workspace import committed_params
 
 WORKSPACE = Path(
     os.environ.get("DATAOPS_PROJECT_DIR") or Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def _fail_fast(err: Exception) -> None:
     """Raise AirflowFailException (no retry) when a retry cannot help; else re-raise `err` (retried)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from dataops.airflow_tasks import is_retryable
+    from dataops.release.dvc import is_retryable
 
     if not is_retryable(err):
         raise AirflowFailException(f"{type(err).__name__}: {err}") from None
@@ -124,9 +124,10 @@ def dataset_pipeline() -> None:
         """Write the run's form values into params.yaml (validated first)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from dataops.airflow_params import apply_overrides, overrides_from_conf
+        from dataops.airflow.params import apply_overrides, overrides_from_conf
         from dataops.errors import ConfigError
-        from dataops.publish import check_tag_name, restore_workspace
+        from dataops.release.tags import check_tag_name
+        from dataops.release.workspace import restore_workspace
 
         restore_workspace(WORKSPACE, log=log.info)  # start from the last published state
         conf = dict(context["dag_run"].conf or {})
@@ -144,7 +145,7 @@ def dataset_pipeline() -> None:
     def stage_task(name: str):
         @task(task_id=name)
         def run() -> str:
-            from dataops.airflow_tasks import run_stage
+            from dataops.release.dvc import run_stage
 
             try:
                 run_stage(name, WORKSPACE, log=log.info)
@@ -160,7 +161,7 @@ def dataset_pipeline() -> None:
         """dvc push, git commit + tag + push, Asset event; skipped when the fingerprint is already published."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from dataops.publish import publish as do_publish
+        from dataops.release.publish import publish as do_publish
 
         remote, branch = _git_target_settings()
         try:
@@ -186,7 +187,7 @@ def dataset_pipeline() -> None:
     @task(task_id="restore_workspace", retries=1)
     def restore_workspace() -> list[str]:
         """Put params.yaml, dvc.lock and the report back as committed (the last published state)."""
-        from dataops.publish import restore_workspace as restore
+        from dataops.release.workspace import restore_workspace as restore
 
         return restore(WORKSPACE, log=log.info)
 

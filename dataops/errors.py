@@ -72,6 +72,16 @@ def clip(value: Any, limit: int = CLIP) -> str:
     return f"{text[:limit]}… ({len(text)} chars)"
 
 
+def stating_input(msg: str, value: Any) -> str:
+    """A validation message that names the offending value once: `msg (got X)`, or `msg` as
+    it is when it already ends in the value (`... got X`, as the project's validators write)."""
+    msg = msg.removeprefix("Value error, ")
+    stated = {repr(value), str(value)}
+    if any(msg.endswith(f"got {v}") for v in stated):
+        return msg
+    return f"{msg} (got {clip(repr(value))})"
+
+
 def quote(value: Any, limit: int = CLIP) -> str:
     """A value as messages quote it: `'abc'`, cut like `clip`."""
     return clip(repr(value) if isinstance(value, str) else value, limit)

@@ -26,8 +26,9 @@ from dataops.fsutil import dumps_json
 NON_BYTE_PARAMS: dict[str, frozenset[str]] = {
     # `ingest.partition_bytes` too: the joined partitions are merged back into the first
     # source's order, so the snapshot is the same bytes however many partitions the join used
-    # (tests/test_ingest.py). Preprocess fits numeric moments by fixed blocks of snapshot rows
-    # (`dataops.features.numeric.BlockMoments`), so its batch size leaves the state's bits alone.
+    # (tests/stages/test_ingest.py). Preprocess fits numeric moments by fixed blocks of snapshot
+    # rows (`dataops.features.numeric.BlockMoments`), so its batch size leaves the state's bits
+    # alone.
     "ingest": frozenset({"batch_rows", "partition_bytes"}),
     "preprocess": frozenset({"batch_rows"}),
     "serialize": frozenset({"batch_rows"}),
@@ -63,7 +64,7 @@ def ordered_ratios(
     ratios: Mapping[str, float], order: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Split ratios as an ordered list of `{name, ratio}`: the order decides which rows land in
-    which split (`dataops.preprocess.assign_splits` places them on the cumulative ratios), and a
+    which split (`dataops.stages.preprocess.assign_splits` places them on the cumulative ratios), and a
     JSON object with sorted keys would lose it. `order` defaults to the mapping's own order."""
     names = order if order is not None else list(ratios)
     return [{"name": n, "ratio": ratios[n]} for n in names]

@@ -1,8 +1,9 @@
 """`metadata.json`: the description of a serialized dataset, as a pydantic model.
 
 Its JSON Schema (`dataops/schemas/metadata.schema.json`) is generated from this model and
-committed; `tests/test_metadata.py` fails when the two drift. Regenerate it with
-`dataops schema --out dataops/schemas/metadata.schema.json`.
+committed, like those of the other files between stages (`dataops.artifacts`, which lists them
+all); `dataops schema --check` and `tests/test_artifacts.py` fail when they drift. Regenerate
+them with `dataops schema --write`.
 """
 
 from __future__ import annotations

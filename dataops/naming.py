@@ -30,6 +30,7 @@ REPORT_FILE = "reports/validation.json"
 METADATA_FILE = "metadata.json"
 DATASET_INFO_FILE = "dataset_info.json"
 FEATURES_FILE = "features.json"
+EXPORT_FILE = "export.json"  # beside an export's metadata.json (`dataops.export`)
 INDEX_DIR = "index"
 
 SHARD_FORMAT = "tfrecord"

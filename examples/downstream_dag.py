@@ -6,7 +6,7 @@ loads that version using **only what the Asset event carries** — no workspace 
 hard-coded repository. Copy it into your DAG folder (set `DATAOPS_DATASET` if the dataset is
 not `sample`).
 
-The event's `extra` (see `dataops.publish.PublishResult.asset_extra`): `dataset`, `version`,
+The event's `extra` (see `dataops.release.publish.PublishResult.asset_extra`): `dataset`, `version`,
 `tag`, `commit`, `fingerprint`, `num_examples` (per split), `git_remote` (None when the
 producer publishes locally only; then `workspace` is the repository), `git_branch`,
 `dvc_remote`, and `load`, a ready `dataops.load(...)` call string.

@@ -1,6 +1,6 @@
 """Airflow plugin: a **Datasets** page listing the published dataset versions, with a JSON API behind it.
 
-Thin by design: the data comes from `dataops.versions` and the page from `dataops.airflow_page`;
+Thin by design: the data comes from `dataops.release.versions` and the page from `dataops.airflow.page`;
 this module only serves them. Who may see what is Airflow's auth manager's answer to the
 questions Airflow's own API asks for the same data: read access to the `dataset_pipeline` DAG
 and to assets (`GET /api/v2/dags/{dag_id}`, `GET /api/v2/assets`). Without a login the API
@@ -24,7 +24,8 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 PREFIX = "/dataops"
-DAG_ID = "dataset_pipeline"  # dags/dataset_pipeline.py; tests/test_security.py checks they agree
+# dags/dataset_pipeline.py; tests/airflow/test_security.py checks they agree
+DAG_ID = "dataset_pipeline"
 log = logging.getLogger("dataops.plugin")
 FORBIDDEN_PAGE = (
     "<!doctype html><meta charset=utf-8><title>Datasets · forbidden</title>"
@@ -56,7 +57,7 @@ Authorized = [
 
 @app.middleware("http")
 async def _security_headers(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
-    from dataops.airflow_page import SECURITY_HEADERS
+    from dataops.airflow.page import SECURITY_HEADERS
 
     try:
         response = await call_next(request)
@@ -91,7 +92,7 @@ async def _login_first(request: Request, exc: HTTPException) -> Response:
 def api_versions() -> dict:
     """Every published version, newest first."""
     from dataops.errors import DatasetError
-    from dataops.versions import list_versions
+    from dataops.release.versions import list_versions
 
     try:
         return {"versions": [v.to_json() for v in list_versions(workspace())]}
@@ -103,7 +104,8 @@ def api_versions() -> dict:
 def api_version(tag: str) -> dict:
     """One version: summary, schema, splits and shards, params and their changes, validation, a load snippet."""
     from dataops.errors import DatasetError
-    from dataops.versions import valid_tag_name, version_detail
+    from dataops.release.history import valid_tag_name
+    from dataops.release.versions import version_detail
 
     root = workspace()
     if not valid_tag_name(root, tag):
@@ -142,7 +144,7 @@ def publishing_runs() -> dict[str, str]:
 @app.get("/datasets", response_class=HTMLResponse, dependencies=Authorized)
 def page(version: Annotated[str | None, Query(max_length=300)] = None) -> HTMLResponse:
     """The Datasets page: the versions, and the details of `version` (default: the newest)."""
-    from dataops.airflow_page import render_page
+    from dataops.airflow.page import render_page
 
     status, html = render_page(workspace(), version, DAG_ID, publishing_runs())
     return HTMLResponse(html, status_code=status)
@@ -151,7 +153,7 @@ def page(version: Annotated[str | None, Query(max_length=300)] = None) -> HTMLRe
 @app.get("/static/{name}")
 def static(name: str) -> Response:
     """The page's stylesheet and script (no data in them, so no login needed)."""
-    from dataops.airflow_page import static_file
+    from dataops.airflow.page import static_file
 
     found = static_file(name)
     if found is None:

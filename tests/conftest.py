@@ -21,7 +21,7 @@ def small_dataset(tmp_path_factory) -> Path:
 
     The dataset directory is `root / "data" / "tfrecords"`. Treat it as read-only.
     """
-    from dataops.pipeline import run_pipeline
+    from dataops.stages.pipeline import run_pipeline
 
     root = tmp_path_factory.mktemp("small")
     run_pipeline(small_params(), root)
@@ -36,7 +36,7 @@ def small_tfrecords(small_dataset: Path) -> Path:
 @pytest.fixture(scope="session")
 def sharded(small_dataset: Path, tmp_path_factory) -> Path:
     """The small dataset re-serialized into 3 shards per split (so segments cross shard files)."""
-    from dataops.serialize import run_serialize
+    from dataops.stages.serialize import run_serialize
 
     p = small_params()
     out = tmp_path_factory.mktemp("sharded") / "tfrecords"

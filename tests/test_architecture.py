@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from dataops import dvcyaml
+from dataops.stages import dvcyaml
 from tests.support.project import REPO
 
 
@@ -19,10 +19,10 @@ def test_committed_dvc_yaml_is_the_derived_one():
 def test_a_stage_depends_on_what_its_modules_import():
     """The derivation is real: it follows an import made inside a function, across modules."""
     ingest = dvcyaml.code_deps(dvcyaml.STAGES[0], REPO)
-    assert "dataops/config.py" in ingest and "dataops/sources.py" in ingest
+    assert "dataops/config/__init__.py" in ingest and "dataops/stages/sources.py" in ingest
     assert "dataops/loader.py" not in ingest  # ingest never reads TFRecords
     validate = dvcyaml.code_deps(dvcyaml.STAGES[-1], REPO)
-    assert "dataops/verify.py" in validate
+    assert "dataops/stages/verify.py" in validate
 
 
 def test_every_source_path_is_an_ingest_dep():
@@ -65,3 +65,52 @@ def test_no_import_cycles():
         if m not in state:
             visit(m, [m])
     assert not cycles, f"import cycles: {cycles}"
+
+
+MAX_LINES = 400
+REASON = "Over 400 lines:"
+
+
+def _size_reason(path) -> str | None:
+    """The `Over 400 lines:` line of a module docstring's first paragraph, if there is one."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    first = doc.split("\n\n", 1)[0]
+    return next((ln for ln in first.splitlines() if ln.strip().startswith(REASON)), None)
+
+
+def _oversized(package) -> list[str]:
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        n = len(path.read_text(encoding="utf-8").splitlines())
+        reason = _size_reason(path)
+        if n > MAX_LINES and (reason is None or not reason.strip()[len(REASON) :].strip()):
+            out.append(f"{path.relative_to(package.parent).as_posix()}: {n} lines")
+    return out
+
+
+def test_no_module_over_400_lines_without_a_reason():
+    """Split a long module along its seams, or say at its top why it is one piece: a line
+    starting `Over 400 lines:` in the first paragraph of its docstring."""
+    assert _oversized(REPO / "dataops") == []
+
+
+def test_the_size_guard_sees_a_long_module_and_its_reason(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    body = "x = 1\n" * MAX_LINES
+    (pkg / "short.py").write_text('"""Short."""\n' + "x = 1\n" * (MAX_LINES - 1))
+    (pkg / "long.py").write_text('"""Long."""\n' + body)
+    (pkg / "empty_reason.py").write_text('"""Long.\nOver 400 lines:\n"""\n' + body)
+    (pkg / "later.py").write_text(
+        '"""Long.\n\nOver 400 lines: too late, not the first paragraph."""\n' + body
+    )
+    (pkg / "ok.py").write_text(
+        '"""Long.\nOver 400 lines: one state machine, read top to bottom."""\n' + body
+    )
+    assert _oversized(pkg) == [
+        "pkg/empty_reason.py: 403 lines",
+        "pkg/later.py: 403 lines",
+        "pkg/long.py: 401 lines",
+    ]

@@ -53,13 +53,13 @@ def test_python_blocks_run(doc: Path, small_dataset: Path, tmp_path: Path):
 
 
 def test_readme_params_reference_is_the_models():
-    """README's params table is generated from dataops.config (`python -m dataops.paramsdoc`)."""
-    from dataops.paramsdoc import BEGIN, END, reference_markdown
+    """README's params table is generated from dataops.config (`python -m dataops.config.doc`)."""
+    from dataops.config.doc import BEGIN, END, reference_markdown
 
     text = (REPO / "README.md").read_text(encoding="utf-8")
     have = text[text.index(BEGIN) : text.index(END) + len(END)] + "\n"
     assert have == reference_markdown(), (
-        "README params table is stale: paste `python -m dataops.paramsdoc`"
+        "README params table is stale: paste `python -m dataops.config.doc`"
     )
 
 

@@ -27,9 +27,9 @@ from dataops.fingerprint import (
     ordered_ratios,
 )
 from dataops.metadata import FeatureInfo, read_metadata
-from dataops.pipeline import run_pipeline
-from dataops.serialize import run_serialize
-from tests.support.project import small_params_data
+from dataops.stages.pipeline import run_pipeline
+from dataops.stages.serialize import run_serialize
+from tests.support.project import GOLDEN, small_params_data
 from tests.support.records import write_preprocessed
 
 
@@ -207,7 +207,7 @@ def test_metadata_stays_small_with_10k_input_files(tmp_path):
 
 def test_older_metadata_with_a_file_list_still_reads(tmp_path):
     """Published versions written before the digest listed every file: they still load."""
-    shutil.copytree(Path(__file__).parent / "golden", tmp_path / "g")
+    shutil.copytree(GOLDEN, tmp_path / "g")
     path = tmp_path / "g" / naming.METADATA_FILE
     data = json.loads(path.read_text())
     files = {"data/sample/a.csv": "1" * 64}

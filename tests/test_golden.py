@@ -13,10 +13,10 @@ from pathlib import Path
 
 from dataops.config import DatasetParams, SerializeParams
 from dataops.metadata import FeatureInfo
-from dataops.serialize import run_serialize
+from dataops.stages.serialize import run_serialize
+from tests.support.project import GOLDEN
 from tests.support.records import write_preprocessed
 
-GOLDEN = Path(__file__).parent / "golden"
 SHARD = "golden-train.tfrecord-00000-of-00001"
 INDEX = "index/golden-train.tfindex-00000-of-00001"
 TFDS_FILES = ("dataset_info.json", "features.json", "label.labels.txt")
@@ -97,7 +97,7 @@ def test_golden_parses_with_tensorflow():
     import tensorflow as tf
 
     from dataops.metadata import read_metadata
-    from dataops.spec import parse_spec
+    from dataops.tfrecord.spec import parse_spec
 
     meta = read_metadata(GOLDEN)
     raw = next(iter(tf.data.TFRecordDataset(str(GOLDEN / SHARD)).batch(10)))

@@ -27,10 +27,10 @@ import vega_datasets
 
 import dataops
 from dataops.config import parse_params
-from dataops.ingest import read_manifest
 from dataops.metadata import read_metadata
-from dataops.pipeline import PipelinePaths, run_pipeline
-from dataops.preprocess import assign_splits, read_state
+from dataops.stages.ingest import read_manifest
+from dataops.stages.pipeline import PipelinePaths, run_pipeline
+from dataops.stages.preprocess import assign_splits, read_state
 
 RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 SPLITS = list(RATIOS)
@@ -68,8 +68,8 @@ def read_back(paths: PipelinePaths) -> dict[str, dict[str, np.ndarray]]:
 def stored_state(paths: PipelinePaths) -> dict:
     """The fitted state (vocabularies, moments) of preprocess; it skipped nothing."""
     written = read_state(paths.preprocessed)
-    assert written["skipped"] == {}
-    return written["state"]
+    assert written.skipped == {}
+    return written.state
 
 
 def read_csv(path: Path, numbers: tuple[str, ...]) -> pd.DataFrame:
@@ -87,7 +87,7 @@ def texts(a: np.ndarray) -> list[str]:
 
 def check_counts(paths: PipelinePaths, df: pd.DataFrame, split: np.ndarray) -> None:
     """Nothing dropped: rows read = written + skipped, skipped = 0, and per split counts."""
-    counts = read_manifest(paths.snapshot)["counts"]
+    counts = read_manifest(paths.snapshot).to_json()["counts"]
     (source,) = counts["sources"].values()
     assert (
         source["rows_read"]

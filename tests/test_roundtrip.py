@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from dataops.config import SerializeParams
 from dataops.metadata import FeatureInfo, read_metadata
-from dataops.serialize import run_serialize
-from dataops.spec import compression_type, parse_spec
+from dataops.stages.serialize import run_serialize
+from dataops.tfrecord.spec import compression_type, parse_spec
 from tests.support.records import write_preprocessed
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)

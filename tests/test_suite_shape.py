@@ -4,16 +4,24 @@ another test module or conftest; nobody edits sys.path; nothing asserts on wall-
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
+PACKAGE = TESTS.parent / "dataops"
 TIME_CALLS = {"time", "perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "time_ns"}
+OWN_FOLDERS = {"faults", "support", "golden"}  # tests/ folders that mirror no dataops subpackage
 
 
 def _local_names() -> set[str]:
-    """Top-level names a sibling-style import (`from conftest import ...`) would resolve in tests/."""
+    """Top-level names a sibling-style import (`from conftest import ...`) would resolve in tests/.
+
+    A folder named like an installed package (tests/airflow/ and Airflow) is left out: a bare
+    `import airflow` is that package, never the folder, since tests/ is not on sys.path."""
     files = [p for p in TESTS.rglob("*.py") if "support" not in p.relative_to(TESTS).parts]
-    return {p.stem for p in files} | {"faults", "support"}
+    folders = {p.name for p in TESTS.iterdir() if (p / "__init__.py").is_file()}
+    installed = {n for n in folders if importlib.util.find_spec(n) is not None}
+    return {p.stem for p in files} | folders - installed
 
 
 def shape_violations(source: str, where: str, local: set[str]) -> list[str]:
@@ -119,6 +127,23 @@ def test_every_shared_helper_lives_in_tests_support():
         and not p.name.startswith("test_")
     )
     assert helpers == [], f"helper modules outside tests/support: {helpers}"
+
+
+def test_the_tests_follow_the_package_tree():
+    """tests/<sub>/ mirrors dataops/<sub>/ (top-level modules and cross-cutting tests stay in
+    tests/), and every folder is a package, so two test files may share a name."""
+    subpackages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    found = []
+    for folder in sorted(
+        p
+        for p in TESTS.iterdir()
+        if p.is_dir() and p.name != "__pycache__" and not p.name.startswith(".")
+    ):
+        if folder.name not in subpackages | OWN_FOLDERS:
+            found.append(f"tests/{folder.name}/: no dataops/{folder.name}/ to mirror")
+        if folder.name != "golden" and not (folder / "__init__.py").is_file():
+            found.append(f"tests/{folder.name}/: no __init__.py")
+    assert found == [], "\n".join(found)
 
 
 def test_the_checker_finds_each_kind_of_offence():

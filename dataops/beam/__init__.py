@@ -1,7 +1,7 @@
 """The heavy stages on Apache Beam: the same pure functions as the in-process drivers, the same bytes.
 
 `run_preprocess_beam` and `run_serialize_beam` are thin drivers over the per-batch and
-per-shard functions of `dataops.preprocess` and `dataops.serialize`; only the scheduling
+per-shard functions of `dataops.stages.preprocess` and `dataops.stages.serialize`; only the scheduling
 differs. Beam is an optional dependency (the `beam` extra): nothing here is imported by the
 package or the CLI unless `--engine beam` is chosen.
 """

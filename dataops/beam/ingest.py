@@ -1,7 +1,7 @@
 """Ingest on Beam: a CSV source cut into byte ranges that workers read, the snapshot assembled in order.
 
-The same functions as the in-process streamed path (`dataops.sources.read_source` over a
-`CsvRange`, `dataops.ingest.check_columns`, `key_hash`, `_OutWriter`), so the same bytes:
+The same functions as the in-process streamed path (`dataops.stages.sources.read_source` over a
+`CsvRange`, `dataops.stages.ingest.check_columns`, `key_hash`, `_OutWriter`), so the same bytes:
 
 1. The driver cuts the file's data lines into byte ranges of about `range_bytes`, each
    ending after a newline (`csv_ranges`).
@@ -39,7 +39,7 @@ from dataops.beam.runner import run_tasks
 from dataops.config import IngestParams, OnError
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import atomic_dir
-from dataops.ingest import (
+from dataops.stages.ingest import (
     KEYLESS_COLUMN,
     SNAPSHOT_FILE,
     IngestResult,
@@ -53,7 +53,7 @@ from dataops.ingest import (
     run_ingest,
     write_manifest,
 )
-from dataops.sources import (
+from dataops.stages.sources import (
     CsvRange,
     RowErrors,
     Source,

@@ -30,6 +30,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
+from dataops.artifacts import Manifest
 from dataops.beam import beam_args
 from dataops.beam.io import (
     exists,
@@ -49,8 +50,8 @@ from dataops.beam.runner import run_tasks
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Transform
-from dataops.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest
-from dataops.preprocess import (
+from dataops.stages.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest
+from dataops.stages.preprocess import (
     BatchFit,
     PreprocessResult,
     Run,
@@ -81,7 +82,9 @@ def run_preprocess_beam(
     args = beam_args(options)
     use_options(args)
     manifest = (
-        read_json(join(snapshot, MANIFEST_FILE)) if is_url(snapshot) else read_manifest(snapshot)
+        Manifest.parse(read_json(join(snapshot, MANIFEST_FILE)), join(snapshot, MANIFEST_FILE))
+        if is_url(snapshot)
+        else read_manifest(snapshot)
     )
     pf_path = join(snapshot, SNAPSHOT_FILE)
     if not exists(pf_path):
@@ -223,7 +226,7 @@ def _write_splits(
         yield task[0], rows, mine
 
     done = sorted(run_tasks(tasks, transform, args, work, label="transform"), key=lambda r: r[0])
-    skipped: dict[str, int] = dict(run.manifest.get("skipped", {}))
+    skipped: dict[str, int] = dict(run.manifest.skipped)
     counts = dict.fromkeys(run.split_names, 0)
     late: set[int] = set()
     for _, rows, mine in done:

@@ -4,16 +4,23 @@ The driver plans every split's shard boundaries with `plan_shards` (from the spl
 and its first batch, as in-process); a task is one shard. A worker reads the shard's rows from
 `<split>.parquet`, encodes and writes them with `write_shard` into a private temporary
 directory on its own disk, then moves the files (shard, index) into the dataset directory —
-a rename, or an upload to an object store: a shard file either is complete or absent. The driver puts the `ShardInfo`s in shard order and writes `metadata.json` with
+a rename, or an upload to an object store: a shard file either is complete or absent. The
+driver puts the `ShardInfo`s in shard order and writes `metadata.json` with
 `dataset_metadata`; the whole directory is committed at once (`atomic_dir`).
+
+With `to_remote`, the files go into a DVC remote's content-addressed layout instead and the
+driver records the stage's `dvc.lock` entry (`dataops.beam.remote`).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from dataops.artifacts import PreprocessState
 from dataops.beam import beam_args
 from dataops.beam.io import (
     exists,
@@ -27,13 +34,22 @@ from dataops.beam.io import (
     use_options,
     work_dir,
 )
+from dataops.beam.remote import (
+    FileEntry,
+    LockedOutput,
+    RemoteTarget,
+    input_files,
+    plan_target,
+    record,
+    upload_files,
+)
 from dataops.beam.runner import run_tasks
 from dataops.config import DatasetParams, SerializeParams
 from dataops.errors import DatasetError
 from dataops.metadata import ShardInfo, SplitInfo, write_metadata
 from dataops.naming import ShardName
-from dataops.preprocess import STATE_FILE, read_state
-from dataops.serialize import (
+from dataops.stages.preprocess import STATE_FILE, read_state
+from dataops.stages.serialize import (
     SerializeResult,
     dataset_features,
     dataset_metadata,
@@ -50,6 +66,7 @@ def run_serialize_beam(
     preprocessed: str | Path,
     out: str | Path,
     options: str | Sequence[str] | None = None,
+    to_remote: str | None = None,
 ) -> SerializeResult:
     """`run_serialize` on Beam: the same shards and `metadata.json`, byte for byte.
 
@@ -59,23 +76,36 @@ def run_serialize_beam(
     what was under `out` is deleted first and `metadata.json` is written last, after every
     shard: a dataset there is complete when its `metadata.json` exists.
 
+    With `to_remote` (a DVC remote's name), `out` is a `dvc.yaml` stage's output and is not
+    written at all: the workers upload the files into the remote's content-addressed layout and
+    the driver writes the `.dir` manifest and the stage's `dvc.lock` entry
+    (`dataops.beam.remote`); `dvc pull` fetches the same bytes. `preprocessed` may then be
+    missing from the workspace: it is read from the remote at the version `dvc.lock` records.
+
     `dataset` is the name and card, as for `run_serialize`.
     """
     card = DatasetParams(name=dataset) if isinstance(dataset, str) else dataset
     name = card.name
     args = beam_args(options)
+    target = None
+    if to_remote is not None:
+        target = plan_target(out, to_remote)  # before any work: every ConfigError first
+        args = target.beam_args(args)
     use_options(args)
+    where = _locator(preprocessed, target)
+    state_file = where(STATE_FILE)
     state = (
-        read_json(join(preprocessed, STATE_FILE))
-        if is_url(preprocessed)
+        PreprocessState.parse(read_json(state_file), state_file)
+        if is_url(state_file)
         else read_state(preprocessed)
     )
     features = dataset_features(state)
-    splits = [s["name"] for s in state["splits"]]
+    splits = state.split_names
     totals: dict[str, int] = {}
     tasks: list[tuple[str, int, int, int, int]] = []
+    parquet = {split: where(f"{split}.parquet") for split in splits}
     for split in splits:
-        path = join(preprocessed, f"{split}.parquet")
+        path = parquet[split]
         if not exists(path):
             raise DatasetError(f"{path}: not found — run the preprocess stage first")
         pf = open_parquet(path)
@@ -83,11 +113,13 @@ def run_serialize_beam(
         bounds = plan_shards(total, sample_split(pf, features, params), params)
         k = len(bounds) - 1
         tasks += [(split, i, k, bounds[i], bounds[i + 1]) for i in range(k)]
-    with output_dir(out) as dest:
+    with _destination(out, target) as (_, put):
 
-        def write(task: tuple[str, int, int, int, int]) -> Iterator[tuple[str, int, ShardInfo]]:
+        def write(
+            task: tuple[str, int, int, int, int],
+        ) -> Iterator[tuple[str, int, ShardInfo, list[FileEntry]]]:
             split, i, k, start, stop = task
-            rows = iter_rows(join(preprocessed, f"{split}.parquet"), start, stop, params.batch_rows)
+            rows = iter_rows(parquet[split], start, stop, params.batch_rows)
             with tempfile.TemporaryDirectory(prefix="dataops-shard-") as scratch:
                 info = write_shard(
                     rows, features, params, Path(scratch), ShardName(name, split, i, k)
@@ -96,14 +128,14 @@ def run_serialize_beam(
                     raise DatasetError(
                         f"split '{split}': shard {i} holds {info.num_examples} examples, rows {start}..{stop} of {split}.parquet are {stop - start}"
                     )
-                put_files(Path(scratch), dest)  # a retried task writes the same bytes again
-            yield split, i, info
+                files = put(Path(scratch))  # a retried task writes the same bytes again
+            yield split, i, info, files
 
         with work_dir(args) as work:
             done = sorted(run_tasks(tasks, write, args, work, label="shards"))
         infos = []
         for split in splits:
-            shards = [info for s, _, info in done if s == split]
+            shards = [info for s, _, info, _ in done if s == split]
             written = sum(s.num_examples for s in shards)
             if written != totals[split]:
                 raise DatasetError(
@@ -118,9 +150,63 @@ def run_serialize_beam(
                 )
             )
         meta = dataset_metadata(params, card, state, features, infos)
+        files = [f for *_, shard_files in done for f in shard_files]
         with tempfile.TemporaryDirectory(prefix="dataops-meta-") as scratch:
             write_dataset_info(scratch, meta)
-            put_files(Path(scratch), dest)
+            files += put(Path(scratch))
             write_metadata(scratch, meta)  # last: on an object store it marks the dataset whole
-            put_files(Path(scratch), dest)
+            files += put(Path(scratch))
+        if target is not None:
+            locked = record(target, files)
+            return RemoteSerializeResult(out=Path(out), metadata=meta, remote=target, locked=locked)
     return SerializeResult(out=Path(out) if not is_url(out) else out, metadata=meta)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RemoteSerializeResult(SerializeResult):
+    """`run_serialize_beam(..., to_remote=...)`: the output is in the DVC remote, not at `out`."""
+
+    remote: RemoteTarget
+    locked: LockedOutput
+    """The output's `dvc.lock` entry (`md5: <md5>.dir`, `size`, `nfiles`)."""
+
+
+def _locator(preprocessed: str | Path, target: RemoteTarget | None) -> Callable[[str], str]:
+    """Where a file of the preprocessed folder is: under `preprocessed`, or — with
+    `--to-remote` and the folder not in the workspace — its object in the DVC remote."""
+    inp = target.input_for(preprocessed) if target is not None else None
+    if target is None or inp is None:
+        return lambda name: join(preprocessed, name)
+    files = input_files(target, inp)
+
+    def where(name: str) -> str:
+        if name not in files:
+            raise DatasetError(
+                f"{inp.def_path} ({inp.md5} in remote '{target.remote}'): has no {name} — run the preprocess stage first"
+            )
+        return files[name]
+
+    return where
+
+
+@contextmanager
+def _destination(
+    out: str | Path, target: RemoteTarget | None
+) -> Iterator[tuple[str, Callable[[Path], list[FileEntry]]]]:
+    """Where the files go and how a worker puts its scratch directory there: moved into the
+    output folder (`output_dir`), or uploaded into the DVC remote's object store."""
+    if target is None:
+        with output_dir(out) as dest:
+
+            def move(scratch: Path) -> list[FileEntry]:
+                put_files(scratch, dest)
+                return []
+
+            yield dest, move
+        return
+    objects = target.objects
+
+    def upload(scratch: Path) -> list[FileEntry]:
+        return upload_files(scratch, objects)
+
+    yield objects, upload

@@ -26,6 +26,7 @@ from dataops.metadata import FeatureInfo
 
 ModelT = TypeVar("ModelT", bound=Any)
 PartialT = TypeVar("PartialT")
+T = TypeVar("T")
 
 State = dict[str, Any]
 """The fitted state of one feature as stored in `state.json` (JSON data)."""
@@ -59,10 +60,18 @@ class Batch:
         self.locate = locate
         self.start = start
         self.bad = BadRows(table.num_rows)
+        self._memo: dict[Any, Any] = {}
 
     @property
     def num_rows(self) -> int:
         return int(self.table.num_rows)
+
+    def memo(self, key: Any, make: Callable[[], T]) -> T:
+        """`make()` once per batch under `key`: a reading several steps share (pass 1 checks a
+        batch, then fits on the same `Batch`), made and its bad rows marked by the first call."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]  # type: ignore[no-any-return]
 
     def fail(self, i: int, column: str, reason: str, text: str) -> None:
         """Mark row `i` bad (its first reason is kept) with a message naming file, row and column."""
@@ -175,8 +184,8 @@ class Feature(Generic[ModelT, PartialT]):
     def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
         """TensorFlow ops from a batch of the raw column (`serving_spec`) to the stored
         features it becomes, keyed by stored feature name, equal to what `transform` writes
-        (see `dataops.serving` for where they are exact). A lookup table it uses must be a
-        variable the returned function closes over: `dataops.serving` finds and saves it there."""
+        (see `dataops.tools.serving` for where they are exact). A lookup table it uses must be a
+        variable the returned function closes over: `dataops.tools.serving` finds and saves it there."""
         raise NotImplementedError
 
 

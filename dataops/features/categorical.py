@@ -85,7 +85,7 @@ class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
             valid = arr.is_valid().to_numpy(zero_copy_only=False)
             if f.unknown == "error":
                 unknown = found.is_null().to_numpy(zero_copy_only=False) & valid
-                for row in np.flatnonzero(unknown):
+                for row in np.flatnonzero(unknown).tolist():
                     val = arr[int(row)].as_py()
                     batch.fail(
                         int(row),
@@ -94,7 +94,7 @@ class Categorical(Feature[CategoricalFeature, "Counter[str]"]):
                         f"value {val!r} is not in the train vocabulary",
                     )
             if f.missing_policy == "error":
-                for row in np.flatnonzero(~valid):
+                for row in np.flatnonzero(~valid).tolist():
                     batch.fail(int(row), name, "missing_value", "value is missing")
             ids = pc.fill_null(found, len(vocab)).to_numpy(zero_copy_only=False)
             return {f.name: pa.array(ids.astype(np.int64), pa.int64())}

@@ -29,8 +29,8 @@ class Image(Feature[ImageFeature, None]):
         applied: set[str] | None = None,
     ) -> list[FeatureInfo]:
         """`shape`: of the images written (default: from `size` and `channels`); `applied`: the
-        conversions done on them (`dataops.imaging.CONVERSIONS`), listed as the info's `decode`."""
-        from dataops.imaging import feature_info
+        conversions done on them (`dataops.imaging.decode.CONVERSIONS`), listed as the info's `decode`."""
+        from dataops.imaging.store import feature_info
 
         return [feature_info(self.model, shape, applied or set())]
 
@@ -42,10 +42,10 @@ class Image(Feature[ImageFeature, None]):
 
     def serving_fn(self, state: State | None) -> Callable[[Any], dict[str, Any]]:
         """Pixels as the loader decodes them from the stored feature, bit for bit
-        (`dataops.imaging.tf_decode_image`). Needs `size` (one shape per batch)."""
+        (`dataops.imaging.twin.tf_decode_image`). Needs `size` (one shape per batch)."""
         import tensorflow as tf
 
-        from dataops.imaging import tf_decode_image
+        from dataops.imaging.twin import tf_decode_image
 
         f = self.model
         if f.size is None:
@@ -97,7 +97,8 @@ class Image(Feature[ImageFeature, None]):
         `seen.shape` is the shape of the first image of the pass; an image of another shape
         is a bad row. `seen.applied` collects the conversions done on the images stored.
         """
-        from dataops.imaging import ImageDecodeError, decode_image, encode_pixels
+        from dataops.imaging.decode import ImageDecodeError, decode_image
+        from dataops.imaging.store import encode_pixels
 
         f = self.model
         name, images = self._read(batch)

@@ -232,7 +232,11 @@ class Numeric(Feature[NumericFeature, "BlockMoments | None"]):
         return [FeatureInfo(name=f.name, kind="tensor", dtype=f.dtype, shape=[], encoding="none")]
 
     def read(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        """Values as float64 (int64 features: exact ints) and a mask of missing values."""
+        """Values as float64 (int64 features: exact ints) and a mask of missing values, read
+        once per batch (the check and the partial fit of pass 1 share it; do not modify)."""
+        return batch.memo(self, lambda: self._read(batch))
+
+    def _read(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         f = self.model
         name, col = batch.column(f)
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col

@@ -120,7 +120,7 @@ class StoredFeature:
     # --- TFDS (features.json) -----------------------------------------------------------------
 
     def tfds_json(self) -> dict[str, Any]:
-        """This feature as TFDS's `FeatureConnector.to_json()` writes it (`dataops.tfds_info`)."""
+        """This feature as TFDS's `FeatureConnector.to_json()` writes it (`dataops.tfrecord.tfds_info`)."""
         return tfds_tensor(self.info.shape, self.info.dtype)
 
     # --- validation statistics --------------------------------------------------------------

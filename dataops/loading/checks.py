@@ -29,7 +29,7 @@ from dataops.fsutil import sha256_file
 from dataops.loading.options import Verify
 from dataops.loading.splits import Segment
 from dataops.metadata import DatasetMetadata
-from dataops.shard_index import (
+from dataops.tfrecord.shard_index import (
     ShardIndex,
     changed_while_reading,
     edges_crc32c,
@@ -151,7 +151,7 @@ def diagnose(
     identities: dict[str, Identity],
 ) -> DatasetError:
     """Turn a TensorFlow read/parse error into a one-line DatasetError naming the file."""
-    from dataops.codec import FramingError, iter_records
+    from dataops.tfrecord.codec import FramingError, iter_records
 
     for file, before in identities.items():  # a rewrite explains any failure: say that first
         try:

@@ -21,7 +21,7 @@ def finisher(
     """A function: batch of serialized records (or, from a snapshot, of values) → element."""
     import tensorflow as tf
 
-    from dataops.spec import decode_feature, dense_feature, feature_spec
+    from dataops.tfrecord.spec import decode_feature, dense_feature, feature_spec
 
     spec = {f.name: feature_spec(f) for f in features}
 

@@ -23,7 +23,7 @@ from dataops.loading.snapshot import snapshot_reader
 from dataops.loading.splits import Segment
 from dataops.loading.state import Geometry, LoaderState
 from dataops.metadata import DatasetMetadata
-from dataops.shard_index import (
+from dataops.tfrecord.shard_index import (
     FRAME_HEADER,
     FRAME_OVERHEAD,
     ShardIndex,
@@ -134,7 +134,7 @@ class Readers:
         """A function: (shard number, block, skip, take) → that block's records, a string vector.
 
         Each block (about 1 MiB) is read with one `pread`, checked against its CRC-32C and the
-        record framing (`dataops.shard_index.read_block`), and cut into records with one
+        record framing (`dataops.tfrecord.shard_index.read_block`), and cut into records with one
         `tf.strings.substr` at the offsets of the index: no per-record step at all.
         """
         tf = tf_module()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from dataops.artifacts import ExportInfo
 from dataops.errors import ConfigError, DatasetError
 from dataops.fingerprint import cache_key
 from dataops.fsutil import sha256_file
@@ -26,8 +27,7 @@ from dataops.metadata import (
     parse_metadata,
     read_metadata,
 )
-
-EXPORT_FILE = "export.json"
+from dataops.naming import EXPORT_FILE
 
 
 def default_cache_dir() -> Path:
@@ -75,10 +75,10 @@ def resolve_source(
             )
     export = directory / EXPORT_FILE
     if export.is_file():
-        info = json.loads(export.read_text(encoding="utf-8"))
-        if info.get("format") != "snapshot":
+        info = ExportInfo.read(export)
+        if info.format != "snapshot":
             raise DatasetError(
-                f"{directory}: an export in format {info.get('format')!r}; dataops.load reads TFRecord datasets and snapshots"
+                f"{directory}: an export in format {info.format!r}; dataops.load reads TFRecord datasets and snapshots"
             )
         return Source(directory, read_metadata(directory), "snapshot", origin)
     return Source(directory, read_metadata(directory), "tfrecord", origin)

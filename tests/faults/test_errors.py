@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataops.cli import describe
+from dataops.cli.failures import describe
 from dataops.errors import ConfigError, DatasetError, Interrupted
 from tests.support.faults import error_lines, leftovers, tree_digest
 from tests.support.project import run_cli, small_params_data
@@ -187,7 +187,7 @@ def test_no_space_message_without_root(tmp_path: Path):
 
 SWALLOW = """
 import os, signal, sys
-import dataops.validate as v
+import dataops.stages.validate as v
 from dataops import cli
 
 real = v.run_validate

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden"  # the pinned tiny dataset (tests/test_golden.py rewrites it)
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -14,8 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from dataops.fsutil import write_json
-from dataops.metadata import FeatureInfo
+from dataops.artifacts import PreprocessState, SplitCount, StateParams, ValidationReport
+from dataops.metadata import DatasetMetadata, FeatureInfo, SplitInfo, write_metadata
+from dataops.naming import DATASET_DIR, REPORT_FILE
+from dataops.stages.preprocess import STATE_FILE
 
 N = 12  # rows of every source `make_sources` writes
 
@@ -96,46 +98,46 @@ def write_preprocessed(
                 vals = flat if f.shape else [v[0] for v in flat]
             cols[f.name] = pa.array(vals, arrow_type(f))
         pq.write_table(pa.table(cols, schema=schema), directory / f"{name}.parquet")
-    write_json(
-        directory / "state.json",
-        {
-            "features": [f.model_dump(mode="json") for f in features],
-            "state": {},
-            "splits": [{"name": n, "num_examples": len(r)} for n, r in splits.items()],
-            "skipped": {},
-            "inputs_fingerprint": "0" * 64,
-            "inputs": {},
-            "params": {"ingest": {}, "preprocess": {}},
-        },
-    )
+    PreprocessState(
+        features=features,
+        state={},
+        splits=[SplitCount(name=n, num_examples=len(r)) for n, r in splits.items()],
+        skipped={},
+        inputs_fingerprint="0" * 64,
+        inputs={},
+        params=StateParams(ingest={}, preprocess={}),
+    ).write(directory / STATE_FILE)
     return directory
 
 
-def _meta(features: list[str], n: int) -> dict:
-    return {
-        "name": "toy",
-        "fingerprint": f"{n:064x}",
-        "features": [
-            {"name": f, "kind": "tensor", "dtype": "int64", "shape": [], "encoding": "none"}
+def _meta(features: list[str], n: int) -> DatasetMetadata:
+    return DatasetMetadata(
+        name="toy",
+        fingerprint=f"{n:064x}",
+        features=[
+            FeatureInfo(name=f, kind="tensor", dtype="int64", shape=[], encoding="none")
             for f in features
         ],
-        "splits": [{"name": "train", "num_examples": n, "num_bytes": 10 * n, "shards": []}],
-    }
+        splits=[SplitInfo(name="train", num_examples=n, num_bytes=10 * n, shards=[])],
+        preprocessing={},
+        inputs={},
+    )
 
 
 def write_version(ws: Path, n: int, features: list[str] = ["a"], ok: bool = True) -> None:  # noqa: B006
     """The files publish reads (metadata, validation report, params, dvc.lock) for `n` examples."""
     meta = _meta(features, n)
-    (ws / "data" / "tfrecords").mkdir(parents=True, exist_ok=True)
-    (ws / "data" / "tfrecords" / "metadata.json").write_text(json.dumps(meta))
-    (ws / "reports").mkdir(exist_ok=True)
-    report = {
-        "ok": ok,
-        "fingerprint": meta["fingerprint"],
-        "num_examples": {"train": n},
-        "num_bytes": {"train": 10 * n},
-        "violations": [] if ok else ["split 'train': 3 examples < 10"],
-    }
-    (ws / "reports" / "validation.json").write_text(json.dumps(report))
+    write_metadata(ws / DATASET_DIR, meta)
+    ValidationReport(
+        ok=ok,
+        dataset=meta.name,
+        fingerprint=meta.fingerprint,
+        num_examples={"train": n},
+        num_bytes={"train": 10 * n},
+        num_shards={"train": 0},
+        skipped={},
+        violations=[] if ok else ["split 'train': 3 examples < 10"],
+        class_counts={},
+    ).write(ws / REPORT_FILE)
     (ws / "params.yaml").write_text(f"sample:\n  num_examples: {n}\n")
     (ws / "dvc.lock").write_text(f"schema: '2.0'\nstages: {{}}\n# {n}\n")

@@ -1,0 +1,129 @@
+"""The one way a command body runs: options of the run, failures reported, run facts recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dataops.cli.failures import describe
+from dataops.errors import ValidationFailed, clip, raise_if_interrupted
+
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="The params file.")]
+RUNS_DIR = Path("reports") / "runs"
+#: Most `error:` lines printed for one failure (a params file with many bad keys).
+MAX_ERROR_LINES = 10
+OPTS: dict[str, Any] = {"quiet": False, "verbose": False, "debug": False, "reported": False}
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow with stderr silenced: it prints start-up lines (oneDNN, absl) before
+    its log level applies. Kept with -v or --debug, and a failed import still raises."""
+    if OPTS["verbose"] or OPTS["debug"] or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        envvar="DATAOPS_ENGINE",
+        help="Where the stage runs: 'local' (this process) or 'beam'. The output bytes are the same.",
+    ),
+]
+BeamOptionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="DATAOPS_BEAM_OPTIONS",
+        help="Beam pipeline options for --engine beam, e.g. '--runner=DataflowRunner --project=p'.",
+    ),
+]
+
+
+def log(event: str, **kv: Any) -> None:
+    if OPTS["quiet"]:
+        return
+    import structlog
+
+    structlog.get_logger("dataops").info(event, **kv)
+
+
+def fail(err: BaseException, params: Path | None = None, out: Path | None = None) -> int:
+    """Print the `error:` lines of `err` (and its traceback under --debug); return the exit code."""
+    lines, code = describe(err, params, out)
+    OPTS["reported"] = True
+    if OPTS["debug"]:
+        import traceback
+
+        traceback.print_exception(err, file=sys.stderr)
+    if len(lines) > MAX_ERROR_LINES:
+        lines = [*lines[: MAX_ERROR_LINES - 1], f"... and {len(lines) - MAX_ERROR_LINES + 1} more"]
+    for line in lines:
+        typer.echo(f"error: {clip(line.rstrip(), 2000)}", err=True)
+    return code
+
+
+def run(
+    stage: str,
+    fn: Callable[[], Any],
+    params: Path | None = None,
+    record: bool = True,
+    out: Path | None = None,
+) -> Any:
+    """Run a command body: map every failure to `error:` lines and an exit code. Stages (`record`)
+    run in a process scratch folder and leave volatile run facts in reports/runs/ (untracked);
+    read-only commands write nothing."""
+    from dataops.fsutil import process_scratch
+
+    start = time.perf_counter()
+    try:
+        if record:
+            with process_scratch():
+                result = fn()
+        else:
+            result = fn()
+        raise_if_interrupted()  # an interrupt some library swallowed still stops the run
+    except ValidationFailed as err:
+        for line in err.violations:
+            typer.echo(f"violation: {clip(line, 2000)}", err=True)
+        n = len(err.violations)
+        where = f"; the report is {out}" if out is not None else ""
+        typer.echo(f"error: {n} violation{'s' * (n != 1)} (listed above){where}", err=True)
+        raise typer.Exit(err.exit_code) from None
+    except typer.Exit:
+        raise
+    except BaseException as err:  # noqa: BLE001 - the one place every failure is reported
+        if isinstance(err, SystemExit):
+            raise
+        raise typer.Exit(fail(err, params, out)) from None
+    if record:
+        facts = {
+            "stage": stage,
+            "seconds": round(time.perf_counter() - start, 3),
+            "host": platform.node(),
+            "pid": os.getpid(),
+            "finished_at": time.time(),
+        }
+        if OPTS["verbose"]:
+            typer.echo(f"{stage}: {facts['seconds']} s (pid {facts['pid']})", err=True)
+        try:
+            RUNS_DIR.mkdir(parents=True, exist_ok=True)
+            (RUNS_DIR / f"{stage}.json").write_text(json.dumps(facts) + "\n")
+        except OSError:
+            pass
+    return result

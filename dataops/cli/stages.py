@@ -1,0 +1,253 @@
+"""The stage commands: `sample`, `ingest`, `preprocess`, `serialize`, `validate` — each parses
+its flags and calls its stage function (`dataops.stages`) through `call_stage`, the one place
+where params are loaded, the engine is checked, the run is wrapped and progress is drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from dataops import naming
+from dataops.cli.progress import Progress, terminal_progress
+from dataops.cli.run import BeamOptionsOpt, EngineOpt, ParamsOpt, log, quiet_tensorflow, run
+from dataops.errors import ConfigError, ValidationFailed, stating_input
+
+if TYPE_CHECKING:
+    from dataops.config import SampleParams
+
+R = TypeVar("R")
+
+
+def call_stage(
+    stage: str,
+    params: Path | None,
+    out: Path,
+    local: Callable[[Any, Progress], R],
+    *,
+    load: Callable[[], Any] | None = None,
+    engine: str = "local",
+    beam: Callable[[Any], R] | None = None,
+    needs_beam: str | None = None,
+    check: Callable[[R], None] | None = None,
+) -> R:
+    """Run a stage command through `run`, in this order: check `engine` (only a stage with a
+    `beam` driver has one), load the params (`load()`, else the params file `params`), then call
+    `beam(p)` on the Beam engine, else refuse a flag only Beam takes (`needs_beam`, the message)
+    or call `local(p, progress)` with bars on a terminal, and last `check(result)` once the bars
+    are closed. Every failure is reported by `run` (exit 1 or 2)."""
+
+    def go() -> R:
+        on_beam = False
+        if beam is not None:
+            from dataops.beam import use_beam
+
+            on_beam = use_beam(engine)
+        if load is not None:
+            p = load()
+        else:
+            from dataops.config import load_params
+
+            assert params is not None  # a stage without its own `load` names a params file
+            p = load_params(params)
+        if beam is not None and on_beam:
+            return beam(p)
+        if needs_beam is not None:
+            raise ConfigError(needs_beam)
+        with terminal_progress() as progress:
+            result = local(p, progress)
+        if check is not None:
+            check(result)
+        return result
+
+    result: R = run(stage, go, params, out=out)
+    return result
+
+
+def _sample_params(params: Path | None, num_examples: int | None, seed: int | None) -> SampleParams:
+    """`sample` of the params file with the flags given on top; a file named with --params must
+    exist, only the implicit params.yaml may be absent (then the defaults)."""
+    from pydantic import ValidationError
+
+    from dataops.config import SampleParams, load_params
+
+    given = params if params is not None else Path("params.yaml")
+    use = params is not None or given.exists()
+    base = load_params(given).sample if use else SampleParams()
+    flags = {"num_examples": num_examples, "seed": seed}
+    p = base.model_copy(update={k: v for k, v in flags.items() if v is not None})
+    try:
+        return SampleParams.model_validate(p.model_dump())
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise ConfigError(
+            f"--{str(e['loc'][0]).replace('_', '-')}: {stating_input(e['msg'], e.get('input'))}"
+        ) from None
+
+
+def _fail_on_violations(r: Any) -> None:
+    if r.violations:
+        raise ValidationFailed(r.violations)
+
+
+def sample(
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            "--params",
+            "-p",
+            help="The params file (default: params.yaml if there is one, else the defaults).",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(naming.SAMPLE_DIR),
+    num_examples: Annotated[
+        int | None, typer.Option(help="Rows (default: sample.num_examples).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: sample.seed).")] = None,
+) -> None:
+    """Write the bundled sample source: PNG folders, a CSV and a JSON Lines file."""
+    from dataops.stages.sample import generate_sample
+
+    r = call_stage(
+        "sample",
+        params,
+        out,
+        lambda p, progress: generate_sample(out, p, progress),
+        load=lambda: _sample_params(params, num_examples, seed),
+    )
+    log("sample.done", out=str(r.out), examples=r.num_examples, classes=len(r.classes))
+
+
+def ingest(
+    params: ParamsOpt = Path("params.yaml"),
+    out: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path(naming.SNAPSHOT_DIR),
+    engine: EngineOpt = "local",
+    beam_options: BeamOptionsOpt = None,
+) -> None:
+    """Read and join the sources of `ingest` into a Parquet snapshot with a manifest."""
+    from dataops.stages.ingest import run_ingest
+
+    def on_beam(p: Any) -> Any:
+        from dataops.beam.ingest import run_ingest_beam
+
+        return run_ingest_beam(
+            p.ingest, params.resolve().parent, out, p.dataset.on_error, beam_options
+        )
+
+    r = call_stage(
+        "ingest",
+        params,
+        out,
+        lambda p, progress: run_ingest(
+            p.ingest, params.resolve().parent, out, p.dataset.on_error, progress
+        ),
+        engine=engine,
+        beam=on_beam,
+    )
+    log("ingest.done", out=str(r.out), rows=r.num_rows, skipped=r.skipped, engine=engine)
+
+
+def preprocess(
+    params: ParamsOpt = Path("params.yaml"),
+    snapshot: Annotated[Path, typer.Option(help="Snapshot folder (from ingest).")] = Path(
+        naming.SNAPSHOT_DIR
+    ),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(naming.PREPROCESSED_DIR),
+    engine: EngineOpt = "local",
+    beam_options: BeamOptionsOpt = None,
+) -> None:
+    """Split, fit on train, and transform into one Parquet file per split."""
+    from dataops.stages.preprocess import run_preprocess
+
+    def on_beam(p: Any) -> Any:
+        from dataops.beam.preprocess import run_preprocess_beam
+
+        return run_preprocess_beam(p.preprocess, snapshot, out, p.dataset.on_error, beam_options)
+
+    r = call_stage(
+        "preprocess",
+        params,
+        out,
+        lambda p, progress: run_preprocess(
+            p.preprocess, snapshot, out, p.dataset.on_error, progress
+        ),
+        engine=engine,
+        beam=on_beam,
+    )
+    log(
+        "preprocess.done",
+        out=str(r.out),
+        examples=r.num_examples,
+        skipped=r.skipped,
+        engine=engine,
+    )
+
+
+def serialize(
+    params: ParamsOpt = Path("params.yaml"),
+    preprocessed: Annotated[Path, typer.Option(help="Folder from preprocess.")] = Path(
+        naming.PREPROCESSED_DIR
+    ),
+    out: Annotated[Path, typer.Option(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    engine: EngineOpt = "local",
+    beam_options: BeamOptionsOpt = None,
+    to_remote: Annotated[
+        str | None,
+        typer.Option(
+            metavar="<remote>",
+            help="With --engine beam: upload the shards into this DVC remote and write the stage's "
+            "dvc.lock entry, not --out (run directly, not under dvc repro).",
+        ),
+    ] = None,
+) -> None:
+    """Write TFRecord shards of tf.train.Example and metadata.json."""
+    from dataops.stages.serialize import run_serialize
+
+    def on_beam(p: Any) -> Any:
+        from dataops.beam.serialize import run_serialize_beam
+
+        return run_serialize_beam(
+            p.serialize, p.dataset, preprocessed, out, beam_options, to_remote
+        )
+
+    needs_beam = None
+    if to_remote is not None:
+        needs_beam = "--to-remote needs --engine beam (its workers do the uploads)"
+    r = call_stage(
+        "serialize",
+        params,
+        out,
+        lambda p, progress: run_serialize(p.serialize, p.dataset, preprocessed, out, progress),
+        engine=engine,
+        beam=on_beam,
+        needs_beam=needs_beam,
+    )
+    log(
+        "serialize.done",
+        out=str(r.out),
+        engine=engine,
+        **({"remote": to_remote, "md5": r.locked.md5} if to_remote is not None else {}),
+        examples=r.metadata.num_examples,
+        shards={s.name: len(s.shards) for s in r.metadata.splits},
+    )
+
+
+def validate(
+    params: ParamsOpt = Path("params.yaml"),
+    dataset: Annotated[Path, typer.Option(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    report: Annotated[Path, typer.Option(help="Report file (JSON).")] = Path(naming.REPORT_FILE),
+) -> None:
+    """Re-read every shard with TensorFlow and check the expectations; exit 1 on violations."""
+    quiet_tensorflow()
+    from dataops.stages.validate import run_validate
+
+    r = call_stage(
+        "validate",
+        params,
+        report,
+        lambda p, progress: run_validate(p.validate_, dataset, report, progress),
+        check=_fail_on_violations,
+    )
+    log("validate.done", report=str(report), ok=r.ok)

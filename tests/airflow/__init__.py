@@ -1,0 +1,1 @@
+"""Tests of `dataops.airflow`, `dags/` and `plugins/`: the DAG, the trigger form, the Datasets page."""

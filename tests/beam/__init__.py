@@ -1,0 +1,1 @@
+"""Tests of `dataops.beam` and of choosing the engine."""

@@ -1,0 +1,1 @@
+"""Tests of `dataops.config`: params.yaml validation and its messages."""

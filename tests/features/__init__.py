@@ -1,0 +1,1 @@
+"""Tests of `dataops.features`: one class per kind, statistics, missing values."""

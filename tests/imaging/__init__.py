@@ -1,0 +1,1 @@
+"""Tests of `dataops.imaging`: images read exactly."""

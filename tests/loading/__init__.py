@@ -1,0 +1,1 @@
+"""Tests of `dataops.loading` (`dataops.load`, its state and exact resumption)."""

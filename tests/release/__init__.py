@@ -1,0 +1,1 @@
+"""Tests of `dataops.release`: the stage runner, publishing to a remote, versions."""

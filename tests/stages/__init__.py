@@ -1,0 +1,1 @@
+"""Tests of `dataops.stages`: sample, sources, ingest, preprocess, serialize, validate, DVC views."""

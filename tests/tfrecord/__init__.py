@@ -1,0 +1,1 @@
+"""Tests of `dataops.tfrecord`: the codec, shard indexes, TFDS reading our directories."""

@@ -1,0 +1,1 @@
+"""Tests of `dataops.tools`: export and the serving preprocessor."""
