@@ -87,7 +87,33 @@ def put_files(scratch: Path, dest: Any) -> None:
         else:
             target = Path(dest, rel)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, target)
+            shutil.move(src, target)  # a rename on one filesystem, else a copy
+
+
+def move_tree(src: Any, dest: Any) -> None:
+    """Move every file under the directory `src` to the same relative path under `dest`,
+    in name order; either may be local or on an object store (a rename where one is possible,
+    else a copy and a delete)."""
+    if not is_url(src):
+        put_files(Path(src), dest)
+        return
+    from apache_beam.io.filesystems import FileSystems
+
+    prefix = str(src).rstrip("/") + "/"
+    found = sorted(m.path for r in FileSystems.match([join(src, "**")]) for m in r.metadata_list)
+    for path in found:
+        target = join(dest, path[len(prefix) :])
+        if is_url(dest):
+            FileSystems.rename([path], [target])
+            continue
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        with (
+            FileSystems.open(path, compression_type=_raw()) as f,
+            open(f"{target}.incomplete", "wb") as g,
+        ):
+            shutil.copyfileobj(f, g, 8 << 20)
+        os.replace(f"{target}.incomplete", target)
+        FileSystems.delete([path])
 
 
 def write_bytes(path: Any, data: bytes) -> None:

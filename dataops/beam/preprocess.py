@@ -28,7 +28,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from dataops.beam.io import (
     is_url,
     iter_tables,
     join,
+    move_tree,
     open_parquet,
     output_dir,
     put_files,
@@ -51,7 +52,7 @@ from dataops.beam.io import (
     use_options,
     work_dir,
 )
-from dataops.beam.runner import run_tasks
+from dataops.beam.runner import run_pipeline
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Transform
@@ -132,13 +133,13 @@ def run_preprocess_beam(
     run = Run(params, pf_path, manifest, on_error)  # type: ignore[arg-type]  # a path or URL
     total = open_parquet(pf_path).metadata.num_rows
     num_batches = math.ceil(total / params.batch_rows)
+    if num_batches == 0:
+        raise DatasetError("preprocess produced no rows")
     tasks = tasks_for(num_batches, workers_of(args), batches_per_task)
     late: set[int] = set()
     with work_dir(args) as work:
         for attempt in itertools.count():
-            state, unfit = _fit_state(run, tasks, num_batches, late, args, work)
-            parts = join(work, f"parts-{attempt}")
-            done = _write_splits(run, state, unfit, tasks, num_batches, args, work, parts, out)
+            done = _passes(run, tasks, num_batches, late, args, join(work, f"pass-{attempt}"), out)
             if isinstance(done, PreprocessResult):
                 return done
             late |= done
@@ -156,51 +157,17 @@ def _batches(run: Run, first: int, stop: int) -> Iterator[tuple[int, pa.Table, n
         yield i, table, run.split_of(table)
 
 
-def _fit_state(
-    run: Run,
-    tasks: list[tuple[int, int]],
-    num_batches: int,
-    exclude: set[int],
-    args: list[str],
-    work: str,
-) -> tuple[dict[str, Any], set[int]]:
-    """Pass 1 on Beam: the fitted state and the snapshot rows not fitted (as `_fit_state`)."""
-    b = run.params.batch_rows
-    stop_at_error = run.on_error == "fail"
+@dataclass(frozen=True)
+class _Fitted:
+    """Between the passes (one worker): the first pass-1 error in row order, or the fitted
+    state, the rows not fitted, the transforms settled as in-process and the output schema
+    (batch 0's)."""
 
-    def fit(task: tuple[int, int]) -> Iterator[list[tuple[int, BatchFit]]]:
-        fits = []
-        for i, table, split in _batches(run, *task):
-            fitted = fit_batch(run, table, split, i * b, exclude)
-            fits.append((i, fitted))
-            if fitted.error is not None and stop_at_error:
-                break  # no later batch of this task can hold an earlier error
-        yield fits
-
-    fits = sorted(
-        (item for part in run_tasks(tasks, fit, args, work, label="fit") for item in part),
-        key=lambda item: item[0],
-    )
-    features = run.features
-    partials = [f.empty_partial() for f in features]
-    unfit = set(exclude)
-    for n, (i, fitted) in enumerate(fits):
-        if i != n:
-            raise DatasetError(
-                f"preprocess on Beam: pass 1 returned no result for batch {n} of {num_batches}"
-            )
-        if fitted.error is not None and stop_at_error:
-            raise DatasetError(fitted.error)
-        unfit.update(fitted.unfit)
-        if fitted.partials:
-            partials = [
-                f.merge(p, q) for f, p, q in zip(features, partials, fitted.partials, strict=True)
-            ]
-    if len(fits) != num_batches:
-        raise DatasetError(
-            f"preprocess on Beam: pass 1 returned {len(fits)} of {num_batches} batches"
-        )
-    return finalize_state(run, partials), unfit
+    error: str | None
+    state: dict[str, Any] = field(default_factory=dict)
+    unfit: set[int] = field(default_factory=set)
+    transforms: list[Transform] = field(default_factory=list)
+    schema: pa.Schema | None = None
 
 
 @dataclass(frozen=True)
@@ -219,43 +186,79 @@ def _part_name(split: int, first: int) -> str:
     return f"{split:03d}-{first:012d}.arrow"
 
 
-def _write_splits(
+def _passes(
     run: Run,
-    state: dict[str, Any],
-    unfit: set[int],
     tasks: list[tuple[int, int]],
     num_batches: int,
+    exclude: set[int],
     args: list[str],
     work: str,
-    parts: str,
     out: str | Path,
 ) -> PreprocessResult | set[int]:
-    """Pass 2 on Beam (as the in-process `_write_splits`)."""
-    if num_batches == 0:
-        raise DatasetError("preprocess produced no rows")
+    """Both passes as one pipeline (its workers start once): pass 1 on every task, the fit
+    on one worker, pass 2 on every task writing its parts, then one worker per split appends
+    them into `<split>.parquet` under a staging folder — unless an error or a late train row
+    was found, which the driver then raises or refits for (`_write_splits`'s outcomes)."""
+    import apache_beam as beam
+
     b = run.params.batch_rows
-    transforms = [f.transformer(state.get(f.name)) for f in run.features]
-    schema: pa.Schema | None = None
-    for i, table, split in _batches(run, 0, num_batches):
-        # settle what the pass carries, as in-process; batch 0 gives every split's schema
-        result = transform_batch(run, transforms, table, split, i * b, unfit)
-        if schema is None:
-            schema = result.table.schema
-        if all(t.settled for t in transforms):
-            break
-    assert schema is not None
     n_splits = len(run.split_names)
     stop_at_error = run.on_error == "fail"
+    parts, staged = join(work, "parts"), join(work, "out")
 
-    def transform(task: tuple[int, int]) -> Iterator[_TaskOut]:
-        mine = copy.deepcopy(transforms)
+    def fit(task: tuple[int, int]) -> Iterator[list[tuple[int, BatchFit]]]:
+        fits = []
+        for i, table, split in _batches(run, *task):
+            fitted = fit_batch(run, table, split, i * b, exclude)
+            fits.append((i, fitted))
+            if fitted.error is not None and stop_at_error:
+                break  # no later batch of this task can hold an earlier error
+        yield fits
+
+    def settle(_: Any, fits: list[list[tuple[int, BatchFit]]]) -> _Fitted:
+        """Merge the partial states in batch order (the in-process float sums, bit for bit),
+        finalize, and settle the transforms on the first batches as in-process."""
+        ordered = sorted((item for part in fits for item in part), key=lambda item: item[0])
+        features = run.features
+        partials = [f.empty_partial() for f in features]
+        unfit = set(exclude)
+        for n, (i, fitted) in enumerate(ordered):
+            if fitted.error is not None and stop_at_error:
+                return _Fitted(fitted.error)
+            if i != n:
+                break
+            unfit.update(fitted.unfit)
+            if fitted.partials:
+                partials = [
+                    f.merge(p, q)
+                    for f, p, q in zip(features, partials, fitted.partials, strict=True)
+                ]
+        if len(ordered) != num_batches or ordered[-1][0] != num_batches - 1:
+            return _Fitted(
+                f"preprocess on Beam: pass 1 returned {len(ordered)} of {num_batches} batches"
+            )
+        state = finalize_state(run, partials)
+        transforms = [f.transformer(state.get(f.name)) for f in features]
+        schema = None
+        for i, table, split in _batches(run, 0, num_batches):
+            result = transform_batch(run, transforms, table, split, i * b, unfit)
+            schema = schema or result.table.schema  # batch 0's, as in-process
+            if all(t.settled for t in transforms):
+                break
+        return _Fitted(None, state, unfit, transforms, schema)
+
+    def transform(task: tuple[int, int], fitted: _Fitted) -> Iterator[_TaskOut]:
+        if fitted.error is not None:
+            return
+        schema = fitted.schema
+        mine = copy.deepcopy(fitted.transforms)
         rows: list[tuple[int, list[int], dict[str, int], list[int], str | None]] = []
         sizes: dict[int, list[int]] = {}
         writers: dict[int, Any] = {}
         writing = True  # until a late train row means the state must be refitted first
         with tempfile.TemporaryDirectory(prefix="dataops-parts-") as scratch:
             for i, table, split in _batches(run, *task):
-                part = transform_batch(run, mine, table, split, i * b, unfit)
+                part = transform_batch(run, mine, table, split, i * b, fitted.unfit)
                 counts = [0] * n_splits
                 rows.append((i, counts, part.skipped, part.late, part.error))
                 if part.error is not None and stop_at_error:
@@ -280,7 +283,60 @@ def _write_splits(
                 put_files(Path(scratch), parts)
         yield _TaskOut(task[0], rows, sizes if writing else {}, mine)
 
-    done = sorted(run_tasks(tasks, transform, args, work, label="transform"), key=lambda r: r.first)
+    def write(
+        job: tuple[int, str], fitted: _Fitted, outs: list[_TaskOut]
+    ) -> Iterator[tuple[str, int]]:
+        if fitted.error is not None or fitted.schema is None:
+            return
+        done = sorted(outs, key=lambda r: r.first)
+        rows = [r for task in done for r in task.batches]
+        if len(rows) != num_batches or any(
+            lt or (error is not None and stop_at_error) for _, _, _, lt, error in rows
+        ):
+            return  # the driver raises the error or refits
+        plan = [(task.first, task.parts) for task in done]
+        yield job[1], _append_split(run, fitted.schema, parts, plan, staged, *job)
+
+    def tagged(tag: str) -> Any:
+        return beam.Map(lambda x: (tag, x))
+
+    def build(p: Any) -> Any:
+        fits = (
+            p
+            | "fit tasks" >> beam.Create(tasks, reshuffle=False)
+            | "spread fit" >> beam.Reshuffle()
+            | "fit" >> beam.FlatMap(fit)
+        )
+        fitted = (
+            p
+            | "once" >> beam.Create([None])
+            | "settle" >> beam.Map(settle, beam.pvalue.AsList(fits))
+        )
+        outs = (
+            p
+            | "transform tasks" >> beam.Create(tasks, reshuffle=False)
+            | "spread transform" >> beam.Reshuffle()
+            | "transform" >> beam.FlatMap(transform, beam.pvalue.AsSingleton(fitted))
+        )
+        written = (
+            p
+            | "splits" >> beam.Create(list(enumerate(run.split_names)), reshuffle=False)
+            | "spread write" >> beam.Reshuffle()
+            | "write"
+            >> beam.FlatMap(write, beam.pvalue.AsSingleton(fitted), beam.pvalue.AsList(outs))
+        )
+        return (
+            fitted | "tag fitted" >> tagged("fitted"),
+            outs | "tag outs" >> tagged("task"),
+            written | "tag written" >> tagged("split"),
+        ) | "results" >> beam.Flatten()
+
+    results = run_pipeline(build, args, work, label="preprocess")
+    fitted = next(x for tag, x in results if tag == "fitted")
+    if fitted.error is not None:
+        raise DatasetError(fitted.error)
+    done = sorted((x for tag, x in results if tag == "task"), key=lambda r: r.first)
+    transforms = fitted.transforms
     skipped: dict[str, int] = dict(run.manifest.skipped)
     counts = dict.fromkeys(run.split_names, 0)
     late: set[int] = set()
@@ -302,18 +358,15 @@ def _write_splits(
         raise DatasetError(
             f"preprocess on Beam: pass 2 returned {written} of {num_batches} batches"
         )
-    plan = [(task.first, task.parts) for task in done]
-    with output_dir(out) as dest:
-        names = list(enumerate(run.split_names))
-        run_tasks(
-            names,
-            lambda job: [_append_split(run, schema, parts, plan, dest, *job)],
-            args,
-            work,
-            label="write",
+    appended = dict(x for tag, x in results if tag == "split")
+    if appended != counts:
+        raise DatasetError(
+            f"preprocess on Beam: wrote {appended} rows per split, pass 2 kept {counts}"
         )
+    with output_dir(out) as dest:
+        move_tree(staged, dest)
         with tempfile.TemporaryDirectory(prefix="dataops-state-") as scratch:
-            write_state(Path(scratch), run, state, transforms, counts, skipped)
+            write_state(Path(scratch), run, fitted.state, transforms, counts, skipped)
             put_files(Path(scratch), dest)  # last: on an object store, the sign of a whole output
     return PreprocessResult(
         out=out if is_url(out) else Path(out),  # type: ignore[arg-type]
