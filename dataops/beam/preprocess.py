@@ -51,6 +51,7 @@ from dataops.beam.io import (
     remove,
     use_options,
     work_dir,
+    write_bytes,
 )
 from dataops.beam.runner import run_pipeline
 from dataops.config import OnError, PreprocessParams
@@ -146,15 +147,28 @@ def run_preprocess_beam(
     raise AssertionError("unreachable")
 
 
-def _batches(run: Run, first: int, stop: int) -> Iterator[tuple[int, pa.Table, np.ndarray]]:
+def _batches(
+    run: Run, first: int, stop: int, splits: np.ndarray | None = None
+) -> Iterator[tuple[int, pa.Table, np.ndarray]]:
     """Batches first .. stop - 1 of the snapshot (as the in-process driver reads them: the
-    same rows and columns), each with its number and the split of its rows; the snapshot is
-    opened once and only the row groups that hold these rows are read."""
+    same rows and columns), each with its number and the split of its rows (hashed, or taken
+    from `splits`: those of every row of the range); the snapshot is opened once and only the
+    row groups that hold these rows are read."""
     b = run.params.batch_rows
     pf = open_parquet(run.snapshot)
     columns = run.read_columns(pf.schema_arrow.names)
+    at = 0
     for i, table in enumerate(iter_tables(pf, first * b, stop * b, b, columns), start=first):
-        yield i, table, run.split_of(table)
+        if splits is None:
+            yield i, table, run.split_of(table)
+            continue
+        split = splits[at : at + table.num_rows]
+        if len(split) != table.num_rows:
+            raise DatasetError(
+                f"preprocess on Beam: the split cache of batches {first}..{stop - 1} ends at row {first * b + at}"
+            )
+        at += table.num_rows
+        yield i, table, split
 
 
 @dataclass(frozen=True)
@@ -204,15 +218,18 @@ def _passes(
     b = run.params.batch_rows
     n_splits = len(run.split_names)
     stop_at_error = run.on_error == "fail"
-    parts, staged = join(work, "parts"), join(work, "out")
+    parts, staged, cache = join(work, "parts"), join(work, "out"), join(work, "splits")
 
     def fit(task: tuple[int, int]) -> Iterator[list[tuple[int, BatchFit]]]:
-        fits = []
+        fits, splits = [], []
         for i, table, split in _batches(run, *task):
+            splits.append(split.astype(np.int8))  # at most 100 splits (config): int8 fits
             fitted = fit_batch(run, table, split, i * b, exclude)
             fits.append((i, fitted))
             if fitted.error is not None and stop_at_error:
                 break  # no later batch of this task can hold an earlier error
+        # pass 2 reads the splits back instead of hashing every key again (as in-process)
+        write_bytes(join(cache, f"{task[0]:012d}.bin"), b"".join(x.tobytes() for x in splits))
         yield fits
 
     def settle(_: Any, fits: list[list[tuple[int, BatchFit]]]) -> _Fitted:
@@ -256,8 +273,10 @@ def _passes(
         sizes: dict[int, list[int]] = {}
         writers: dict[int, Any] = {}
         writing = True  # until a late train row means the state must be refitted first
+        cached = read_bytes(join(cache, f"{task[0]:012d}.bin"))
+        splits = np.frombuffer(cached, dtype=np.int8).astype(np.intp)
         with tempfile.TemporaryDirectory(prefix="dataops-parts-") as scratch:
-            for i, table, split in _batches(run, *task):
+            for i, table, split in _batches(run, *task, splits):
                 part = transform_batch(run, mine, table, split, i * b, fitted.unfit)
                 counts = [0] * n_splits
                 rows.append((i, counts, part.skipped, part.late, part.error))
