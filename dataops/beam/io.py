@@ -272,12 +272,3 @@ def iter_tables(
         yield pa.Table.from_batches(
             pending, pf.schema_arrow if columns is None else None
         ).combine_chunks()
-
-
-def read_rows(path: Any, start: int, stop: int) -> pa.Table:
-    """Rows [start, stop) of a Parquet file as one table with one chunk per column."""
-    pf = open_parquet(path)
-    batches = list(iter_rows(path, start, stop, max(1, stop - start), pf=pf))
-    if not batches:
-        return pf.schema_arrow.empty_table()
-    return pa.Table.from_batches(batches).combine_chunks()

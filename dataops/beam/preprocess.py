@@ -3,21 +3,24 @@
 The snapshot's rows are cut into the batches the in-process driver reads (rows
 [i·B, (i+1)·B), B = `preprocess.batch_rows`); a task is a range of many consecutive batches
 (a few tasks per worker, `tasks_for`), which opens the snapshot once and reads exactly the row
-groups that hold its rows.
+groups that hold its rows. One attempt is one pipeline (its workers start once):
 
 - Pass 1: each task runs `fit_batch` on its batches and returns every batch's partial state;
-  the driver merges them *in batch order* (so the float sums are the in-process driver's, bit
-  for bit) and finalizes the state.
-- Pass 2: the driver first transforms batches until every transform is `settled` (an image
-  feature's first shape; always batch 0, whose output schema every split is cast to, as
-  in-process), then each task transforms its batches with a copy of those transforms and
-  writes, per split, its kept rows as one Arrow file (a part); only counts come back. Then
-  one worker per split appends the parts, in task order and batch by batch, to
-  `<split>.parquet` exactly as the in-process driver does.
+  it keeps its rows' split indexes in the work folder for pass 2 (as the in-process driver's
+  scratch file: the keys are hashed once).
+- Fit (one worker): the partial states are merged *in batch order* (so the float sums are the
+  in-process driver's, bit for bit) and finalized; the transforms are `settled` on the first
+  batches (an image feature's first shape) and batch 0 gives the output schema every split is
+  cast to, as in-process.
+- Pass 2: each task transforms its batches with a copy of those transforms and writes, per
+  split, its kept rows as one Arrow file (a part); only counts come back to the driver.
+- Write (one worker per split): the parts are appended, in task order and batch by batch, to
+  `<split>.parquet` exactly as the in-process driver does, in the work folder; the driver
+  moves them into the output once no error and no late row was found.
 
 Errors are reported for the first bad batch in row order, whichever worker met it first;
-a refit (train rows whose image fails in pass 2 under `on_error: skip`) reruns both passes,
-as in-process.
+a refit (train rows whose image fails in pass 2 under `on_error: skip`) reruns the pipeline,
+as in-process reruns both passes.
 """
 
 from __future__ import annotations
