@@ -30,7 +30,7 @@ import itertools
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,34 +235,45 @@ def _passes(
         write_bytes(join(cache, f"{task[0]:012d}.bin"), b"".join(x.tobytes() for x in splits))
         yield fits
 
-    def settle(_: Any, fits: list[list[tuple[int, BatchFit]]]) -> _Fitted:
-        """Merge the partial states in batch order (the in-process float sums, bit for bit),
-        finalize, and settle the transforms on the first batches as in-process."""
-        ordered = sorted((item for part in fits for item in part), key=lambda item: item[0])
+    def settle(_: Any, fits: Iterable[list[tuple[int, BatchFit]]]) -> _Fitted:
+        """Merge the partial states in batch order (the in-process float sums, bit for bit) as
+        the tasks' results stream in — only those ahead of a missing one wait, so memory does
+        not grow with the snapshot — finalize, and settle the transforms on the first
+        batches as in-process."""
         features = run.features
         partials = [f.empty_partial() for f in features]
         unfit = set(exclude)
-        for n, (i, fitted) in enumerate(ordered):
-            if fitted.error is not None and stop_at_error:
-                return _Fitted(fitted.error)
-            if i != n:
-                break
-            unfit.update(fitted.unfit)
-            if fitted.partials:
-                partials = [
-                    f.merge(p, q)
-                    for f, p, q in zip(features, partials, fitted.partials, strict=True)
-                ]
-        if len(ordered) != num_batches or ordered[-1][0] != num_batches - 1:
+        waiting: dict[int, list[tuple[int, BatchFit]]] = {}
+        merged = 0
+        for part in fits:
+            if part:
+                waiting[part[0][0]] = part
+            while merged in waiting:
+                for i, fitted in waiting.pop(merged):
+                    if fitted.error is not None and stop_at_error:
+                        return _Fitted(fitted.error)  # the first in row order
+                    if i != merged:
+                        return _Fitted(
+                            f"preprocess on Beam: pass 1 returned batch {i} for batch {merged}"
+                        )
+                    unfit.update(fitted.unfit)
+                    if fitted.partials:
+                        partials = [
+                            f.merge(p, q)
+                            for f, p, q in zip(features, partials, fitted.partials, strict=True)
+                        ]
+                    merged += 1
+        if merged != num_batches:
             return _Fitted(
-                f"preprocess on Beam: pass 1 returned {len(ordered)} of {num_batches} batches"
+                f"preprocess on Beam: pass 1 merged {merged} of {num_batches} batches in order; batch {merged} is missing"
             )
         state = finalize_state(run, partials)
         transforms = [f.transformer(state.get(f.name)) for f in features]
         schema = None
         for i, table, split in _batches(run, 0, num_batches):
             result = transform_batch(run, transforms, table, split, i * b, unfit)
-            schema = schema or result.table.schema  # batch 0's, as in-process
+            if schema is None:
+                schema = result.table.schema  # batch 0's, as in-process
             if all(t.settled for t in transforms):
                 break
         return _Fitted(None, state, unfit, transforms, schema)
@@ -332,7 +343,7 @@ def _passes(
         fitted = (
             p
             | "once" >> beam.Create([None])
-            | "settle" >> beam.Map(settle, beam.pvalue.AsList(fits))
+            | "settle" >> beam.Map(settle, beam.pvalue.AsIter(fits))
         )
         outs = (
             p
