@@ -331,7 +331,7 @@ def write_shard(
         for batch in _read_ahead(iter(batches), reader):
             if batch.num_rows:
                 enc = encode_batch(columns_from_arrow(batch, features))
-                pipe.submit(writer.add, memoryview(enc.data), enc.starts)
+                pipe.submit(writer.add, enc.data.data, enc.starts)
                 n += enc.num_records
         return pipe.submit(writer.finish, n).result()
 
