@@ -87,7 +87,33 @@ def put_files(scratch: Path, dest: Any) -> None:
         else:
             target = Path(dest, rel)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, target)
+            shutil.move(src, target)  # a rename on one filesystem, else a copy
+
+
+def move_tree(src: Any, dest: Any) -> None:
+    """Move every file under the directory `src` to the same relative path under `dest`,
+    in name order; either may be local or on an object store (a rename where one is possible,
+    else a copy and a delete)."""
+    if not is_url(src):
+        put_files(Path(src), dest)
+        return
+    from apache_beam.io.filesystems import FileSystems
+
+    prefix = str(src).rstrip("/") + "/"
+    found = sorted(m.path for r in FileSystems.match([join(src, "**")]) for m in r.metadata_list)
+    for path in found:
+        target = join(dest, path[len(prefix) :])
+        if is_url(dest):
+            FileSystems.rename([path], [target])
+            continue
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        with (
+            FileSystems.open(path, compression_type=_raw()) as f,
+            open(f"{target}.incomplete", "wb") as g,
+        ):
+            shutil.copyfileobj(f, g, 8 << 20)
+        os.replace(f"{target}.incomplete", target)
+        FileSystems.delete([path])
 
 
 def write_bytes(path: Any, data: bytes) -> None:
@@ -152,6 +178,16 @@ def work_dir(args: list[str]) -> Iterator[str]:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def remove(path: Any) -> None:
+    """Delete one file, local or on an object store."""
+    if is_url(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        FileSystems.delete([str(path)])
+    else:
+        Path(path).unlink()
+
+
 def remove_tree(url: str) -> int:
     """Delete every object under the prefix `url` (a directory on an object store); their count."""
     from apache_beam.io.filesystems import FileSystems
@@ -173,24 +209,38 @@ def open_parquet(path: Any) -> pq.ParquetFile:
     return pq.ParquetFile(path, pre_buffer=False)
 
 
-def iter_rows(path: Any, start: int, stop: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def iter_rows(
+    path: Any,
+    start: int,
+    stop: int,
+    batch_rows: int,
+    columns: list[str] | None = None,
+    pf: pq.ParquetFile | None = None,
+) -> Iterator[pa.RecordBatch]:
     """Rows [start, stop) of a Parquet file, in order, at most `batch_rows` per batch.
 
-    Only the row groups that hold the range are read.
+    Only the row groups that hold the range are read, with one `read_row_groups`-style scan
+    (`pf`: the file already open, so a task reads its footer once).
     """
-    pf = open_parquet(path)
+    if pf is None:
+        pf = open_parquet(path)
     groups, first, offset = [], None, 0
-    for g in range(pf.metadata.num_row_groups):
-        n = pf.metadata.row_group(g).num_rows
+    meta = pf.metadata
+    for g in range(meta.num_row_groups):
+        n = meta.row_group(g).num_rows
         if offset + n > start and offset < stop:
             groups.append(g)
             if first is None:
                 first = offset
+        elif offset >= stop:
+            break
         offset += n
     if not groups or first is None:
         return
     skip, left = start - first, stop - start
-    for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, use_threads=False):
+    for batch in pf.iter_batches(
+        batch_size=batch_rows, row_groups=groups, columns=columns, use_threads=False
+    ):
         if skip >= batch.num_rows:
             skip -= batch.num_rows
             continue
@@ -203,10 +253,22 @@ def iter_rows(path: Any, start: int, stop: int, batch_rows: int) -> Iterator[pa.
             return
 
 
-def read_rows(path: Any, start: int, stop: int) -> pa.Table:
-    """Rows [start, stop) of a Parquet file as one table with one chunk per column."""
-    pf = open_parquet(path)
-    batches = list(iter_rows(path, start, stop, max(1, stop - start)))
-    if not batches:
-        return pf.schema_arrow.empty_table()
-    return pa.Table.from_batches(batches).combine_chunks()
+def iter_tables(
+    pf: pq.ParquetFile, start: int, stop: int, batch_rows: int, columns: list[str] | None = None
+) -> Iterator[pa.Table]:
+    """Rows [start, stop) of an open Parquet file as tables of exactly `batch_rows` rows (the
+    last one shorter), each with one chunk per column, whatever the file's row groups."""
+    pending: list[pa.RecordBatch] = []
+    n = 0
+    for batch in iter_rows(None, start, stop, batch_rows, columns, pf):
+        pending.append(batch)
+        n += batch.num_rows
+        while n >= batch_rows:
+            table = pa.Table.from_batches(pending).combine_chunks()
+            yield table.slice(0, batch_rows).combine_chunks()
+            rest = table.slice(batch_rows)
+            pending, n = rest.to_batches(), rest.num_rows
+    if n:
+        yield pa.Table.from_batches(
+            pending, pf.schema_arrow if columns is None else None
+        ).combine_chunks()

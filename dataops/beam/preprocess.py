@@ -1,19 +1,26 @@
-"""Preprocess on Beam: the in-process driver's two passes, spread over workers batch by batch.
+"""Preprocess on Beam: the in-process driver's two passes, spread over workers in ranges of batches.
 
 The snapshot's rows are cut into the batches the in-process driver reads (rows
-[i·B, (i+1)·B), B = `preprocess.batch_rows`); a task is a range of consecutive batches.
+[i·B, (i+1)·B), B = `preprocess.batch_rows`); a task is a range of many consecutive batches
+(a few tasks per worker, `tasks_for`), which opens the snapshot once and reads exactly the row
+groups that hold its rows. One attempt is one pipeline (its workers start once):
 
-- Pass 1: each worker runs `fit_batch` on its batches; a `CombineGlobally` merges the partial
-  states *in batch order* (a partial waits until every batch before it has been merged, so the
-  float sums are the in-process driver's, bit for bit) and finalizes the state.
-- Pass 2: the driver first transforms batches until every transform is `settled` (an image
-  feature's first shape), then each worker transforms its batches with a copy of those
-  transforms and writes each batch's output as an Arrow file; then one worker per split
-  appends the batches, in order, to `<split>.parquet` exactly as the in-process driver does.
+- Pass 1: each task runs `fit_batch` on its batches and returns every batch's partial state;
+  it keeps its rows' split indexes in the work folder for pass 2 (as the in-process driver's
+  scratch file: the keys are hashed once).
+- Fit (one worker): the partial states are merged *in batch order* (so the float sums are the
+  in-process driver's, bit for bit) and finalized; the transforms are `settled` on the first
+  batches (an image feature's first shape) and batch 0 gives the output schema every split is
+  cast to, as in-process.
+- Pass 2: each task transforms its batches with a copy of those transforms and writes, per
+  split, its kept rows as one Arrow file (a part); only counts come back to the driver.
+- Write (one worker per split): the parts are appended, in task order and batch by batch, to
+  `<split>.parquet` exactly as the in-process driver does, in the work folder; the driver
+  moves them into the output once no error and no late row was found.
 
 Errors are reported for the first bad batch in row order, whichever worker met it first;
-a refit (train rows whose image fails in pass 2 under `on_error: skip`) reruns both passes,
-as in-process.
+a refit (train rows whose image fails in pass 2 under `on_error: skip`) reruns the pipeline,
+as in-process reruns both passes.
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
@@ -35,18 +43,20 @@ from dataops.beam import beam_args
 from dataops.beam.io import (
     exists,
     is_url,
+    iter_tables,
     join,
+    move_tree,
     open_parquet,
     output_dir,
     put_files,
     read_bytes,
     read_json,
-    read_rows,
+    remove,
     use_options,
     work_dir,
     write_bytes,
 )
-from dataops.beam.runner import run_tasks
+from dataops.beam.runner import run_pipeline
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Transform
@@ -62,8 +72,42 @@ from dataops.stages.preprocess import (
     write_state,
 )
 
-_SPLIT = "__dataops_split"
-_KEEP = "__dataops_keep"
+TASKS_PER_WORKER = 4
+"""Tasks per worker of a pass: enough for the workers to even out, few enough that the
+per-task costs (opening the snapshot, its footer, Beam's per-element work) stay small."""
+
+MAX_BATCHES_PER_TASK = 256
+"""At most this many batches per task (1Mi rows at 4096): what a failed task costs to redo."""
+
+
+def workers_of(args: Sequence[str]) -> int:
+    """The number of workers the pipeline options ask for (DirectRunner's
+    `--direct_num_workers`, else `--num_workers` / `--max_num_workers`); 1 when unsaid."""
+    from apache_beam.options.pipeline_options import (
+        DirectOptions,
+        PipelineOptions,
+        WorkerOptions,
+    )
+
+    options = PipelineOptions(list(args))
+    worker = options.view_as(WorkerOptions)
+    for n in (worker.max_num_workers, worker.num_workers):
+        if n:
+            return max(1, int(n))
+    n = options.view_as(DirectOptions).direct_num_workers
+    return max(1, int(n)) if n else max(1, os.cpu_count() or 1)
+
+
+def tasks_for(
+    num_batches: int, workers: int, batches_per_task: int | None
+) -> list[tuple[int, int]]:
+    """The tasks of a pass: ranges [a, b) of batch numbers, in order, covering every batch."""
+    if batches_per_task is None:
+        want = TASKS_PER_WORKER * max(1, workers)
+        per = min(MAX_BATCHES_PER_TASK, max(1, math.ceil(num_batches / want)))
+    else:
+        per = max(1, batches_per_task)
+    return [(a, min(a + per, num_batches)) for a in range(0, num_batches, per)]
 
 
 def run_preprocess_beam(
@@ -72,12 +116,13 @@ def run_preprocess_beam(
     out: str | Path,
     on_error: OnError = "fail",
     options: str | Sequence[str] | None = None,
-    batches_per_task: int = 1,
+    batches_per_task: int | None = None,
 ) -> PreprocessResult:
     """`run_preprocess` on Beam: the same `out/<split>.parquet` and `out/state.json` bytes.
 
     `options`: Beam pipeline options (default: `$DATAOPS_BEAM_OPTIONS`); `batches_per_task`:
-    consecutive batches one worker handles as one element (the outputs do not depend on it).
+    consecutive batches one worker handles as one task (default: `tasks_for`'s; the outputs do
+    not depend on it).
     """
     args = beam_args(options)
     use_options(args)
@@ -92,148 +137,247 @@ def run_preprocess_beam(
     run = Run(params, pf_path, manifest, on_error)  # type: ignore[arg-type]  # a path or URL
     total = open_parquet(pf_path).metadata.num_rows
     num_batches = math.ceil(total / params.batch_rows)
-    per = max(1, batches_per_task)
-    tasks = [(a, min(a + per, num_batches)) for a in range(0, num_batches, per)]
+    if num_batches == 0:
+        raise DatasetError("preprocess produced no rows")
+    tasks = tasks_for(num_batches, workers_of(args), batches_per_task)
     late: set[int] = set()
     with work_dir(args) as work:
         for attempt in itertools.count():
-            state, unfit = _fit_state(run, tasks, num_batches, late, args, work)
-            parts = join(work, f"parts-{attempt}")
-            done = _write_splits(run, state, unfit, tasks, num_batches, args, work, parts, out)
+            done = _passes(run, tasks, num_batches, late, args, join(work, f"pass-{attempt}"), out)
             if isinstance(done, PreprocessResult):
                 return done
             late |= done
     raise AssertionError("unreachable")
 
 
-def _batch(run: Run, i: int) -> tuple[pa.Table, np.ndarray, int]:
-    """Batch i of the snapshot (as the in-process driver reads it), its splits and first row."""
-    start = i * run.params.batch_rows
-    table = read_rows(run.snapshot, start, start + run.params.batch_rows)
-    return table, run.split_of(table), start
-
-
-class _FitInOrder(beam.CombineFn):
-    """Merges the per-batch partial states in batch order (see the module docstring).
-
-    The accumulator is [next batch to merge, merged partials of batches < next, waiting
-    batches by index, not-fitted rows, first error (batch, message)]; only the accumulator
-    that holds batch 0 advances, the others hold batches waiting for their turn.
-    """
-
-    def __init__(self, run: Run, num_batches: int) -> None:
-        self.run, self.num_batches = run, num_batches
-
-    def create_accumulator(self) -> list[Any]:
-        return [0, [f.empty_partial() for f in self.run.features], {}, set(), None]
-
-    def _advance(self, acc: list[Any]) -> list[Any]:
-        features = self.run.features
-        while acc[0] in acc[2]:
-            fit: BatchFit = acc[2].pop(acc[0])
-            if fit.partials:
-                acc[1] = [
-                    f.merge(p, q) for f, p, q in zip(features, acc[1], fit.partials, strict=True)
-                ]
-            acc[0] += 1
-        return acc
-
-    def add_input(self, acc: list[Any], item: tuple[int, BatchFit]) -> list[Any]:
-        i, fit = item
-        acc[2][i] = fit
-        acc[3].update(fit.unfit)
-        if fit.error is not None and (acc[4] is None or i < acc[4][0]):
-            acc[4] = (i, fit.error)
-        return self._advance(acc)
-
-    def merge_accumulators(self, accs: Any) -> list[Any]:
-        accs = list(accs)
-        out = max(accs, key=lambda a: a[0])
-        for a in accs:
-            if a is out:
-                continue
-            out[2].update(a[2])
-            out[3] |= a[3]
-            if a[4] is not None and (out[4] is None or a[4][0] < out[4][0]):
-                out[4] = a[4]
-        return self._advance(out)
-
-    def compact(self, acc: list[Any]) -> list[Any]:
-        return acc
-
-    def extract_output(self, acc: list[Any]) -> tuple[str | None, dict[str, Any] | None, set[int]]:
-        if acc[4] is not None and self.run.on_error == "fail":
-            return acc[4][1], None, acc[3]
-        if acc[0] != self.num_batches:
+def _batches(
+    run: Run, first: int, stop: int, splits: np.ndarray | None = None
+) -> Iterator[tuple[int, pa.Table, np.ndarray]]:
+    """Batches first .. stop - 1 of the snapshot (as the in-process driver reads them: the
+    same rows and columns), each with its number and the split of its rows (hashed, or taken
+    from `splits`: those of every row of the range); the snapshot is opened once and only the
+    row groups that hold these rows are read."""
+    b = run.params.batch_rows
+    pf = open_parquet(run.snapshot)
+    columns = run.read_columns(pf.schema_arrow.names)
+    at = 0
+    for i, table in enumerate(iter_tables(pf, first * b, stop * b, b, columns), start=first):
+        if splits is None:
+            yield i, table, run.split_of(table)
+            continue
+        split = splits[at : at + table.num_rows]
+        if len(split) != table.num_rows:
             raise DatasetError(
-                f"preprocess on Beam: merged {acc[0]} of {self.num_batches} batches in order; batch {acc[0]} is missing"
+                f"preprocess on Beam: the split cache of batches {first}..{stop - 1} ends at row {first * b + at}"
             )
-        return None, finalize_state(self.run, acc[1]), acc[3]
+        at += table.num_rows
+        yield i, table, split
 
 
-def _fit_state(
+@dataclass(frozen=True)
+class _Fitted:
+    """Between the passes (one worker): the first pass-1 error in row order, or the fitted
+    state, the rows not fitted, the transforms settled as in-process and the output schema
+    (batch 0's)."""
+
+    error: str | None
+    state: dict[str, Any] = field(default_factory=dict)
+    unfit: set[int] = field(default_factory=set)
+    transforms: list[Transform] = field(default_factory=list)
+    schema: pa.Schema | None = None
+
+
+@dataclass(frozen=True)
+class _TaskOut:
+    """Pass 2 of one task: per batch (in order) its rows kept per split, the bad rows by
+    reason, the late train rows and its first error; per split the rows of each non-empty
+    batch in its part file; the task's copy of the transforms."""
+
+    first: int
+    batches: list[tuple[int, list[int], dict[str, int], list[int], str | None]]
+    parts: dict[int, list[int]]
+    transforms: list[Transform]
+
+
+def _part_name(split: int, first: int) -> str:
+    return f"{split:03d}-{first:012d}.arrow"
+
+
+def _passes(
     run: Run,
     tasks: list[tuple[int, int]],
     num_batches: int,
     exclude: set[int],
     args: list[str],
     work: str,
-) -> tuple[dict[str, Any], set[int]]:
-    """Pass 1 on Beam: the fitted state and the snapshot rows not fitted (as `_fit_state`)."""
-
-    def fit(task: tuple[int, int]) -> Iterator[tuple[int, BatchFit]]:
-        for i in range(*task):
-            table, split, start = _batch(run, i)
-            yield i, fit_batch(run, table, split, start, exclude)
-
-    combine = _FitInOrder(run, num_batches)
-    error, state, unfit = run_tasks(tasks, fit, args, work, combine=combine, label="fit")
-    if error is not None:
-        raise DatasetError(error)
-    return state, unfit | exclude
-
-
-def _write_splits(
-    run: Run,
-    state: dict[str, Any],
-    unfit: set[int],
-    tasks: list[tuple[int, int]],
-    num_batches: int,
-    args: list[str],
-    work: str,
-    parts: str,
     out: str | Path,
 ) -> PreprocessResult | set[int]:
-    """Pass 2 on Beam (as the in-process `_write_splits`)."""
-    transforms = [f.transformer(state.get(f.name)) for f in run.features]
-    i = 0
-    while i < num_batches and not all(t.settled for t in transforms):
-        table, split, start = _batch(run, i)  # settle what the pass carries, as in-process
-        transform_batch(run, transforms, table, split, start, unfit)
-        i += 1
+    """Both passes as one pipeline (its workers start once): pass 1 on every task, the fit
+    on one worker, pass 2 on every task writing its parts, then one worker per split appends
+    them into `<split>.parquet` under a staging folder — unless an error or a late train row
+    was found, which the driver then raises or refits for (`_write_splits`'s outcomes)."""
+    import apache_beam as beam
 
-    def transform(task: tuple[int, int]) -> Iterator[tuple[int, list[Any], list[Transform]]]:
-        mine = copy.deepcopy(transforms)
-        rows = []
-        for i in range(*task):
-            table, split, start = _batch(run, i)
-            part = transform_batch(run, mine, table, split, start, unfit)
-            result = part.table.append_column(_SPLIT, pa.array(split, pa.int32()))
-            result = result.append_column(_KEEP, pa.array(part.keep))
-            write_bytes(join(parts, f"{i:012d}.arrow"), _ipc(result))
-            counts = [int(np.sum(part.keep & (split == s))) for s in range(len(run.split_names))]
-            rows.append((i, counts, part.skipped, part.late, part.error))
-        yield task[0], rows, mine
+    b = run.params.batch_rows
+    n_splits = len(run.split_names)
+    stop_at_error = run.on_error == "fail"
+    parts, staged, cache = join(work, "parts"), join(work, "out"), join(work, "splits")
 
-    done = sorted(run_tasks(tasks, transform, args, work, label="transform"), key=lambda r: r[0])
+    def fit(task: tuple[int, int]) -> Iterator[list[tuple[int, BatchFit]]]:
+        fits, splits = [], []
+        for i, table, split in _batches(run, *task):
+            splits.append(split.astype(np.int8))  # at most 100 splits (config): int8 fits
+            fitted = fit_batch(run, table, split, i * b, exclude)
+            fits.append((i, fitted))
+            if fitted.error is not None and stop_at_error:
+                break  # no later batch of this task can hold an earlier error
+        # pass 2 reads the splits back instead of hashing every key again (as in-process)
+        write_bytes(join(cache, f"{task[0]:012d}.bin"), b"".join(x.tobytes() for x in splits))
+        yield fits
+
+    def settle(_: Any, fits: Iterable[list[tuple[int, BatchFit]]]) -> _Fitted:
+        """Merge the partial states in batch order (the in-process float sums, bit for bit) as
+        the tasks' results stream in — only those ahead of a missing one wait, so memory does
+        not grow with the snapshot — finalize, and settle the transforms on the first
+        batches as in-process."""
+        features = run.features
+        partials = [f.empty_partial() for f in features]
+        unfit = set(exclude)
+        waiting: dict[int, list[tuple[int, BatchFit]]] = {}
+        merged = 0
+        for part in fits:
+            if part:
+                waiting[part[0][0]] = part
+            while merged in waiting:
+                for i, fitted in waiting.pop(merged):
+                    if fitted.error is not None and stop_at_error:
+                        return _Fitted(fitted.error)  # the first in row order
+                    if i != merged:
+                        return _Fitted(
+                            f"preprocess on Beam: pass 1 returned batch {i} for batch {merged}"
+                        )
+                    unfit.update(fitted.unfit)
+                    if fitted.partials:
+                        partials = [
+                            f.merge(p, q)
+                            for f, p, q in zip(features, partials, fitted.partials, strict=True)
+                        ]
+                    merged += 1
+        if merged != num_batches:
+            return _Fitted(
+                f"preprocess on Beam: pass 1 merged {merged} of {num_batches} batches in order; batch {merged} is missing"
+            )
+        state = finalize_state(run, partials)
+        transforms = [f.transformer(state.get(f.name)) for f in features]
+        schema = None
+        for i, table, split in _batches(run, 0, num_batches):
+            result = transform_batch(run, transforms, table, split, i * b, unfit)
+            if schema is None:
+                schema = result.table.schema  # batch 0's, as in-process
+            if all(t.settled for t in transforms):
+                break
+        return _Fitted(None, state, unfit, transforms, schema)
+
+    def transform(task: tuple[int, int], fitted: _Fitted) -> Iterator[_TaskOut]:
+        if fitted.error is not None:
+            return
+        schema = fitted.schema
+        mine = copy.deepcopy(fitted.transforms)
+        rows: list[tuple[int, list[int], dict[str, int], list[int], str | None]] = []
+        sizes: dict[int, list[int]] = {}
+        writers: dict[int, Any] = {}
+        writing = True  # until a late train row means the state must be refitted first
+        cached = read_bytes(join(cache, f"{task[0]:012d}.bin"))
+        splits = np.frombuffer(cached, dtype=np.int8).astype(np.intp)
+        with tempfile.TemporaryDirectory(prefix="dataops-parts-") as scratch:
+            for i, table, split in _batches(run, *task, splits):
+                part = transform_batch(run, mine, table, split, i * b, fitted.unfit)
+                counts = [0] * n_splits
+                rows.append((i, counts, part.skipped, part.late, part.error))
+                if part.error is not None and stop_at_error:
+                    break  # the first error in row order is in this or an earlier batch
+                writing = writing and not part.late
+                if not writing:
+                    continue
+                for si in range(n_splits):
+                    sel = part.keep & (split == si)
+                    if not sel.any():
+                        continue
+                    kept = part.table.filter(pa.array(sel)).cast(schema)
+                    if si not in writers:
+                        path = Path(scratch, _part_name(si, task[0]))
+                        writers[si] = pa.ipc.new_file(str(path), schema)
+                    writers[si].write_table(kept)
+                    sizes.setdefault(si, []).append(kept.num_rows)
+                    counts[si] = kept.num_rows
+            for w in writers.values():
+                w.close()
+            if writing:
+                put_files(Path(scratch), parts)
+        yield _TaskOut(task[0], rows, sizes if writing else {}, mine)
+
+    def write(
+        job: tuple[int, str], fitted: _Fitted, outs: list[_TaskOut]
+    ) -> Iterator[tuple[str, int]]:
+        if fitted.error is not None or fitted.schema is None:
+            return
+        done = sorted(outs, key=lambda r: r.first)
+        rows = [r for task in done for r in task.batches]
+        if len(rows) != num_batches or any(
+            lt or (error is not None and stop_at_error) for _, _, _, lt, error in rows
+        ):
+            return  # the driver raises the error or refits
+        plan = [(task.first, task.parts) for task in done]
+        yield job[1], _append_split(run, fitted.schema, parts, plan, staged, *job)
+
+    def tagged(tag: str) -> Any:
+        return beam.Map(lambda x: (tag, x))
+
+    def build(p: Any) -> Any:
+        fits = (
+            p
+            | "fit tasks" >> beam.Create(tasks, reshuffle=False)
+            | "spread fit" >> beam.Reshuffle()
+            | "fit" >> beam.FlatMap(fit)
+        )
+        fitted = (
+            p
+            | "once" >> beam.Create([None])
+            | "settle" >> beam.Map(settle, beam.pvalue.AsIter(fits))
+        )
+        outs = (
+            p
+            | "transform tasks" >> beam.Create(tasks, reshuffle=False)
+            | "spread transform" >> beam.Reshuffle()
+            | "transform" >> beam.FlatMap(transform, beam.pvalue.AsSingleton(fitted))
+        )
+        written = (
+            p
+            | "splits" >> beam.Create(list(enumerate(run.split_names)), reshuffle=False)
+            | "spread write" >> beam.Reshuffle()
+            | "write"
+            >> beam.FlatMap(write, beam.pvalue.AsSingleton(fitted), beam.pvalue.AsList(outs))
+        )
+        return (
+            fitted | "tag fitted" >> tagged("fitted"),
+            outs | "tag outs" >> tagged("task"),
+            written | "tag written" >> tagged("split"),
+        ) | "results" >> beam.Flatten()
+
+    results = run_pipeline(build, args, work, label="preprocess")
+    fitted = next(x for tag, x in results if tag == "fitted")
+    if fitted.error is not None:
+        raise DatasetError(fitted.error)
+    done = sorted((x for tag, x in results if tag == "task"), key=lambda r: r.first)
+    transforms = fitted.transforms
     skipped: dict[str, int] = dict(run.manifest.skipped)
     counts = dict.fromkeys(run.split_names, 0)
     late: set[int] = set()
-    for _, rows, mine in done:
-        for t, seen in zip(transforms, mine, strict=True):
+    for task in done:
+        for t, seen in zip(transforms, task.transforms, strict=True):
             t.merge(seen)
-        for _, n, sk, lt, error in rows:
-            if error is not None and run.on_error == "fail":
+        for _, n, sk, lt, error in task.batches:
+            if error is not None and stop_at_error:
                 raise DatasetError(error)
             for reason, c in sk.items():
                 skipped[reason] = skipped.get(reason, 0) + c
@@ -242,19 +386,20 @@ def _write_splits(
                 counts[name] += c
     if late:
         return late
-    if num_batches == 0:
-        raise DatasetError("preprocess produced no rows")
-    with output_dir(out) as dest:
-        names = list(enumerate(run.split_names))
-        run_tasks(
-            names,
-            lambda job: [_append_split(run, parts, num_batches, dest, *job)],
-            args,
-            work,
-            label="write",
+    written = sum(len(task.batches) for task in done)
+    if written != num_batches:
+        raise DatasetError(
+            f"preprocess on Beam: pass 2 returned {written} of {num_batches} batches"
         )
+    appended = dict(x for tag, x in results if tag == "split")
+    if appended != counts:
+        raise DatasetError(
+            f"preprocess on Beam: wrote {appended} rows per split, pass 2 kept {counts}"
+        )
+    with output_dir(out) as dest:
+        move_tree(staged, dest)
         with tempfile.TemporaryDirectory(prefix="dataops-state-") as scratch:
-            write_state(Path(scratch), run, state, transforms, counts, skipped)
+            write_state(Path(scratch), run, fitted.state, transforms, counts, skipped)
             put_files(Path(scratch), dest)  # last: on an object store, the sign of a whole output
     return PreprocessResult(
         out=out if is_url(out) else Path(out),  # type: ignore[arg-type]
@@ -263,45 +408,46 @@ def _write_splits(
     )
 
 
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, table.schema) as w:
-        w.write_table(table)
-    return bytes(sink.getvalue())
-
-
-def _append_split(run: Run, parts: str, num_batches: int, out: Any, index: int, name: str) -> int:
-    """Write `<name>.parquet` from every batch's output, in batch order, as in-process."""
+def _append_split(
+    run: Run,
+    schema: pa.Schema,
+    parts: str,
+    plan: list[tuple[int, dict[int, list[int]]]],
+    out: Any,
+    index: int,
+    name: str,
+) -> int:
+    """Write `<name>.parquet` from the tasks' parts, in task order, batch by batch (the
+    tables the in-process driver writes), as in-process."""
     with tempfile.TemporaryDirectory(prefix="dataops-split-") as scratch:
-        rows = _append_split_into(run, parts, num_batches, Path(scratch), index, name)
+        writer = SplitWriter(Path(scratch), name, schema, run.params.batch_rows)
+        rows = 0
+        for first, sizes in plan:
+            if index not in sizes:
+                continue
+            path = join(parts, _part_name(index, first))
+            for table in _read_part(path, sizes[index]):
+                writer.write(table)
+                rows += table.num_rows
+            remove(path)  # read once: the disk holds at most one copy of the output
+        writer.close()
         put_files(Path(scratch), out)
     return rows
 
 
-def _append_split_into(
-    run: Run, parts: str, num_batches: int, out: Path, index: int, name: str
-) -> int:
-    schema: pa.Schema | None = None
-    writer = None
-    rows = 0
-    for i in range(num_batches):
-        data = read_bytes(join(parts, f"{i:012d}.arrow"))
-        table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
-        result = table.drop_columns([_SPLIT, _KEEP])
-        if schema is None:
-            schema = result.schema
-        sel = table.column(_KEEP).to_numpy(zero_copy_only=False) & (
-            table.column(_SPLIT).to_numpy(zero_copy_only=False) == index
-        )
-        if not sel.any():
-            continue
-        part = result.filter(pa.array(sel)).cast(schema)
-        if writer is None:
-            writer = SplitWriter(out, name, schema, run.params.batch_rows)
-        writer.write(part)
-        rows += part.num_rows
-    if writer is None and schema is not None:
-        writer = SplitWriter(out, name, schema, run.params.batch_rows)
-    if writer is not None:
-        writer.close()
-    return rows
+def _read_part(path: str, sizes: list[int]) -> Iterator[pa.Table]:
+    """The tables of `sizes` rows written, in order, into the part file `path`."""
+    source = pa.memory_map(path) if not is_url(path) else pa.BufferReader(read_bytes(path))
+    with source, pa.ipc.open_file(source) as reader:
+        k = 0
+        for n in sizes:
+            pending: list[pa.RecordBatch] = []
+            have = 0
+            while have < n:
+                batch = reader.get_batch(k)
+                k += 1
+                pending.append(batch)
+                have += batch.num_rows
+            if have != n:
+                raise DatasetError(f"{path}: a batch of {have} rows where {n} were written")
+            yield pa.Table.from_batches(pending)

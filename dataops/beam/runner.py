@@ -41,12 +41,8 @@ def run_tasks(
     the workers both reach: a local path on one machine, `s3://`/`gs://` on a cluster).
     """
     beam = import_beam()
-    from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import PipelineOptions
 
-    result = FileSystems.join(work, f"{label}-{secrets.token_hex(4)}.pickle")
-    options = PipelineOptions(list(args))
-    with beam.Pipeline(options=options) as p:
+    def build(p: Any) -> Any:
         done = (
             p
             | "plan" >> beam.Create(list(tasks), reshuffle=False)
@@ -54,14 +50,32 @@ def run_tasks(
             | "run" >> beam.FlatMap(fn)
         )
         if combine is None:
-            done = done | "collect" >> beam.combiners.ToList()
-        else:
-            done = done | "combine" >> beam.CombineGlobally(combine)
-        _ = done | "return" >> beam.Map(_dump, result)
+            return done
+        return done | "combine" >> beam.CombineGlobally(combine)
+
+    value = run_pipeline(build, args, work, label)
+    return value if combine is None else value[0]
+
+
+def run_pipeline(
+    build: Callable[[Any], Any], args: Sequence[str], work: str, label: str = "pipeline"
+) -> list[Any]:
+    """Run the pipeline whose graph `build(pipeline)` makes on Beam; return the list of the
+    elements of the PCollection it returns (in no particular order), through `work` as
+    `run_tasks` does. One pipeline starts its workers once: a stage that needs several
+    steps runs them as one graph, not as one pipeline each."""
+    beam = import_beam()
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    result = FileSystems.join(work, f"{label}-{secrets.token_hex(4)}.pickle")
+    options = PipelineOptions(list(args))
+    with beam.Pipeline(options=options) as p:
+        _ = build(p) | "collect" >> beam.combiners.ToList() | "return" >> beam.Map(_dump, result)
     with FileSystems.open(result) as f:
         value = pickle.loads(f.read())
     FileSystems.delete([result])
-    return value
+    return value  # type: ignore[no-any-return]
 
 
 def _dump(value: Any, path: str) -> None:

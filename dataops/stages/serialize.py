@@ -322,16 +322,18 @@ def write_shard(
     """Encode `batches` (every row of one shard, in order) into the shard `name` (and its
     index) under the directory `out`.
 
-    The bytes are those `run_serialize` writes for the same rows, however they are batched.
+    The bytes are those `run_serialize` writes for the same rows, however they are batched;
+    as there, reading, encoding and writing overlap on the same three threads.
     """
-    writer = _ShardWriter(out, name, params)
-    n = 0
-    for batch in batches:
-        if batch.num_rows:
-            enc = encode_batch(columns_from_arrow(batch, features))
-            writer.add(enc.data.data, enc.starts)
-            n += enc.num_records
-    return writer.finish(n)
+    with _workers(params) as (pipe, reader, gz):
+        writer = _ShardWriter(out, name, params, gz)
+        n = 0
+        for batch in _read_ahead(iter(batches), reader):
+            if batch.num_rows:
+                enc = encode_batch(columns_from_arrow(batch, features))
+                pipe.submit(writer.add, enc.data.data, enc.starts)
+                n += enc.num_records
+        return pipe.submit(writer.finish, n).result()
 
 
 def _write_split(

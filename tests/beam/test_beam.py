@@ -228,3 +228,39 @@ def test_build_from_and_to_s3_writes_the_same_bytes(beam_project, s3, tmp_path):
     with pytest.raises(ConfigError, match="must be a folder inside a bucket"):
         run_serialize_beam(ser, params.dataset, "s3://data/pre", "s3://data/", opts)
     assert "ds/metadata.json" in _s3_digests(client, "")
+
+
+def test_tasks_are_ranges_of_many_batches_covering_each_once():
+    """A few tasks per worker, each at most `MAX_BATCHES_PER_TASK` batches, in order, every
+    batch in exactly one task."""
+    from dataops.beam.preprocess import MAX_BATCHES_PER_TASK, TASKS_PER_WORKER, tasks_for
+
+    for num_batches, workers in [(1, 1), (5, 4), (1450, 2), (13_500, 1)]:
+        tasks = tasks_for(num_batches, workers, None)
+        covered = [i for a, b in tasks for i in range(a, b)]
+        assert covered == list(range(num_batches))
+        assert all(b - a <= MAX_BATCHES_PER_TASK for a, b in tasks)
+        assert len(tasks) <= max(
+            TASKS_PER_WORKER * workers, num_batches // MAX_BATCHES_PER_TASK + 1
+        )
+    assert len(tasks_for(1450, 2, None)) == TASKS_PER_WORKER * 2
+    assert tasks_for(5, 1, 2) == [(0, 2), (2, 4), (4, 5)]
+
+
+def test_a_task_reads_exact_batches_whatever_the_row_groups(tmp_path):
+    """Rows [13, 88) of a file in row groups of 7, cut into batches of 10: the rows, in
+    order, as 10-row tables (the last shorter), from one open file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataops.beam.io import iter_tables, open_parquet
+
+    pq.write_table(
+        pa.table({"id": list(range(100)), "x": [str(i) for i in range(100)]}),
+        tmp_path / "t.parquet",
+        row_group_size=7,
+    )
+    tables = list(iter_tables(open_parquet(tmp_path / "t.parquet"), 13, 88, 10, ["id"]))
+    assert [t.num_rows for t in tables] == [10] * 7 + [5]
+    assert [v for t in tables for v in t.column("id").to_pylist()] == list(range(13, 88))
+    assert all(t.column_names == ["id"] for t in tables)
