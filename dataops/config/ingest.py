@@ -151,11 +151,14 @@ class IngestParams(StrictModel):
     sources: list[SourceParams] = Field(
         min_length=1, description="The sources; the first one sets the row order."
     )
-    batch_rows: BatchRows = Field(4096, description="Rows read per batch (bounds memory).")
+    batch_rows: BatchRows = Field(
+        4096,
+        description="Rows per row group of the snapshot, and per batch read from JSON, Parquet, arrays, images and CSV with image columns (other CSV is read in 8 MiB chunks).",
+    )
     partition_bytes: int = Field(
         256 << 20,
         ge=1 << 10,
-        description="Join partition size: inputs larger than this are hash-partitioned on disk so memory stays bounded.",
+        description="Join partition size when several sources are joined: inputs larger than this are hash-partitioned on disk so memory stays bounded (one source is streamed).",
     )
     allow_outside: list[str] = Field(
         default_factory=list,
