@@ -19,7 +19,7 @@ def test_committed_dvc_yaml_is_the_derived_one():
 def test_a_stage_depends_on_what_its_modules_import():
     """The derivation is real: it follows an import made inside a function, across modules."""
     ingest = dvcyaml.code_deps(dvcyaml.STAGES[0], REPO)
-    assert "dataops/config/__init__.py" in ingest and "dataops/stages/sources.py" in ingest
+    assert "dataops/config/__init__.py" in ingest and "dataops/stages/sources/csv.py" in ingest
     assert "dataops/loader.py" not in ingest  # ingest never reads TFRecords
     validate = dvcyaml.code_deps(dvcyaml.STAGES[-1], REPO)
     assert "dataops/stages/verify.py" in validate

@@ -53,16 +53,10 @@ from dataops.stages.ingest import (
     run_ingest,
     write_manifest,
 )
-from dataops.stages.sources import (
-    CsvRange,
-    RowErrors,
-    Source,
-    count_lines,
-    csv_ranges,
-    manifest_entry,
-    read_source,
-    resolve_source,
-)
+from dataops.stages.sources import manifest_entry, read_source
+from dataops.stages.sources.base import RowErrors, Source
+from dataops.stages.sources.csv import CsvRange, count_lines, csv_ranges
+from dataops.stages.sources.paths import resolve_source
 
 RANGE_BYTES = 64 << 20
 """Bytes of CSV per task (the outputs do not depend on it)."""

@@ -47,16 +47,9 @@ from dataops.artifacts import Manifest
 from dataops.config import IngestParams, OnError
 from dataops.errors import DatasetError
 from dataops.fsutil import atomic_dir, fingerprint
-from dataops.stages.sources import (
-    KEYLESS_COLUMN,
-    BadRow,
-    RowErrors,
-    Source,
-    input_bytes,
-    manifest_entry,
-    read_source,
-    resolve_source,
-)
+from dataops.stages.sources import input_bytes, input_files, manifest_entry, read_source
+from dataops.stages.sources.base import KEYLESS_COLUMN, BadRow, RowErrors, Source
+from dataops.stages.sources.paths import resolve_source
 
 SNAPSHOT_FILE = "snapshot.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -376,7 +369,7 @@ def write_manifest(
 def _ticker(src: Source, progress: Progress | None) -> Callable[[int], None]:
     if progress is None:
         return lambda n: None
-    images = len(src.files()) if src.params.format == "image_folder" else None
+    images = len(input_files(src)) if src.params.format == "image_folder" else None
     return progress(f"ingest {src.name}", images, "rows")
 
 

@@ -179,7 +179,7 @@ def _messy_csv(path: Path, rows: int = 3000) -> None:
 @pytest.mark.parametrize("batch_rows", [7, 4096])
 def test_one_source_streamed_gives_the_general_joins_bytes(tmp_path, key, batch_rows):
     from dataops.stages.ingest import _join_all, _stream_one
-    from dataops.stages.sources import resolve_source
+    from dataops.stages.sources.paths import resolve_source
 
     _messy_csv(tmp_path / "t.csv")
     params = IngestParams.model_validate(
@@ -255,7 +255,9 @@ def test_an_error_in_the_writer_thread_reaches_the_caller(tmp_path):
 def test_csv_batches_with_image_columns_stay_at_batch_rows(tmp_path):
     """A CSV batch is a whole 8 MiB chunk, except with image columns: every row loads a file,
     so batch_rows bounds the batch (and the memory)."""
-    from dataops.stages.sources import RowErrors, read_source, resolve_source
+    from dataops.stages.sources import read_source
+    from dataops.stages.sources.base import RowErrors
+    from dataops.stages.sources.paths import resolve_source
 
     (tmp_path / "p.png").write_bytes(png_bytes(7))
     (tmp_path / "t.csv").write_text("id,pic\n" + "".join(f"{i},p.png\n" for i in range(50)))

@@ -320,9 +320,9 @@ def test_missing_key_column_is_a_config_error(tmp_path):
 
 
 def test_csv_read_in_small_chunks_keeps_lines_and_keys_exact(tmp_path, monkeypatch):
-    import dataops.stages.sources as sources
+    import dataops.stages.sources.csv as csv_source
 
-    monkeypatch.setattr(sources, "CSV_CHUNK_BYTES", 16)  # many chunks, cut at line ends
+    monkeypatch.setattr(csv_source, "CSV_CHUNK_BYTES", 16)  # many chunks, cut at line ends
     lines = ["id,v"]
     for i in range(40):
         lines.append(f"{i},{'x' * (i % 7)}")
