@@ -1,7 +1,7 @@
 """Ingest on Beam: a CSV source cut into byte ranges that workers read, the snapshot assembled in order.
 
 The same functions as the in-process streamed path (`dataops.stages.sources.read_source` over a
-`CsvRange`, `dataops.stages.ingest.check_columns`, `key_hash`, `_OutWriter`), so the same bytes:
+`CsvRange`, `dataops.stages.snapshot`: `check_columns`, `key_hash`, `OutWriter`), so the same bytes:
 
 1. The driver cuts the file's data lines into byte ranges of about `range_bytes`, each
    ending after a newline (`csv_ranges`).
@@ -39,24 +39,20 @@ from dataops.beam.runner import run_tasks
 from dataops.config import IngestParams, OnError
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import atomic_dir
-from dataops.stages.ingest import (
-    KEYLESS_COLUMN,
-    SNAPSHOT_FILE,
-    IngestResult,
+from dataops.stages.ingest import SNAPSHOT_FILE, IngestResult, run_ingest, write_manifest
+from dataops.stages.snapshot import (
     Joined,
-    _KeySet,
-    _OutWriter,
+    OutWriter,
     check_columns,
     key_hash,
     one_source_accounts,
     row_column,
-    run_ingest,
-    write_manifest,
 )
 from dataops.stages.sources import manifest_entry, read_source
-from dataops.stages.sources.base import RowErrors, Source
+from dataops.stages.sources.base import KEYLESS_COLUMN, RowErrors, Source
 from dataops.stages.sources.csv import CsvRange, count_lines, csv_ranges
 from dataops.stages.sources.paths import resolve_source
+from dataops.stages.stream import KeySet
 
 RANGE_BYTES = 64 << 20
 """Bytes of CSV per task (the outputs do not depend on it)."""
@@ -100,7 +96,7 @@ def run_ingest_beam(
             return run_ingest(params, root, out, on_error)  # the join keeps the first row
         inputs = {src.name: manifest_entry(src, root)}
         with atomic_dir(out) as tmp:
-            writer = _OutWriter(tmp / SNAPSHOT_FILE, params.batch_rows, _key_name(params), {})
+            writer = OutWriter(tmp / SNAPSHOT_FILE, params.batch_rows, _key_name(params), {})
             for i, r in done:
                 if r["rows"]:
                     with pa.ipc.open_stream(read_bytes(join(work, f"part-{i}.arrow"))) as reader:
@@ -124,10 +120,10 @@ def _key_name(params: IngestParams) -> str:
 
 
 def _repeats(work: str, parts: int) -> bool:
-    """Whether a key hash repeats across the ranges' `.keys` files (bounded memory: `_KeySet`
+    """Whether a key hash repeats across the ranges' `.keys` files (bounded memory: `KeySet`
     spills to a local scratch folder)."""
     with tempfile.TemporaryDirectory(prefix="dataops-keys-") as scratch:
-        keys = _KeySet(Path(scratch))
+        keys = KeySet(Path(scratch))
         for i in range(parts):
             hashes = np.frombuffer(read_bytes(join(work, f"part-{i}.keys")), np.uint64)
             if not keys.add(hashes.copy()):

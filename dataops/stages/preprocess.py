@@ -33,7 +33,8 @@ from dataops.errors import DatasetError
 from dataops.features.base import Batch, Feature, Transform
 from dataops.features.registry import feature_for
 from dataops.fsutil import atomic_dir
-from dataops.stages.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest, row_column
+from dataops.stages.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest
+from dataops.stages.snapshot import row_column
 
 STATE_FILE = "state.json"
 

@@ -178,8 +178,9 @@ def _messy_csv(path: Path, rows: int = 3000) -> None:
 @pytest.mark.parametrize("key", ["id", None])
 @pytest.mark.parametrize("batch_rows", [7, 4096])
 def test_one_source_streamed_gives_the_general_joins_bytes(tmp_path, key, batch_rows):
-    from dataops.stages.ingest import _join_all, _stream_one
+    from dataops.stages.join import join_all
     from dataops.stages.sources.paths import resolve_source
+    from dataops.stages.stream import stream_one
 
     _messy_csv(tmp_path / "t.csv")
     params = IngestParams.model_validate(
@@ -190,8 +191,8 @@ def test_one_source_streamed_gives_the_general_joins_bytes(tmp_path, key, batch_
         }
     )
     src = resolve_source(params, tmp_path, 0)
-    streamed = _stream_one(src, params, "skip", tmp_path / "s.parquet", tmp_path / "s", None)
-    joined = _join_all([src], params, "skip", tmp_path / "j.parquet", tmp_path / "j", None)
+    streamed = stream_one(src, params, "skip", tmp_path / "s.parquet", tmp_path / "s", None)
+    joined = join_all([src], params, "skip", tmp_path / "j.parquet", tmp_path / "j", None)
     assert streamed is not None  # no key repeats: the streamed path kept its result
     assert (tmp_path / "s.parquet").read_bytes() == (tmp_path / "j.parquet").read_bytes()
     assert streamed.acct.report() == joined.acct.report()
@@ -205,9 +206,9 @@ def test_one_source_streamed_gives_the_general_joins_bytes(tmp_path, key, batch_
 def test_repeated_key_in_a_big_source_falls_back_to_the_join(tmp_path, monkeypatch):
     """Key hashes spilled to disk (a tiny buffer): a repeat far apart is found by the check of
     the spill files; the join then keeps the first row and counts the other."""
-    import dataops.stages.ingest as ingest
+    import dataops.stages.stream as stream
 
-    monkeypatch.setattr(ingest, "_KEY_BUFFER", 256)  # spilled every 32 keys
+    monkeypatch.setattr(stream, "_KEY_BUFFER", 256)  # spilled every 32 keys
     rows = [f"{i},{i}" for i in range(2000)] + ["5,dup"]
     (tmp_path / "t.csv").write_text("\n".join(["id,v", *rows]) + "\n")
     spec = {"sources": [{"name": "t", "format": "csv", "path": "t.csv"}]}
@@ -224,19 +225,19 @@ def test_a_hash_collision_only_costs_time(tmp_path, monkeypatch):
     the join writes what it would have written."""
     import numpy as np
 
-    import dataops.stages.ingest as ingest
+    import dataops.stages.stream as stream
 
     _messy_csv(tmp_path / "t.csv", rows=700)
     spec = {"sources": [{"name": "t", "format": "csv", "path": "t.csv"}]}
     run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "a", "skip")
-    monkeypatch.setattr(ingest, "key_hash", lambda keys: np.zeros(len(keys), np.uint64))
+    monkeypatch.setattr(stream, "key_hash", lambda keys: np.zeros(len(keys), np.uint64))
     run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "b", "skip")
     for name in ("snapshot.parquet", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_an_error_in_the_writer_thread_reaches_the_caller(tmp_path):
-    from dataops.stages.ingest import _Background
+    from dataops.stages.stream import Background
 
     seen = []
 
@@ -245,7 +246,7 @@ def test_an_error_in_the_writer_thread_reaches_the_caller(tmp_path):
             raise OSError(28, "No space left on device", "snapshot.parquet")
         seen.append(item)
 
-    with pytest.raises(OSError, match="No space left on device"), _Background(write) as w:
+    with pytest.raises(OSError, match="No space left on device"), Background(write) as w:
         for i in range(100):
             w.put(i)
     assert seen == [0, 1]

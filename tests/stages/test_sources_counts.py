@@ -188,13 +188,13 @@ def test_keyless_image_folder_is_a_config_error():
 
 
 def test_large_partitions_are_split_again_with_the_same_result(tmp_path, monkeypatch):
-    import dataops.stages.ingest as ingest
+    import dataops.stages.join as join
 
     sources = three_sources(tmp_path, 500, short_row=11)
     run(tmp_path, sources)
     whole = (tmp_path / "out" / "snapshot.parquet").read_bytes()
     m1 = read_manifest(tmp_path / "out").to_json()
-    monkeypatch.setattr(ingest, "_MIN_SPLIT_BYTES", 0)  # split every partition over 8 KiB
+    monkeypatch.setattr(join, "_MIN_SPLIT_BYTES", 0)  # split every partition over 8 KiB
     run(tmp_path, sources, partition_bytes=8 << 10)
     assert (tmp_path / "out" / "snapshot.parquet").read_bytes() == whole
     assert read_manifest(tmp_path / "out").to_json()["counts"] == m1["counts"]
