@@ -941,10 +941,10 @@ def compute_preprocess(snapshot: Path, out_file: Path, batch_rows: int = 4096) -
 
 def split_only(snapshot: Path, batch_rows: int = 4096) -> int:
     """What preprocess does and the baseline skips, alone: the split of every row, from the
-    key column read in the same batches (`dataops.stages.preprocess.split_keys`: sha256 per key)."""
+    key column read in the same batches (`dataops.stages.split_assign.split_keys`: sha256 per key)."""
     import pyarrow.parquet as pq
 
-    from dataops.stages.preprocess import split_keys
+    from dataops.stages.split_assign import split_keys
 
     split = preprocess_params().split
     rows = 0

@@ -64,8 +64,9 @@ def ordered_ratios(
     ratios: Mapping[str, float], order: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Split ratios as an ordered list of `{name, ratio}`: the order decides which rows land in
-    which split (`dataops.stages.preprocess.assign_splits` places them on the cumulative ratios), and a
-    JSON object with sorted keys would lose it. `order` defaults to the mapping's own order."""
+    which split (`dataops.stages.split_assign.assign_splits` places them on the cumulative
+    ratios), and a JSON object with sorted keys would lose it. `order` defaults to the mapping's
+    own order."""
     names = order if order is not None else list(ratios)
     return [{"name": n, "ratio": ratios[n]} for n in names]
 

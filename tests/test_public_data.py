@@ -30,7 +30,8 @@ from dataops.config import parse_params
 from dataops.metadata import read_metadata
 from dataops.stages.ingest import read_manifest
 from dataops.stages.pipeline import PipelinePaths, run_pipeline
-from dataops.stages.preprocess import assign_splits, read_state
+from dataops.stages.preprocess import read_state
+from dataops.stages.split_assign import assign_splits
 
 RATIOS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 SPLITS = list(RATIOS)

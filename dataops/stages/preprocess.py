@@ -1,5 +1,4 @@
 """Stage 2, preprocess: split by key hash, fit statistics on train, transform every split.
-Over 400 lines: both streaming passes (fit, transform) share the split locator and the refit-on-skip loop; left whole while another branch reworks it.
 
 Two streaming passes over the snapshot: the first assigns splits and fits the state
 (means and standard deviations, vocabularies) on train rows only; the second transforms
@@ -8,15 +7,15 @@ Images are decoded only in the second pass; when `on_error: skip` drops a train 
 the state is refitted without it, so statistics always come from the train rows written.
 All arithmetic is NumPy on float64 in a fixed order, so results do not depend on threads.
 
-This module is the driver: split assignment, the passes, the writers and the refit. What
-each feature kind reads, fits and writes lives in `dataops.features`.
+This module is the driver: the passes, the writers and the refit. Which split a row goes to
+is `stages.split_assign`; how a message names a row, `stages.locate`. What each feature kind
+reads, fits and writes lives in `dataops.features`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataops.artifacts import Manifest, PreprocessState, SplitCount, StateParams
@@ -33,8 +31,9 @@ from dataops.errors import DatasetError
 from dataops.features.base import Batch, Feature, Transform
 from dataops.features.registry import feature_for
 from dataops.fsutil import atomic_dir
-from dataops.stages.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest
-from dataops.stages.snapshot import row_column
+from dataops.stages.ingest import SNAPSHOT_FILE, read_manifest
+from dataops.stages.locate import Locator, RowLabels
+from dataops.stages.split_assign import SplitCache, split_keys
 
 STATE_FILE = "state.json"
 
@@ -44,114 +43,6 @@ class PreprocessResult:
     out: Path
     num_examples: dict[str, int]
     skipped: dict[str, int]
-
-
-class _Locator:
-    """Names a snapshot row for messages: its source file and line, and its key. The line
-    comes from the row labels (`__row.<source>`) of the batch's table, or, when the passes did
-    not read them, from `labels(column)` (the batch's rows of that snapshot column)."""
-
-    def __init__(
-        self,
-        table: pa.Table,
-        key: str,
-        manifest: Manifest,
-        labels: Callable[[str], list[str]] | None = None,
-    ) -> None:
-        self.table, self.key, self.manifest, self.labels = table, key, manifest, labels
-        self._labels: dict[str, list[str]] = {}
-
-    def __call__(self, column: str, i: int) -> str:
-        key = f"{self.key}={self.table.column(self.key)[i].as_py()!r}"
-        source = self.manifest.columns.get(column)
-        if source is None:
-            return f"row {key}"
-        if source not in self._labels:
-            name = row_column(source)
-            if name in self.table.column_names or self.labels is None:
-                self._labels[source] = self.table.column(name).to_pylist()
-            else:
-                self._labels[source] = self.labels(name)
-        path = self.manifest.sources[source].path
-        return f"{path}: {self._labels[source][i]} ({key})"
-
-
-class _RowLabels:
-    """Rows of a snapshot's row-label columns (`__row.<source>`), read only when a message
-    names a row: the passes leave these columns out (as large as a short column each, and
-    only needed for bad rows). The file and its row-group offsets are opened once per run."""
-
-    def __init__(self, snapshot: Path) -> None:
-        self.snapshot = snapshot
-        self._file: pq.ParquetFile | None = None
-        self._starts = np.zeros(1, dtype=np.int64)  # first row of each row group, then the end
-
-    def __call__(self, column: str, start: int, stop: int) -> list[str]:
-        """Snapshot rows [start, stop) of `column`."""
-        if self._file is None:
-            self._file = pq.ParquetFile(self.snapshot, pre_buffer=False)
-            md = self._file.metadata
-            sizes = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
-            self._starts = np.cumsum([0, *sizes])
-        first = int(np.searchsorted(self._starts, start, side="right")) - 1
-        last = int(np.searchsorted(self._starts, stop, side="left"))
-        table = self._file.read_row_groups(
-            list(range(first, last)), columns=[column], use_threads=False
-        )
-        rows = table.column(0).slice(start - int(self._starts[first]), stop - start).to_pylist()
-        if len(rows) != stop - start:
-            raise DatasetError(
-                f"{self.snapshot}: column '{column}' holds {len(rows)} of the {stop - start} "
-                f"rows {start}..{stop - 1}"
-            )
-        return rows
-
-    def __getstate__(self) -> dict[str, Any]:  # a pickled run (Beam) reopens the file
-        return {"snapshot": self.snapshot, "_file": None, "_starts": np.zeros(1, np.int64)}
-
-
-def assign_splits(keys: list[Any], ratios: dict[str, float], seed: int) -> np.ndarray:
-    """Split index of each key: a hash of (seed, key) placed on the cumulative ratios.
-
-    u = the first 8 bytes of sha256(f"{seed}:{key}") read as a big-endian integer / 2**64;
-    a row keeps its split when other rows are added or removed.
-    """
-    return _place(_heads(f"{seed}:{k}".encode() for k in keys), ratios)
-
-
-def split_keys(keys: pa.Array | pa.ChunkedArray, ratios: dict[str, float], seed: int) -> np.ndarray:
-    """`assign_splits` of an Arrow key column, to the same index: a text or integer column
-    becomes the messages `f"{seed}:{key}"` in Arrow (an integer's decimal digits are
-    `str(int)`'s, a missing key is `"None"` as `f"{None}"`), without a Python string per key."""
-    if pa.types.is_integer(keys.type):
-        keys = pc.cast(keys, pa.string())
-    elif not (pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)):
-        return assign_splits(keys.to_pylist(), ratios, seed)
-    if keys.null_count:
-        keys = pc.fill_null(keys, "None")
-    prefix, empty = pa.scalar(f"{seed}:", keys.type), pa.scalar("", keys.type)
-    messages = pc.binary_join_element_wise(prefix, keys, empty)
-    return _place(_heads(messages.cast(pa.large_binary()).to_pylist()), ratios)
-
-
-_SHA256 = hashlib.sha256
-_DIGEST = type(hashlib.sha256()).digest
-
-
-def _heads(messages: Iterable[bytes]) -> np.ndarray:
-    """u of each message: the first 8 bytes of its sha256 as a big-endian uint64 / 2**64.
-    The hashing loop runs in C (`map` over hashlib's constructor and `digest`); the digests
-    are joined and their heads read in one go (uint64 to float64 rounds to nearest, as
-    `int.from_bytes(...) / 2.0**64` does)."""
-    digests = b"".join(map(_DIGEST, map(_SHA256, messages)))
-    return np.frombuffer(digests, dtype=">u8")[::4].astype(np.float64) / 2.0**64
-
-
-def _place(u: np.ndarray, ratios: dict[str, float]) -> np.ndarray:
-    """The split index of each u in [0, 1): its place on the cumulative ratios."""
-    bounds = np.cumsum(list(ratios.values()))
-    bounds[-1] = 1.0
-    return np.searchsorted(bounds, u, side="right").clip(max=len(bounds) - 1)
 
 
 def run_preprocess(
@@ -175,7 +66,7 @@ def run_preprocess(
             manifest,
             on_error,
             (progress("preprocess (2 passes)", 2 * rows, "rows") if progress else lambda n: None),
-            _SplitCache(scratch),
+            SplitCache(scratch),
         )
         # Pass 1 checks everything but images (decoding them twice would double the cost), so
         # a train row can still be dropped in pass 2 for its image after it was fitted. Then
@@ -191,42 +82,6 @@ def run_preprocess(
             late |= done
 
 
-class _SplitCache:
-    """The split index of every snapshot row, one byte each in an unnamed scratch file (in
-    the process's scratch folder when one is set): the first full pass hashes the keys and
-    writes it, the later passes (pass 2, a refit) read it back instead of hashing again.
-    Disk, not RAM, so memory does not grow with the snapshot. Without a file (the Beam
-    driver's workers), every pass hashes."""
-
-    def __init__(self, file: Any = None) -> None:
-        self.file = file
-        self.complete = False  # a whole pass was written
-
-    def start(self) -> bool:
-        """Begin a pass; True when the split indexes are read back from the file."""
-        if self.file is None:
-            return False
-        self.file.seek(0)
-        if not self.complete:
-            self.file.truncate()
-        return self.complete
-
-    def read(self, n: int) -> np.ndarray:
-        data = self.file.read(n)
-        if len(data) != n:
-            raise DatasetError(
-                f"preprocess: split scratch file ended early ({len(data)} of {n} rows)"
-            )
-        return np.frombuffer(data, dtype=np.int8).astype(np.intp)
-
-    def write(self, split: np.ndarray) -> None:  # at most 100 splits (config): int8 fits
-        if self.file is not None:
-            self.file.write(split.astype(np.int8).tobytes())
-
-    def done(self) -> None:
-        self.complete = self.file is not None
-
-
 @dataclass(frozen=True)
 class Run:
     """What both passes read: the params, the snapshot and how bad rows are handled."""
@@ -236,7 +91,7 @@ class Run:
     manifest: Manifest
     on_error: OnError
     tick: Callable[[int], None] = lambda n: None  # progress: rows read, both passes
-    splits: _SplitCache = field(default_factory=_SplitCache)  # the passes after the first
+    splits: SplitCache = field(default_factory=SplitCache)  # the passes after the first
 
     @property
     def key(self) -> str:
@@ -278,7 +133,7 @@ class Run:
     def read_columns(self, names: list[str]) -> list[str] | None:
         """The snapshot columns the passes read: the key and each feature's input column; a
         column no feature uses is not read, nor are the row labels (`__row.*`: read by
-        `_RowLabels` for a message). None (every column) when one is missing, so
+        `RowLabels` for a message). None (every column) when one is missing, so
         `Batch.column`'s error lists them all."""
         wanted = {self.key, *(f.source_column for f in self.features)}
         if not wanted <= set(names):
@@ -291,14 +146,14 @@ class Run:
         return split_keys(table.column(self.key), split.ratios, split.seed)
 
     @cached_property
-    def row_labels(self) -> _RowLabels:
-        return _RowLabels(self.snapshot)
+    def row_labels(self) -> RowLabels:
+        return RowLabels(self.snapshot)
 
     def new_batch(self, table: pa.Table, start: int) -> Batch:
         """The batch of snapshot rows `start .. start + table.num_rows - 1`."""
         stop = start + table.num_rows
         labels = lambda column: self.row_labels(column, start, stop)  # noqa: E731
-        return Batch(table, _Locator(table, self.key, self.manifest, labels), start)
+        return Batch(table, Locator(table, self.key, self.manifest, labels), start)
 
 
 class _Refit(Exception):
@@ -540,6 +395,3 @@ class SplitWriter:
 def read_state(directory: str | Path) -> PreprocessState:
     """`<directory>/state.json`, validated."""
     return PreprocessState.read(Path(directory) / STATE_FILE)
-
-
-__all__ = ["MANIFEST_FILE", "run_preprocess", "read_state", "assign_splits"]

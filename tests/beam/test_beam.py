@@ -18,8 +18,9 @@ from dataops.beam.serialize import run_serialize_beam  # noqa: E402
 from dataops.errors import ConfigError, DatasetError  # noqa: E402
 from dataops.naming import SAMPLE_DIR  # noqa: E402
 from dataops.stages.ingest import run_ingest  # noqa: E402
-from dataops.stages.preprocess import assign_splits, run_preprocess  # noqa: E402
+from dataops.stages.preprocess import run_preprocess  # noqa: E402
 from dataops.stages.serialize import run_serialize  # noqa: E402
+from dataops.stages.split_assign import assign_splits  # noqa: E402
 from tests.support.project import small_params  # noqa: E402
 
 IN_MEMORY = "--direct_num_workers=1 --direct_running_mode=in_memory"

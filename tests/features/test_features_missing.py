@@ -8,7 +8,8 @@ import pytest
 from dataops.config import IngestParams, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.stages.ingest import run_ingest
-from dataops.stages.preprocess import assign_splits, read_state, run_preprocess
+from dataops.stages.preprocess import read_state, run_preprocess
+from dataops.stages.split_assign import assign_splits
 
 RATIOS = {"train": 0.5, "test": 0.5}
 KEYS = [str(i) for i in range(40)]

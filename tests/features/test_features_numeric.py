@@ -18,7 +18,8 @@ from dataops.config import IngestParams, NumericFeature, PreprocessParams
 from dataops.features.base import Batch
 from dataops.features.numeric import BLOCK_ROWS, BlockMoments, Moments, Numeric
 from dataops.stages.ingest import run_ingest
-from dataops.stages.preprocess import assign_splits, read_state, run_preprocess
+from dataops.stages.preprocess import read_state, run_preprocess
+from dataops.stages.split_assign import assign_splits
 
 
 def _fold(parts: list[np.ndarray]) -> Moments:

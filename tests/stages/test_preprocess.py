@@ -10,7 +10,8 @@ from dataops.config import TextFeature, parse_params
 from dataops.errors import DatasetError
 from dataops.features.text import normalize_text, tokenize
 from dataops.stages.ingest import run_ingest
-from dataops.stages.preprocess import assign_splits, read_state, run_preprocess
+from dataops.stages.preprocess import read_state, run_preprocess
+from dataops.stages.split_assign import assign_splits
 from tests.support.project import repo_params
 
 
@@ -204,7 +205,7 @@ def test_split_of_an_arrow_key_column_is_assign_splits():
     index for text, integer (their decimal digits), missing ('None') and other keys."""
     import pyarrow as pa
 
-    from dataops.stages.preprocess import split_keys
+    from dataops.stages.split_assign import split_keys
 
     ratios = {"train": 0.5, "a": 0.25, "b": 0.25}
     columns = [
