@@ -132,9 +132,10 @@ def test_gzip_members_are_deterministic_and_decompress_to_the_plain_shard(
 ):
     import gzip
 
-    import dataops.stages.serialize as ser
+    import dataops.tfrecord.writer as shard_writer
 
-    monkeypatch.setattr(ser, "GZIP_MEMBER_BYTES", 10_000)  # many members, compressed in parallel
+    # many members, compressed in parallel
+    monkeypatch.setattr(shard_writer, "GZIP_MEMBER_BYTES", 10_000)
     src = small_dataset / "data" / "preprocessed"
     run_serialize(SerializeParams(compression="gzip", batch_rows=7), "sample", src, tmp_path / "a")
     run_serialize(
