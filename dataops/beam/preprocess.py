@@ -21,6 +21,9 @@ groups that hold its rows. One attempt is one pipeline (its workers start once):
 Errors are reported for the first bad batch in row order, whichever worker met it first;
 a refit (train rows whose image fails in pass 2 under `on_error: skip`) reruns the pipeline,
 as in-process reruns both passes.
+
+The tasks are planned by `dataops.beam.tasks`; pass 2's part files and their assembly into
+`<split>.parquet`, `dataops.beam.parts`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,12 +53,13 @@ from dataops.beam.io import (
     put_files,
     read_bytes,
     read_json,
-    remove,
     use_options,
     work_dir,
     write_bytes,
 )
+from dataops.beam.parts import append_split, part_name
 from dataops.beam.runner import run_pipeline
+from dataops.beam.tasks import tasks_for, workers_of
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Transform
@@ -65,49 +68,11 @@ from dataops.stages.preprocess import (
     BatchFit,
     PreprocessResult,
     Run,
-    SplitWriter,
     finalize_state,
     fit_batch,
     transform_batch,
     write_state,
 )
-
-TASKS_PER_WORKER = 4
-"""Tasks per worker of a pass: enough for the workers to even out, few enough that the
-per-task costs (opening the snapshot, its footer, Beam's per-element work) stay small."""
-
-MAX_BATCHES_PER_TASK = 256
-"""At most this many batches per task (1Mi rows at 4096): what a failed task costs to redo."""
-
-
-def workers_of(args: Sequence[str]) -> int:
-    """The number of workers the pipeline options ask for (DirectRunner's
-    `--direct_num_workers`, else `--num_workers` / `--max_num_workers`); 1 when unsaid."""
-    from apache_beam.options.pipeline_options import (
-        DirectOptions,
-        PipelineOptions,
-        WorkerOptions,
-    )
-
-    options = PipelineOptions(list(args))
-    worker = options.view_as(WorkerOptions)
-    for n in (worker.max_num_workers, worker.num_workers):
-        if n:
-            return max(1, int(n))
-    n = options.view_as(DirectOptions).direct_num_workers
-    return max(1, int(n)) if n else max(1, os.cpu_count() or 1)
-
-
-def tasks_for(
-    num_batches: int, workers: int, batches_per_task: int | None
-) -> list[tuple[int, int]]:
-    """The tasks of a pass: ranges [a, b) of batch numbers, in order, covering every batch."""
-    if batches_per_task is None:
-        want = TASKS_PER_WORKER * max(1, workers)
-        per = min(MAX_BATCHES_PER_TASK, max(1, math.ceil(num_batches / want)))
-    else:
-        per = max(1, batches_per_task)
-    return [(a, min(a + per, num_batches)) for a in range(0, num_batches, per)]
 
 
 def run_preprocess_beam(
@@ -197,10 +162,6 @@ class _TaskOut:
     batches: list[tuple[int, list[int], dict[str, int], list[int], str | None]]
     parts: dict[int, list[int]]
     transforms: list[Transform]
-
-
-def _part_name(split: int, first: int) -> str:
-    return f"{split:03d}-{first:012d}.arrow"
 
 
 def _passes(
@@ -305,7 +266,7 @@ def _passes(
                         continue
                     kept = part.table.filter(pa.array(sel)).cast(schema)
                     if si not in writers:
-                        path = Path(scratch, _part_name(si, task[0]))
+                        path = Path(scratch, part_name(si, task[0]))
                         writers[si] = pa.ipc.new_file(str(path), schema)
                     writers[si].write_table(kept)
                     sizes.setdefault(si, []).append(kept.num_rows)
@@ -328,7 +289,7 @@ def _passes(
         ):
             return  # the driver raises the error or refits
         plan = [(task.first, task.parts) for task in done]
-        yield job[1], _append_split(run, fitted.schema, parts, plan, staged, *job)
+        yield job[1], append_split(run, fitted.schema, parts, plan, staged, *job)
 
     def tagged(tag: str) -> Any:
         return beam.Map(lambda x: (tag, x))
@@ -406,48 +367,3 @@ def _passes(
         num_examples=counts,
         skipped=dict(sorted(skipped.items())),
     )
-
-
-def _append_split(
-    run: Run,
-    schema: pa.Schema,
-    parts: str,
-    plan: list[tuple[int, dict[int, list[int]]]],
-    out: Any,
-    index: int,
-    name: str,
-) -> int:
-    """Write `<name>.parquet` from the tasks' parts, in task order, batch by batch (the
-    tables the in-process driver writes), as in-process."""
-    with tempfile.TemporaryDirectory(prefix="dataops-split-") as scratch:
-        writer = SplitWriter(Path(scratch), name, schema, run.params.batch_rows)
-        rows = 0
-        for first, sizes in plan:
-            if index not in sizes:
-                continue
-            path = join(parts, _part_name(index, first))
-            for table in _read_part(path, sizes[index]):
-                writer.write(table)
-                rows += table.num_rows
-            remove(path)  # read once: the disk holds at most one copy of the output
-        writer.close()
-        put_files(Path(scratch), out)
-    return rows
-
-
-def _read_part(path: str, sizes: list[int]) -> Iterator[pa.Table]:
-    """The tables of `sizes` rows written, in order, into the part file `path`."""
-    source = pa.memory_map(path) if not is_url(path) else pa.BufferReader(read_bytes(path))
-    with source, pa.ipc.open_file(source) as reader:
-        k = 0
-        for n in sizes:
-            pending: list[pa.RecordBatch] = []
-            have = 0
-            while have < n:
-                batch = reader.get_batch(k)
-                k += 1
-                pending.append(batch)
-                have += batch.num_rows
-            if have != n:
-                raise DatasetError(f"{path}: a batch of {have} rows where {n} were written")
-            yield pa.Table.from_batches(pending)

@@ -234,7 +234,7 @@ def test_build_from_and_to_s3_writes_the_same_bytes(beam_project, s3, tmp_path):
 def test_tasks_are_ranges_of_many_batches_covering_each_once():
     """A few tasks per worker, each at most `MAX_BATCHES_PER_TASK` batches, in order, every
     batch in exactly one task."""
-    from dataops.beam.preprocess import MAX_BATCHES_PER_TASK, TASKS_PER_WORKER, tasks_for
+    from dataops.beam.tasks import MAX_BATCHES_PER_TASK, TASKS_PER_WORKER, tasks_for
 
     for num_batches, workers in [(1, 1), (5, 4), (1450, 2), (13_500, 1)]:
         tasks = tasks_for(num_batches, workers, None)

@@ -1,0 +1,74 @@
+"""Pass 2's part files on Beam: each task writes, per split, its kept rows into one Arrow IPC
+file; one worker per split appends them, in task order and batch by batch, into
+`<split>.parquet` (the tables the in-process driver writes)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from dataops.beam.io import (
+    is_url,
+    join,
+    put_files,
+    read_bytes,
+    remove,
+)
+from dataops.errors import DatasetError
+from dataops.stages.preprocess import (
+    Run,
+    SplitWriter,
+)
+
+
+def part_name(split: int, first: int) -> str:
+    return f"{split:03d}-{first:012d}.arrow"
+
+
+def append_split(
+    run: Run,
+    schema: pa.Schema,
+    parts: str,
+    plan: list[tuple[int, dict[int, list[int]]]],
+    out: Any,
+    index: int,
+    name: str,
+) -> int:
+    """Write `<name>.parquet` from the tasks' parts, in task order, batch by batch (the
+    tables the in-process driver writes), as in-process."""
+    with tempfile.TemporaryDirectory(prefix="dataops-split-") as scratch:
+        writer = SplitWriter(Path(scratch), name, schema, run.params.batch_rows)
+        rows = 0
+        for first, sizes in plan:
+            if index not in sizes:
+                continue
+            path = join(parts, part_name(index, first))
+            for table in read_part(path, sizes[index]):
+                writer.write(table)
+                rows += table.num_rows
+            remove(path)  # read once: the disk holds at most one copy of the output
+        writer.close()
+        put_files(Path(scratch), out)
+    return rows
+
+
+def read_part(path: str, sizes: list[int]) -> Iterator[pa.Table]:
+    """The tables of `sizes` rows written, in order, into the part file `path`."""
+    source = pa.memory_map(path) if not is_url(path) else pa.BufferReader(read_bytes(path))
+    with source, pa.ipc.open_file(source) as reader:
+        k = 0
+        for n in sizes:
+            pending: list[pa.RecordBatch] = []
+            have = 0
+            while have < n:
+                batch = reader.get_batch(k)
+                k += 1
+                pending.append(batch)
+                have += batch.num_rows
+            if have != n:
+                raise DatasetError(f"{path}: a batch of {have} rows where {n} were written")
+            yield pa.Table.from_batches(pending)
