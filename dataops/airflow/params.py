@@ -250,15 +250,22 @@ def apply_overrides(workspace: str | Path, overrides: dict[tuple[str, ...], Any]
     """Write `overrides` into `<workspace>/params.yaml` (comments and layout kept) after validating
     the result with `parse_params`; returns one line per changed key, empty when nothing changed."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.representer import RoundTripRepresenter
 
+    class NullRepresenter(RoundTripRepresenter):
+        """Writes None as `null`. A subclass: `add_representer` is a class method, and on
+        ruamel's own class it would change every round-trip dump in this process (DVC's
+        `dvc.lock` among them)."""
+
+    NullRepresenter.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     path = Path(workspace) / "params.yaml"
     rt = YAML()
+    rt.Representer = NullRepresenter
     rt.preserve_quotes = True
     rt.width = 4096
     rt.indent(mapping=2, sequence=4, offset=2)
-    rt.representer.add_representer(
-        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
     doc = rt.load(path.read_text(encoding="utf-8"))
     name = overrides.get(("dataset", "name"), (doc.get("dataset") or {}).get("name"))
     changes = []

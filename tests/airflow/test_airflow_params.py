@@ -141,3 +141,21 @@ def test_a_dataset_name_git_cannot_tag_is_refused_before_any_work(workspace, nam
     with pytest.raises(ConfigError, match=r"key 'dataset.name': .* cannot name a git tag"):
         apply_overrides(workspace, {("dataset", "name"): name})
     assert (workspace / "params.yaml").read_bytes() == before
+
+
+def test_writing_the_form_leaves_other_yaml_dumps_in_the_process_alone(workspace):
+    """The form writes None as `null`; DVC, in the same process, writes dvc.lock with ruamel's
+    own round-trip dumper, which must keep writing None as an empty value (it did not: the
+    representer was added to ruamel's class, and a later in-process `dvc.lock` differed)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    def dump() -> str:
+        out = io.StringIO()
+        YAML().dump({"level": None}, out)
+        return out.getvalue()
+
+    before = dump()
+    apply_overrides(workspace, overrides_from_conf({"sample__num_examples": 321}, workspace))
+    assert dump() == before == "level:\n"
