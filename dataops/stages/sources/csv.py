@@ -177,6 +177,7 @@ def _utf8_chunks(src: Source, start: int = -1, stop: int | None = None) -> Itera
                 data = read(1 << 16)
                 eof = not data and f.tell() >= size
                 rest += data
+            _check_header_line(src, rest[: rest.find(b"\n")] if b"\n" in rest else rest)
             if b"\n" not in rest:
                 return
             rest = rest[rest.index(b"\n") + 1 :]
@@ -214,7 +215,10 @@ def csv_ranges(src: Source, target_bytes: int) -> list[tuple[int, int | None]]:
         size = os.fstat(f.fileno()).st_size
         start: int | None = 3 if f.read(3) == codecs.BOM_UTF8 else 0
         if src.params.header:
-            start = _next_line(f, start or 0)
+            begin = start or 0
+            start = _next_line(f, begin)
+            f.seek(begin)
+            _check_header_line(src, f.read((start or size) - begin).rstrip(b"\n"))
         if start is None:
             return [(-1, None)]
         spans: list[tuple[int, int | None]] = []
@@ -305,13 +309,97 @@ def _csv_record_batches(
         read = pcsv.ReadOptions(
             use_threads=False, block_size=len(chunk) + 1, encoding="utf8", column_names=header
         )
+        invalid = [0]
+
+        def counted(row: Any, handler: Any = handler, invalid: list[int] = invalid) -> str:
+            invalid[0] += 1
+            return handler(row)
+
         table = pcsv.read_csv(
             pa.py_buffer(chunk),
             read_options=read,
-            parse_options=_csv_parse_options(src, handler),
+            parse_options=_csv_parse_options(src, counted),
             convert_options=convert,
         )
+        lines = newlines + (not chunk.endswith(b"\n"))
+        if table.num_rows + invalid[0] + len(blanks) != lines or _last_line_open(chunk, src):
+            raise _record_spans_lines(src, chunk, base, table.num_rows + invalid[0], lines)
         yield from table.to_batches()
+
+
+def _line_break_in_record(line: bytes, src: Source) -> str | None:
+    """Why the record on this line (without its `\\n`) does not end with the line, as Arrow
+    reads it: "open" when a quoted value is still open at its end, "cr" when a carriage return
+    outside quotes (a lone CR) ends a record inside it; None when the line is one record."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    d = src.params.delimiter.encode()
+    q = src.params.quote_char.encode() if src.params.quote_char else None
+    i, n = 0, len(line)
+    while True:  # at the start of a field
+        plain = i
+        if q is not None and line[i : i + 1] == q:
+            j = i + 1
+            while True:
+                k = line.find(q, j)
+                if k < 0:
+                    return "cr" if b"\r" in line[:i] else "open"
+                if line[k + 1 : k + 2] != q:
+                    break
+                j = k + 2
+            plain = k + 1
+        nxt = line.find(d, plain)
+        end = n if nxt < 0 else nxt
+        if b"\r" in line[plain:end]:
+            return "cr"
+        if nxt < 0:
+            return None
+        i = nxt + 1
+
+
+def _last_line_open(chunk: bytes, src: Source) -> bool:
+    """Whether the chunk's last line ends inside a quoted value (the record would go on in the
+    next chunk or range: cut there, it would be read as other rows)."""
+    if src.params.quote_char is None or src.params.quote_char.encode() not in chunk:
+        return False
+    body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+    return _line_break_in_record(body[body.rfind(b"\n") + 1 :], src) == "open"
+
+
+def _record_spans_lines(
+    src: Source, chunk: bytes, base: int, records: int, lines: int
+) -> Exception:
+    """The error for a chunk whose records are not its lines: a quoted value holding a line
+    break, or a lone carriage return ending a line (the streamed reader cuts the file at `\\n`
+    and numbers lines by them, so either would shift or merge rows silently)."""
+    for number, line in enumerate(chunk.split(b"\n"), start=base):
+        why = _line_break_in_record(line, src) if line else None
+        if why is not None:
+            return _line_error(src, number, why)
+    return DatasetError(
+        f"{src.label}: lines {base} to {base + lines - 1}: {records} records read from {lines} "
+        "lines; each row must be one line (no line breaks inside values)"
+    )
+
+
+def _line_error(src: Source, number: int, why: str) -> DatasetError:
+    if why == "open":
+        return DatasetError(
+            f"{src.label}: line {number}: a quoted value goes on past the end of the line; "
+            "values holding line breaks are not supported (replace them, e.g. by \\n)"
+        )
+    return DatasetError(
+        f"{src.label}: line {number}: a carriage return not followed by a newline ends a "
+        "row inside the line; only \\n and \\r\\n line ends are supported"
+    )
+
+
+def _check_header_line(src: Source, line: bytes) -> None:
+    """The header is read by Arrow (which also ends a line at a lone CR and reads quoted line
+    breaks) but skipped by its first `\\n`: they must agree, or data rows would be dropped."""
+    why = _line_break_in_record(line, src)
+    if why is not None:
+        raise _line_error(src, 1, why)
 
 
 def _csv_batches(
