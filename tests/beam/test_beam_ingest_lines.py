@@ -1,0 +1,77 @@
+"""Beam byte ranges are cut at `\\n` like the in-process chunks: a quoted value holding a line
+break (even one straddling a range cut) or a lone CR gives the in-process error, at the same
+line; one-line records with CRLF ends and quoted CRs give the in-process bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'beam' extra)")
+
+from dataops.beam.ingest import run_ingest_beam  # noqa: E402
+from dataops.config import IngestParams  # noqa: E402
+from dataops.errors import DatasetError  # noqa: E402
+from dataops.stages.ingest import run_ingest  # noqa: E402
+
+OPTIONS = "--direct_num_workers=1 --direct_running_mode=in_memory"
+
+
+def _params(key: str | None = "id") -> IngestParams:
+    return IngestParams.model_validate(
+        {"key": key, "batch_rows": 64, "sources": [{"name": "t", "format": "csv", "path": "t.csv"}]}
+    )
+
+
+def _write(root: Path, data: bytes) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "t.csv").write_bytes(data)
+    return root
+
+
+def _rows(start: int, stop: int, end: bytes = b"\n") -> bytes:
+    return b"".join(b"%d,r%d" % (i, i) + end for i in range(start, stop))
+
+
+@pytest.mark.parametrize("range_bytes", [50, 685, 1 << 20])
+def test_a_quoted_line_break_across_a_range_cut_is_the_in_process_error(tmp_path, range_bytes):
+    # the record starts on line 102; at 685 bytes the first range ends after its first line
+    data = b"id,x\n" + _rows(0, 100) + b'100,"he\nllo,9\n"\n' + _rows(101, 200)
+    root = _write(tmp_path, data)
+    with pytest.raises(DatasetError) as local:
+        run_ingest(_params(), root, root / "a", on_error="skip")
+    with pytest.raises(DatasetError) as beam:
+        run_ingest_beam(_params(), root, root / "b", "skip", OPTIONS, range_bytes)
+    assert str(beam.value) == str(local.value)
+    assert str(beam.value).startswith("t.csv: line 102: a quoted value goes on past")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"id,x\r1,a\n2,b\n", b"id,x\n" + _rows(0, 50).replace(b"\n7,", b"\r7,")],
+    ids=["in-header", "in-data"],
+)
+def test_a_lone_carriage_return_is_the_in_process_error(tmp_path, data):
+    root = _write(tmp_path, data)
+    with pytest.raises(DatasetError) as local:
+        run_ingest(_params(None), root, root / "a")
+    with pytest.raises(DatasetError) as beam:
+        run_ingest_beam(_params(None), root, root / "b", "fail", OPTIONS, 60)
+    assert str(beam.value) == str(local.value)
+    assert "a carriage return not followed by a newline" in str(beam.value)
+
+
+@pytest.mark.parametrize("key", ["id", None])
+def test_crlf_bom_and_quoted_cr_records_give_the_in_process_bytes(tmp_path, key):
+    lines = _rows(0, 300, b"\r\n").split(b"\r\n")
+    lines[40] = b'40,"a\rb"'
+    lines[41] = b""
+    lines[120] = b'120,"c,""d"""'
+    data = b"\xef\xbb\xbfid,x\r\n" + b"\r\n".join(lines).rstrip(b"\r\n")  # no final newline
+    root = _write(tmp_path, data)
+    run_ingest(_params(key), root, root / "a")
+    for rb in (64, 333):
+        run_ingest_beam(_params(key), root, root / f"b{rb}", "fail", OPTIONS, rb)
+        for name in ("snapshot.parquet", "manifest.json"):
+            assert (root / f"b{rb}" / name).read_bytes() == (root / "a" / name).read_bytes()
