@@ -181,6 +181,8 @@ def _read_part(
             good += table.num_rows
     except (ConfigError, DatasetError) as err:
         return {"error": str(err), "config": isinstance(err, ConfigError)}
+    if src.keyless_prefix is None and errors.keyed:  # bad rows after the range's last batch
+        hashes.append(key_hash(pa.array([b.key for b in errors.keyed], pa.string())))
     if stream is not None:
         stream.close()
         write_bytes(f"{path}.arrow", sink.getvalue().to_pybytes())

@@ -78,6 +78,9 @@ def join_all(
             if errors.keyed:
                 store.add(si, "bad", _bad_table(errors.keyed, src))
                 errors.keyed = []
+        if errors.keyed:  # bad rows after the last batch (a last chunk with no good row)
+            store.add(si, "bad", _bad_table(errors.keyed, src))
+            errors.keyed = []
         acct.read[src.name] = good + sum(errors.counts.values())
         for reason, n in errors.counts.items():
             acct.skip(src.name, reason, n)

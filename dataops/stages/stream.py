@@ -76,6 +76,9 @@ def stream_one(
             table = table.replace_schema_metadata(None)
             writer.put(table.append_column(row_column(src.name), batch.rows))
             good += table.num_rows
+    if unique and keys is not None and errors.keyed:
+        # bad rows after the last batch (a reader's last chunk with no good row)
+        unique = keys.add(key_hash(pa.array([b.key for b in errors.keyed], pa.string())))
     if unique and keys is not None:
         unique = keys.check()
     num_rows = out.close()
