@@ -102,3 +102,50 @@ def test_one_line_records_read_the_same_at_every_chunk_size_and_through_the_join
         assert by_id[str(ROWS - 1)]["key"] == f"t:{ROWS - 3}"
     counts = json.loads((outs[0] / "manifest.json").read_text())["counts"]["sources"]["t"]
     assert counts == {"rows_joined": ROWS - 2, "rows_read": ROWS - 2, "rows_skipped": {}}
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "join"])
+def test_bad_rows_after_the_last_good_row_are_counted_as_examples(
+    tmp_path, monkeypatch, chunk, stream
+):
+    # at chunk 7 the last chunk holds only the malformed line: its example went uncounted
+    # (examples read 4 while the source read 5)
+    data = b"1,a\n2,b\n2,again\n3,c\n4,x,y\n"
+    if not stream:
+        monkeypatch.setattr(ingest_mod, "stream_one", lambda *a, **k: None)
+    root = tmp_path
+    root.mkdir(exist_ok=True)
+    (root / "t.csv").write_bytes(data)
+    monkeypatch.setattr(csv_mod, "CSV_CHUNK_BYTES", chunk)
+    params = IngestParams.model_validate(
+        {
+            "key": "id",
+            "batch_rows": 64,
+            "sources": [
+                {
+                    "name": "t",
+                    "format": "csv",
+                    "path": "t.csv",
+                    "header": False,
+                    "column_names": ["id", "x"],
+                }
+            ],
+        }
+    )
+    run_ingest(params, root, root / "out", on_error="skip")
+    counts = json.loads((root / "out" / "manifest.json").read_text())["counts"]
+    assert counts == {
+        "examples": {
+            "read": 5,
+            "skipped": {"duplicate_key": 1, "malformed_row": 1},
+            "written": 3,
+        },
+        "sources": {
+            "t": {
+                "rows_joined": 3,
+                "rows_read": 5,
+                "rows_skipped": {"duplicate_key": 1, "malformed_row": 1},
+            }
+        },
+    }
