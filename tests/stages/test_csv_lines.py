@@ -149,3 +149,41 @@ def test_bad_rows_after_the_last_good_row_are_counted_as_examples(
             }
         },
     }
+
+
+def test_line_breaks_that_cancel_out_in_the_row_count_are_still_found(tmp_path, monkeypatch):
+    # "\r\r\n" (two line ends Arrow skips, one line counted) and "3,a\rb" (two rows, one line):
+    # the counts agreed, the labels after them were shifted
+    data = b'\r\r\n1,v\r\n2,"a\rb"\r\n3,a\rb\r\n104,v4\r\n'
+    with pytest.raises(DatasetError, match=r"^t\.csv: line 1: a carriage return not followed"):
+        _ingest_headerless(tmp_path, data, monkeypatch, on_error="skip")
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_under_fail_the_first_problem_in_the_file_is_the_error(tmp_path, monkeypatch, chunk):
+    # a malformed row on line 3 comes before the lone CR on line 5, at every chunk size
+    data = b"1,a\n2,b\n3,c,d\n4,e\n5,f\rg\n"
+    with pytest.raises(DatasetError, match=r"^t\.csv: line 3: expected 2 columns, got 3"):
+        _ingest_headerless(tmp_path, data, monkeypatch, chunk=chunk)
+
+
+def _ingest_headerless(root: Path, data: bytes, monkeypatch, chunk: int = 1 << 20, **kw) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "t.csv").write_bytes(data)
+    monkeypatch.setattr(csv_mod, "CSV_CHUNK_BYTES", chunk)
+    params = IngestParams.model_validate(
+        {
+            "key": "id",
+            "batch_rows": 64,
+            "sources": [
+                {
+                    "name": "t",
+                    "format": "csv",
+                    "path": "t.csv",
+                    "header": False,
+                    "column_names": ["id", "x"],
+                }
+            ],
+        }
+    )
+    run_ingest(params, root, root / "out", **kw)

@@ -309,22 +309,53 @@ def _csv_record_batches(
         read = pcsv.ReadOptions(
             use_threads=False, block_size=len(chunk) + 1, encoding="utf8", column_names=header
         )
-        invalid = [0]
+        invalid: list[int] = []  # the line numbers of the malformed rows, as numbered here
 
-        def counted(row: Any, handler: Any = handler, invalid: list[int] = invalid) -> str:
-            invalid[0] += 1
+        def counted(
+            row: Any, handler: Any = handler, invalid: list[int] = invalid, base: int = base
+        ) -> str:
+            invalid.append(base + row.number - 1)
             return handler(row)
 
-        table = pcsv.read_csv(
-            pa.py_buffer(chunk),
-            read_options=read,
-            parse_options=_csv_parse_options(src, counted),
-            convert_options=convert,
-        )
+        # bytes only, before Arrow reads (and maybe fails on) the rows that follow
+        first = None
+        if _last_line_open(chunk, src) or _has_lone_cr(chunk):
+            first = _first_line_break(src, chunk, base)
+        try:
+            table = pcsv.read_csv(
+                pa.py_buffer(chunk),
+                read_options=read,
+                parse_options=_csv_parse_options(src, counted),
+                convert_options=convert,
+            )
+        except pa.ArrowInvalid:
+            # a malformed row under `fail`: a line break in a record before it comes first
+            stop = invalid[-1] + len(blanks) if invalid else None
+            if first is None:
+                first = _first_line_break(src, chunk, base, stop)
+            if first is not None and (stop is None or first.args[1] <= stop):
+                raise DatasetError(first.args[0]) from None
+            raise
+        if first is not None:
+            raise DatasetError(first.args[0])
         lines = newlines + (not chunk.endswith(b"\n"))
-        if table.num_rows + invalid[0] + len(blanks) != lines or _last_line_open(chunk, src):
-            raise _record_spans_lines(src, chunk, base, table.num_rows + invalid[0], lines)
+        if table.num_rows + len(invalid) + len(blanks) != lines:
+            first = _first_line_break(src, chunk, base)
+            if first is not None:
+                raise DatasetError(first.args[0])
+            raise DatasetError(
+                f"{src.label}: lines {base} to {base + lines - 1}: "
+                f"{table.num_rows + len(invalid)} records read from {lines - len(blanks)} "
+                "lines; each row must be one line (no line breaks inside values)"
+            )
         yield from table.to_batches()
+
+
+def _has_lone_cr(chunk: bytes) -> bool:
+    """Whether a carriage return is not followed by a newline (inside quotes, or a line end
+    that the line count would not see); one at the very end of the file is a line end."""
+    n = chunk.count(b"\r")
+    return n > 0 and n != chunk.count(b"\r\n") + chunk.endswith(b"\r")
 
 
 def _line_break_in_record(line: bytes, src: Source) -> str | None:
@@ -366,20 +397,23 @@ def _last_line_open(chunk: bytes, src: Source) -> bool:
     return _line_break_in_record(body[body.rfind(b"\n") + 1 :], src) == "open"
 
 
-def _record_spans_lines(
-    src: Source, chunk: bytes, base: int, records: int, lines: int
-) -> Exception:
-    """The error for a chunk whose records are not its lines: a quoted value holding a line
-    break, or a lone carriage return ending a line (the streamed reader cuts the file at `\\n`
-    and numbers lines by them, so either would shift or merge rows silently)."""
+def _first_line_break(
+    src: Source, chunk: bytes, base: int, stop: int | None = None
+) -> Exception | None:
+    """The first line of the chunk (numbered from `base`, up to line `stop`) whose record does
+    not end with it, as an exception whose args are (message, line number): a quoted value
+    holding a line break, or a lone carriage return ending a row inside the line. The streamed
+    reader cuts the file at `\\n` and numbers lines by them, so either would merge, invent or
+    shift rows silently."""
+    q = src.params.quote_char.encode() if src.params.quote_char else b"\r"
     for number, line in enumerate(chunk.split(b"\n"), start=base):
-        why = _line_break_in_record(line, src) if line else None
-        if why is not None:
-            return _line_error(src, number, why)
-    return DatasetError(
-        f"{src.label}: lines {base} to {base + lines - 1}: {records} records read from {lines} "
-        "lines; each row must be one line (no line breaks inside values)"
-    )
+        if stop is not None and number > stop:
+            return None
+        if b"\r" in line or q in line:
+            why = _line_break_in_record(line, src)
+            if why is not None:
+                return Exception(str(_line_error(src, number, why)), number)
+    return None
 
 
 def _line_error(src: Source, number: int, why: str) -> DatasetError:
