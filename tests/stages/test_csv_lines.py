@@ -187,3 +187,21 @@ def _ingest_headerless(root: Path, data: bytes, monkeypatch, chunk: int = 1 << 2
         }
     )
     run_ingest(params, root, root / "out", **kw)
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"1,a\n2,b\n,c\n4,d,e\n", r"^t\.csv: line 3: key column 'id' is empty"),
+        (b'1,a\n2,b\n,c\n4,"d\ne"\n5,f\n', r"^t\.csv: line 3: key column 'id' is empty"),
+        (b'1,a\n2,"b\nc"\n,c\n4,d,e\n', r"^t\.csv: line 2: a quoted value goes on past"),
+    ],
+    ids=["empty-key-then-malformed", "empty-key-then-line-break", "line-break-then-rest"],
+)
+def test_under_fail_an_empty_key_before_a_bad_line_is_the_error(
+    tmp_path, monkeypatch, chunk, data, message
+):
+    # read whole, Arrow stopped at the malformed line before the empty key was looked at
+    with pytest.raises(DatasetError, match=message):
+        _ingest_headerless(tmp_path, data, monkeypatch, chunk=chunk)

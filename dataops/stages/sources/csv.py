@@ -104,14 +104,16 @@ def read_csv(
     cursor = _LineCursor(part.line, part.seq)
     first = cursor.first
     bad = cursor.bad
-    fatal: list[str] = []
 
     def on_invalid(row: Any, number: int) -> str:
         # An exception raised here would be swallowed by Arrow: remember it, stop the reader.
         msg = f"{src.label}: line {number}: expected {row.expected_columns} columns, got {row.actual_columns}"
         if errors.policy == "fail":
-            fatal.append(msg)
-            return "error"
+            # raised once the rows before it are checked (an empty key on an earlier line of
+            # the chunk is the first error); until then the line is skipped like a bad one
+            cursor.stop_at(number, msg, malformed=True)
+            bad.append(number)
+            return "skip"
         seq = number - first - cursor.blanks_before(number)
         key = None
         if src.keyless_prefix is not None:
@@ -129,8 +131,8 @@ def read_csv(
     except UnicodeDecodeError:
         raise encoding_error(src) from None
     except pa.ArrowInvalid as err:
-        if fatal:
-            errors.bad("malformed_row", fatal[0])
+        if cursor.fatal:
+            cursor.raise_fatal(errors)
         if "utf8" in str(err).lower():
             raise encoding_error(src) from None
         raise DatasetError(f"{src.label}: cannot parse CSV: {err}") from None
@@ -336,18 +338,17 @@ def _csv_record_batches(
             if first is not None and (stop is None or first.args[1] <= stop):
                 raise DatasetError(first.args[0]) from None
             raise
-        if first is not None:
-            raise DatasetError(first.args[0])
         lines = newlines + (not chunk.endswith(b"\n"))
-        if table.num_rows + len(invalid) + len(blanks) != lines:
+        if first is None and table.num_rows + len(invalid) + len(blanks) != lines:
             first = _first_line_break(src, chunk, base)
-            if first is not None:
-                raise DatasetError(first.args[0])
-            raise DatasetError(
-                f"{src.label}: lines {base} to {base + lines - 1}: "
-                f"{table.num_rows + len(invalid)} records read from {lines - len(blanks)} "
-                "lines; each row must be one line (no line breaks inside values)"
-            )
+            if first is None:
+                raise DatasetError(
+                    f"{src.label}: lines {base} to {base + lines - 1}: "
+                    f"{table.num_rows + len(invalid)} records read from {lines - len(blanks)} "
+                    "lines; each row must be one line (no line breaks inside values)"
+                )
+        if first is not None:  # raised once the rows before it are checked, in line order
+            cursor.stop_at(first.args[1], first.args[0], malformed=False)
         yield from table.to_batches()
 
 
@@ -454,7 +455,15 @@ def _csv_batches(
         for start in range(0, batch.num_rows, step):
             piece = batch.slice(start, step)
             rows, seqs = cursor.take(piece.num_rows)
+            if cursor.fatal:  # the rows before the first fatal line, then its error
+                keep = int(np.searchsorted(cursor.lines, cursor.fatal[0][0]))
+                if keep:
+                    table = pa.Table.from_batches([piece.slice(0, keep)])
+                    yield finish_batch(table, src, rows.slice(0, keep), seqs[:keep], errors)
+                cursor.raise_fatal(errors)
             yield finish_batch(pa.Table.from_batches([piece]), src, rows, seqs, errors)
+    if cursor.fatal:
+        cursor.raise_fatal(errors)
 
 
 class _LineCursor:
@@ -469,7 +478,20 @@ class _LineCursor:
         # `line` are dropped once used (only the count of blank ones is kept)
         self.blank: list[int] = []
         self.bad: list[int] = []
+        # the first line that stops the read: (line, message, malformed under `fail`)
+        self.fatal: list[tuple[int, str, bool]] = []
+        self.lines = np.zeros(0, np.int64)  # the line numbers of the rows last taken
         self.blank_dropped = 0
+
+    def stop_at(self, line: int, message: str, malformed: bool) -> None:
+        if not self.fatal or line < self.fatal[0][0]:
+            self.fatal[:] = [(line, message, malformed)]
+
+    def raise_fatal(self, errors: RowErrors) -> None:
+        _, message, malformed = self.fatal[0]
+        if malformed:
+            errors.bad("malformed_row", message)  # raises: only under `fail`
+        raise DatasetError(message)
 
     def blanks_before(self, line: int) -> int:
         return self.blank_dropped + bisect.bisect_left(self.blank, line)
@@ -487,4 +509,5 @@ class _LineCursor:
         del self.blank[:done]
         self.blank_dropped += done
         del self.bad[: int(np.searchsorted(np.asarray(self.bad, dtype=np.int64), self.line))]
+        self.lines = lines
         return numbered("line ", lines), seqs
