@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -123,6 +124,17 @@ def install_signal_handlers() -> None:
             continue
         signal.signal(sig, _handler)
     _state["installed"] = True
+    default = sys.unraisablehook
+
+    def unraisable(u: Any) -> None:
+        # a signal raised inside a __del__ or a weakref callback: Python prints it as
+        # "Exception ignored in ..."; it is recorded already and stops the run at the next
+        # `raise_if_interrupted`, which reports it in one line
+        if isinstance(u.exc_value, Interrupted):
+            return
+        default(u)
+
+    sys.unraisablehook = unraisable
 
 
 def raise_if_interrupted() -> None:
