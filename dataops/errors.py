@@ -102,9 +102,40 @@ def received() -> int | None:
     return _state["received"]
 
 
+STOP_GRACE_SECONDS = 60.0
+"""After SIGINT/SIGTERM, the process ends within this time even when a library's cleanup hangs
+(Beam's DirectRunner can join a worker thread forever once its bundle was torn down): it exits
+128+signal; what it left is cleaned by the next run, as after `kill -9`. Override with
+`$DATAOPS_STOP_GRACE` (seconds)."""
+
+
+def _force_exit(signum: int) -> None:
+    import os
+    import sys
+
+    if not _state.get("reported"):
+        sys.__stderr__.write(
+            f"error: interrupted ({signal_name(signum)}); cleanup did not finish in time, stopping now "
+            "(the next run removes what is left)\n"
+        )
+        sys.__stderr__.flush()
+    os._exit(128 + signum)
+
+
+def mark_reported() -> None:
+    """The failure has been printed: a forced stop after a signal adds no second line."""
+    _state["reported"] = True
+
+
 def _handler(signum: int, frame: Any) -> None:
     if _state["received"] is None:
         _state["received"] = signum
+        import os
+
+        grace = float(os.environ.get("DATAOPS_STOP_GRACE", STOP_GRACE_SECONDS))
+        timer = threading.Timer(grace, _force_exit, args=(signum,))
+        timer.daemon = True
+        timer.start()
     if _state["deferred"]:
         _state["pending"] = signum
         return

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from dataops.cli.failures import describe
-from dataops.errors import ValidationFailed, clip, raise_if_interrupted
+from dataops.errors import ValidationFailed, clip, mark_reported, raise_if_interrupted
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="The params file.")]
 RUNS_DIR = Path("reports") / "runs"
@@ -123,6 +123,7 @@ def fail(err: BaseException, params: Path | None = None, out: Path | None = None
         lines = [*lines[: MAX_ERROR_LINES - 1], f"... and {len(lines) - MAX_ERROR_LINES + 1} more"]
     for line in lines:
         typer.echo(f"error: {clip(line.rstrip(), 2000)}", err=True)
+    mark_reported()
     return code
 
 

@@ -110,3 +110,34 @@ except Interrupted as err:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == f"stopped {int(signal.SIGTERM)}", (r.stdout, r.stderr)
     assert r.stderr == ""
+
+
+def test_a_cleanup_that_hangs_after_a_signal_cannot_keep_the_process_alive(tmp_path):
+    """Seen with Beam: after SIGTERM its runner joined a worker thread forever, and the process
+    never ended. Past `$DATAOPS_STOP_GRACE` seconds after the signal it exits 128+signal with
+    one line."""
+    code = f"""
+import os, signal, sys, threading
+sys.path.insert(0, {str(REPO)!r})
+from dataops.errors import install_signal_handlers
+install_signal_handlers()
+stuck = threading.Thread(target=threading.Event().wait)  # a worker that never ends
+stuck.start()
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    threading.Event().wait(5)
+finally:
+    stuck.join()  # a library's cleanup, joining it forever
+"""
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**tool_env(), "DATAOPS_STOP_GRACE": "1"},
+    )
+    assert r.returncode == 143, r.stderr
+    assert r.stderr.splitlines() == [
+        "error: interrupted (SIGTERM); cleanup did not finish in time, stopping now"
+        " (the next run removes what is left)"
+    ]
