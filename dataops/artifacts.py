@@ -28,7 +28,6 @@ reads it (it is DVC's view, flat numbers written by `dataops.stages.validate.met
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -42,13 +41,25 @@ from pydantic import (
     model_serializer,
 )
 
-from dataops.errors import DatasetError
-from dataops.fsutil import dumps_json, write_json
+from dataops.errors import DatasetError, clip
+from dataops.fsutil import dumps_json, loads_json, read_json_file, write_json
 from dataops.metadata import DatasetMetadata, FeatureInfo
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 SCHEMA_ID = "https://github.com/dataops/dataops/{name}.schema.json"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def error_location(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location for a one-line message: each part clipped, control characters
+    (a key holding a newline) escaped, `(top level)` when empty."""
+    parts = []
+    for p in loc:
+        text = str(p)
+        if not text.isprintable():
+            text = repr(text)[1:-1]
+        parts.append(clip(text, 60))
+    return ".".join(parts) or "(top level)"
 
 
 class _Part(BaseModel):
@@ -68,21 +79,13 @@ class Artifact(_Part):
 
     @classmethod
     def read(cls, path: str | Path) -> Self:
-        """Read and validate the file at `path`."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: not found — run {cls.WRITER} first") from None
-        except (IsADirectoryError, UnicodeDecodeError) as err:
-            raise DatasetError(
-                f"{path}: not a readable {cls.TITLE} ({err.__class__.__name__}) — run {cls.WRITER} again"
-            ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DatasetError(f"{path}: not valid JSON ({err}) — run {cls.WRITER} again") from None
-        return cls.parse(data, str(path))
+        """Read and validate the file at `path` (strict JSON: `dataops.fsutil.loads_json`)."""
+        return cls.parse(read_json_file(path, f"run {cls.WRITER} first"), str(path))
+
+    @classmethod
+    def loads(cls, raw: str | bytes, where: str) -> Self:
+        """Validate the file's bytes (read elsewhere, e.g. from an object store)."""
+        return cls.parse(loads_json(raw, where), where)
 
     @classmethod
     def parse(cls, data: Any, where: str) -> Self:
@@ -91,7 +94,7 @@ class Artifact(_Part):
             return cls.model_validate(data)
         except ValidationError as err:
             first = err.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            loc = error_location(first["loc"])
             more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
             raise DatasetError(
                 f"{where}: invalid {cls.TITLE} at '{loc}': {first['msg']}{more} — run {cls.WRITER} again"

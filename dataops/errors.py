@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -101,9 +102,40 @@ def received() -> int | None:
     return _state["received"]
 
 
+STOP_GRACE_SECONDS = 60.0
+"""After SIGINT/SIGTERM, the process ends within this time even when a library's cleanup hangs
+(Beam's DirectRunner can join a worker thread forever once its bundle was torn down): it exits
+128+signal; what it left is cleaned by the next run, as after `kill -9`. Override with
+`$DATAOPS_STOP_GRACE` (seconds)."""
+
+
+def _force_exit(signum: int) -> None:
+    import os
+    import sys
+
+    if not _state.get("reported"):
+        sys.__stderr__.write(
+            f"error: interrupted ({signal_name(signum)}); cleanup did not finish in time, stopping now "
+            "(the next run removes what is left)\n"
+        )
+        sys.__stderr__.flush()
+    os._exit(128 + signum)
+
+
+def mark_reported() -> None:
+    """The failure has been printed: a forced stop after a signal adds no second line."""
+    _state["reported"] = True
+
+
 def _handler(signum: int, frame: Any) -> None:
     if _state["received"] is None:
         _state["received"] = signum
+        import os
+
+        grace = float(os.environ.get("DATAOPS_STOP_GRACE", STOP_GRACE_SECONDS))
+        timer = threading.Timer(grace, _force_exit, args=(signum,))
+        timer.daemon = True
+        timer.start()
     if _state["deferred"]:
         _state["pending"] = signum
         return
@@ -123,6 +155,17 @@ def install_signal_handlers() -> None:
             continue
         signal.signal(sig, _handler)
     _state["installed"] = True
+    default = sys.unraisablehook
+
+    def unraisable(u: Any) -> None:
+        # a signal raised inside a __del__ or a weakref callback: Python prints it as
+        # "Exception ignored in ..."; it is recorded already and stops the run at the next
+        # `raise_if_interrupted`, which reports it in one line
+        if isinstance(u.exc_value, Interrupted):
+            return
+        default(u)
+
+    sys.unraisablehook = unraisable
 
 
 def raise_if_interrupted() -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataops.errors import ConfigError, DatasetError, raise_if_interrupted, signals_deferred
+from dataops.errors import ConfigError, DatasetError, clip, raise_if_interrupted, signals_deferred
 
 _CHUNK = 1 << 20
 
@@ -36,6 +36,55 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def dumps_json(obj: Any) -> str:
     """Canonical JSON for tracked outputs: sorted keys, 2-space indent, trailing newline."""
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {clip(key, 80)}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (a NaN or infinite number)")
+
+
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
+def loads_json(raw: str | bytes, where: str) -> Any:
+    """JSON one of our stages wrote, read strictly: UTF-8, no duplicate keys, no NaN/Infinity,
+    bounded nesting and integer length. Anything else is one `DatasetError` naming `where`
+    (the file) — never a RecursionError or a silently kept last duplicate."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return _STRICT_JSON.decode(text)
+    except UnicodeDecodeError as err:
+        raise DatasetError(
+            f"{where}: not UTF-8 text (byte {err.start}): not a file dataops wrote"
+        ) from None
+    except RecursionError:
+        raise DatasetError(f"{where}: not valid JSON (nested too deeply)") from None
+    except ValueError as err:  # JSONDecodeError, a duplicate key, NaN, a too-long integer
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DatasetError(f"{where}: not valid JSON ({clip(first, 160)})") from None
+
+
+def read_json_file(path: str | os.PathLike[str], missing: str) -> Any:
+    """`loads_json` of a local file; a file that cannot be read is one `DatasetError` naming it
+    (`missing`: the end of the message when it does not exist, e.g. `run ingest first`)."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: not found — {missing}") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{path}: is a folder, not a JSON file") from None
+    except OSError as err:
+        reason = os.strerror(err.errno).lower() if err.errno else str(err)
+        raise DatasetError(f"{path}: cannot be read ({reason})") from None
+    return loads_json(raw, str(path))
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

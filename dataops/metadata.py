@@ -8,7 +8,6 @@ them with `dataops schema --write`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +22,7 @@ from pydantic import (
 
 from dataops.errors import DatasetError
 from dataops.fingerprint import files_digest
-from dataops.fsutil import write_json
+from dataops.fsutil import read_json_file, write_json
 from dataops.naming import METADATA_FILE
 
 FORMAT_VERSION = 1
@@ -218,14 +217,7 @@ def write_metadata(directory: str | Path, meta: DatasetMetadata) -> Path:
 def read_metadata(directory: str | Path) -> DatasetMetadata:
     """Read and validate `<directory>/metadata.json`."""
     path = Path(directory) / METADATA_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(
-            f"{path}: not found — is this a dataset directory (did you run `dvc pull`)?"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: not valid JSON: {err}") from None
+    data = read_json_file(path, "is this a dataset directory (did you run `dvc pull`)?")
     return parse_metadata(data, str(path))
 
 
@@ -234,7 +226,7 @@ def parse_metadata(data: Any, where: str = METADATA_FILE) -> DatasetMetadata:
         return DatasetMetadata.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
+        loc = ".".join(str(p) if str(p).isprintable() else repr(str(p))[1:-1] for p in first["loc"])
         raise DatasetError(f"{where}: invalid metadata at '{loc}': {first['msg']}") from None
 
 

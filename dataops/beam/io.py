@@ -7,7 +7,6 @@ see whole or not at all) to their final names.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -20,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataops.errors import ConfigError
+from dataops.errors import ConfigError, DatasetError, clip
 from dataops.fsutil import atomic_dir
 
 
@@ -60,14 +59,27 @@ def exists(path: Any) -> bool:
     return Path(path).exists()
 
 
-def read_json(path: Any) -> Any:
-    """A JSON file, local or on an object store."""
-    if is_url(path):
-        from apache_beam.io.filesystems import FileSystems
+def read_artifact(path: Any) -> bytes:
+    """The bytes of one of our JSON files, local or on an object store; one `DatasetError`
+    naming it when it is missing or cannot be read (parse them with `Artifact.loads`)."""
+    if not is_url(path):
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: not found — run the stage that writes it first") from None
+        except OSError as err:
+            raise DatasetError(f"{path}: cannot be read ({err.strerror or err})") from None
+    from apache_beam.io.filesystems import FileSystems
 
-        with FileSystems.open(str(path), compression_type=_raw()) as f:
-            return json.loads(f.read())
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        if not FileSystems.exists(str(path)):
+            raise DatasetError(f"{path}: not found — run the stage that writes it first")
+        return read_bytes(path)
+    except DatasetError:
+        raise
+    except Exception as err:  # Beam's filesystems wrap every store's errors in their own types
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise DatasetError(f"{path}: cannot be read ({clip(first, 160)})") from None
 
 
 def put_files(scratch: Path, dest: Any) -> None:

@@ -51,8 +51,8 @@ from dataops.beam.io import (
     open_parquet,
     output_dir,
     put_files,
+    read_artifact,
     read_bytes,
-    read_json,
     use_options,
     work_dir,
     write_bytes,
@@ -92,7 +92,7 @@ def run_preprocess_beam(
     args = beam_args(options)
     use_options(args)
     manifest = (
-        Manifest.parse(read_json(join(snapshot, MANIFEST_FILE)), join(snapshot, MANIFEST_FILE))
+        Manifest.loads(read_artifact(join(snapshot, MANIFEST_FILE)), join(snapshot, MANIFEST_FILE))
         if is_url(snapshot)
         else read_manifest(snapshot)
     )

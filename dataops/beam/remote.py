@@ -273,26 +273,68 @@ def md5_file(path: Path) -> str:
 
 def put_object(src: Path, dest: str) -> None:
     """Copy the local file `src` to the remote object `dest`, whole or not at all, unless an
-    object is there already (same name, same bytes)."""
-    if exists(dest):
+    object of the same size is there already (same name, so the same bytes).
+
+    An object store's writer commits whatever it was given when it is closed — an upload
+    interrupted by a signal or a failure would leave a truncated object under the content's
+    name, which every later run would take as uploaded. So the bytes go to a temporary name
+    first and are renamed (a server-side copy) only once whole; the temporary object is deleted
+    on failure. An object of the wrong size under the final name (an earlier, interrupted
+    upload) is replaced, so a re-run converges."""
+    size = src.stat().st_size
+    if _object_size(dest) == size:
         return
     if is_url(dest):
         from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
-        with (
-            open(src, "rb") as f,
-            FileSystems.create(dest, compression_type=CompressionTypes.UNCOMPRESSED) as g,
-        ):
-            shutil.copyfileobj(f, g, 8 << 20)
+        tmp = f"{dest}.incomplete-{secrets.token_hex(4)}"
+        try:
+            with (
+                open(src, "rb") as f,
+                FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as g,
+            ):
+                shutil.copyfileobj(f, g, 8 << 20)
+            if _object_size(tmp) != size:
+                raise DatasetError(
+                    f"{dest}: the upload of {src.name} ({size} bytes) arrived incomplete; run the same command again"
+                )
+            if exists(dest):  # a truncated object of an earlier run: rename does not overwrite
+                FileSystems.delete([dest])
+            FileSystems.rename([tmp], [dest])
+        finally:
+            _delete_quietly(tmp)
         return
     target = Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.incomplete-{secrets.token_hex(4)}")
+    tmp_path = target.with_name(f"{target.name}.incomplete-{secrets.token_hex(4)}")
     try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, target)
+        shutil.copyfile(src, tmp_path)
+        os.replace(tmp_path, target)
     finally:
-        tmp.unlink(missing_ok=True)
+        tmp_path.unlink(missing_ok=True)
+
+
+def _object_size(path: str) -> int | None:
+    """The size of the object or file at `path`; None when there is none."""
+    if not is_url(path):
+        p = Path(path)
+        return p.stat().st_size if p.is_file() else None
+    from apache_beam.io.filesystems import FileSystems
+
+    if not FileSystems.exists(path):
+        return None
+    return int(FileSystems.match([path])[0].metadata_list[0].size_in_bytes)
+
+
+def _delete_quietly(path: str) -> None:
+    """Remove a temporary object if it is there (cleanup after a failure: never raises)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+    except Exception:  # noqa: BLE001, S110 — the failure being reported matters more
+        pass
 
 
 def upload_files(scratch: Path, objects: str) -> list[FileEntry]:

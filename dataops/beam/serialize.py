@@ -30,7 +30,7 @@ from dataops.beam.io import (
     open_parquet,
     output_dir,
     put_files,
-    read_json,
+    read_artifact,
     use_options,
     work_dir,
 )
@@ -95,7 +95,7 @@ def run_serialize_beam(
     where = _locator(preprocessed, target)
     state_file = where(STATE_FILE)
     state = (
-        PreprocessState.parse(read_json(state_file), state_file)
+        PreprocessState.loads(read_artifact(state_file), state_file)
         if is_url(state_file)
         else read_state(preprocessed)
     )

@@ -65,7 +65,8 @@ def _os_error_line(err: OSError) -> str:
 def _interrupt_line(signum: int) -> str:
     from dataops.fsutil import committed
 
-    done = [p for p in committed() if ".incomplete-" not in str(p)]
+    # a file committed into a scratch folder that was moved or removed since is no output
+    done = [p for p in committed() if ".incomplete-" not in str(p) and p.exists()]
     if done:
         already = ", ".join(clip(str(p)) for p in done)
         return f"interrupted ({signal_name(signum)}); already written before the signal: {already}; nothing else was written"

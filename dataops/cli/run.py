@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from dataops.cli.failures import describe
-from dataops.errors import ValidationFailed, clip, raise_if_interrupted
+from dataops.errors import ValidationFailed, clip, mark_reported, raise_if_interrupted
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="The params file.")]
 RUNS_DIR = Path("reports") / "runs"
@@ -37,6 +37,54 @@ def quiet_tensorflow() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+def quiet_beam() -> None:
+    """Keep Beam's own output off stderr (kept with -v or --debug): its import logs warnings on
+    the root logger (which would install a stderr handler for every later Beam log), and when
+    the run is interrupted its worker and gRPC threads die with tracebacks and ERROR logs. A
+    failure in a worker still reaches the driver as an exception and is reported in one line."""
+    if OPTS["verbose"] or OPTS["debug"]:
+        return
+    import logging
+    import threading
+
+    from dataops.errors import received
+
+    root = logging.getLogger()
+    if not root.handlers:  # a handler present: `logging.warning` no longer calls basicConfig
+        root.addHandler(logging.NullHandler())
+    logging.getLogger("apache_beam").propagate = False
+    logging.getLogger("apache_beam").addHandler(logging.NullHandler())
+    default = threading.excepthook
+
+    def excepthook(args: threading.ExceptHookArgs) -> None:
+        if received() is not None:  # interrupted: threads torn down mid-call; one line follows
+            return
+        default(args)
+
+    threading.excepthook = excepthook
+    if not isinstance(sys.stderr, _MainThreadStderr):
+        sys.stderr = _MainThreadStderr(sys.stderr)
+
+
+class _MainThreadStderr:
+    """stderr that keeps only what the main thread writes: Beam's worker threads print the
+    traceback of every failed or torn-down bundle straight to `sys.stderr` (a worker failure
+    reaches the driver as an exception, reported in one `error:` line)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            return int(self._stream.write(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 EngineOpt = Annotated[
@@ -75,6 +123,7 @@ def fail(err: BaseException, params: Path | None = None, out: Path | None = None
         lines = [*lines[: MAX_ERROR_LINES - 1], f"... and {len(lines) - MAX_ERROR_LINES + 1} more"]
     for line in lines:
         typer.echo(f"error: {clip(line.rstrip(), 2000)}", err=True)
+    mark_reported()
     return code
 
 

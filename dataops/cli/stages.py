@@ -12,7 +12,15 @@ import typer
 
 from dataops import naming
 from dataops.cli.progress import Progress, terminal_progress
-from dataops.cli.run import BeamOptionsOpt, EngineOpt, ParamsOpt, log, quiet_tensorflow, run
+from dataops.cli.run import (
+    BeamOptionsOpt,
+    EngineOpt,
+    ParamsOpt,
+    log,
+    quiet_beam,
+    quiet_tensorflow,
+    run,
+)
 from dataops.errors import ConfigError, ValidationFailed, stating_input
 
 if TYPE_CHECKING:
@@ -44,6 +52,8 @@ def call_stage(
         if beam is not None:
             from dataops.beam import use_beam
 
+            if engine == "beam":
+                quiet_beam()  # before Beam's import logs its first warning
             on_beam = use_beam(engine)
         if load is not None:
             p = load()

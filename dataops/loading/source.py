@@ -3,7 +3,6 @@ materialized once into a local cache keyed by its metadata.json."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from dataops.artifacts import ExportInfo
 from dataops.errors import ConfigError, DatasetError
 from dataops.fingerprint import cache_key
-from dataops.fsutil import sha256_file
+from dataops.fsutil import loads_json, sha256_file
 from dataops.loading.options import DEFAULT_DVC_PATH
 from dataops.loading.splits import parse_split
 from dataops.metadata import (
@@ -201,10 +200,8 @@ def materialize_revision(
         if missing and not _listed(fs, f"{path}/{METADATA_FILE}"):
             raise DatasetError(f"{where}/{METADATA_FILE}: not found in that revision") from None
         raise _unreachable(repo, rev, f"{path}/{METADATA_FILE}", err) from err
-    try:
-        meta = parse_metadata(json.loads(meta_bytes), f"{where}/{METADATA_FILE}")
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{where}/{METADATA_FILE}: not valid JSON: {err}") from None
+    meta_file = f"{where}/{METADATA_FILE}"
+    meta = parse_metadata(loads_json(meta_bytes, meta_file), meta_file)
     key = cache_key(meta_bytes)
     target = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = target / f"{meta.name}-{key}"

@@ -306,6 +306,46 @@ def test_objects_land_under_their_md5_once_and_whole(tmp_path):
     assert target.stat().st_mtime_ns == before
 
 
+def test_an_upload_interrupted_midway_leaves_no_object_and_a_rerun_converges(
+    s3_endpoint, tmp_path, monkeypatch, aws
+):
+    """S3's writer commits what it was given when closed: an upload interrupted after its first
+    MiB must not leave a truncated object under the content's md5 (every later run would take it
+    as uploaded and `dvc pull` would fetch it); a truncated object already there (an older
+    run's) is replaced by the next upload."""
+    import shutil as _shutil
+
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from dataops.beam import remote
+
+    FileSystems.set_options(PipelineOptions([f"--s3_endpoint_url={s3_endpoint}"]))
+    src = tmp_path / "shard.tfrecord"
+    data = bytes(range(256)) * (3 << 12)  # 3 MiB
+    src.write_bytes(data)
+    md5 = hashlib.md5(data).hexdigest()
+    prefix = f"interrupted-{tmp_path.name}"
+    dest = f"s3://dvc/{prefix}/files/md5/{md5[:2]}/{md5[2:]}"
+    copy = _shutil.copyfileobj
+
+    def interrupted(f, g, length=0):
+        g.write(f.read(1 << 20))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_shutil, "copyfileobj", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        remote.put_object(src, dest)
+    assert _objects(s3_endpoint, prefix) == set()  # nothing, not even the temporary object
+    client = boto3.client("s3", endpoint_url=s3_endpoint, **_boto_credentials())
+    key = dest.removeprefix("s3://dvc/")
+    client.put_object(Bucket="dvc", Key=key, Body=data[: 1 << 20])  # an older run's leftover
+    monkeypatch.setattr(_shutil, "copyfileobj", copy)
+    remote.put_object(src, dest)
+    assert client.get_object(Bucket="dvc", Key=key)["Body"].read() == data
+    assert _objects(s3_endpoint, prefix) == {key}
+
+
 def test_a_dependency_missing_from_the_workspace_is_read_from_the_remote(project):
     """Not in the workspace: the version the producing stage's dvc.lock entry records."""
     root = project[0]
