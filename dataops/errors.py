@@ -113,12 +113,13 @@ def _force_exit(signum: int) -> None:
     import os
     import sys
 
-    if not _state.get("reported"):
-        sys.__stderr__.write(
+    err = sys.__stderr__
+    if err is not None and not _state.get("reported"):
+        err.write(
             f"error: interrupted ({signal_name(signum)}); cleanup did not finish in time, stopping now "
             "(the next run removes what is left)\n"
         )
-        sys.__stderr__.flush()
+        err.flush()
     os._exit(128 + signum)
 
 
