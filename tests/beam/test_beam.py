@@ -22,6 +22,7 @@ from dataops.stages.preprocess import run_preprocess  # noqa: E402
 from dataops.stages.serialize import run_serialize  # noqa: E402
 from dataops.stages.split_assign import assign_splits  # noqa: E402
 from tests.support.project import small_params  # noqa: E402
+from tests.support.s3 import CREDENTIALS, moto_server  # noqa: E402
 
 IN_MEMORY = "--direct_num_workers=1 --direct_running_mode=in_memory"
 THREADS_2 = "--direct_num_workers=2 --direct_running_mode=multi_threading"
@@ -153,49 +154,14 @@ def s3(tmp_path):
     """A local S3-compatible server (moto's standalone server) with a bucket `data`; yields
     (boto3 client, Beam options that reach it). Stopped after the test."""
     boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    server = Path(sys.executable).parent / "moto_server"
-    if not server.exists():
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}"
-        client = boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            region_name="us-east-1",
-        )
+    with moto_server() as url:
+        client = boto3.client("s3", endpoint_url=url, **CREDENTIALS)
         client.create_bucket(Bucket="data")
         options = (
             f"--s3_endpoint_url={url} --s3_access_key_id=test --s3_secret_access_key=test"
             " --s3_region_name=us-east-1 --temp_location=s3://data/tmp"
         )
         yield client, options
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _s3_digests(client, prefix: str) -> dict[str, str]:

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +37,7 @@ from tests.support.project import (  # noqa: E402
     sh,
     small_params_data,
 )
+from tests.support.s3 import moto_server  # noqa: E402
 
 THREADS_2 = "--direct_num_workers=2 --direct_running_mode=multi_threading"
 CREDENTIALS = {
@@ -61,33 +58,9 @@ def _digests(directory: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """moto's standalone S3 server with a bucket `dvc`, for the module; stopped after it."""
-    server = Path(sys.executable).parent / "moto_server"
-    if not server.exists():
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}"
+    with moto_server() as url:
         boto3.client("s3", endpoint_url=url, **_boto_credentials()).create_bucket(Bucket="dvc")
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _boto_credentials() -> dict[str, str]:
