@@ -35,15 +35,14 @@ from dataops.beam.io import (
     work_dir,
 )
 from dataops.beam.remote import (
-    FileEntry,
     LockedOutput,
     RemoteTarget,
     input_files,
     plan_target,
     record,
-    upload_files,
 )
 from dataops.beam.runner import run_tasks
+from dataops.beam.upload import FileEntry, upload_files
 from dataops.config import DatasetParams, SerializeParams
 from dataops.errors import DatasetError
 from dataops.metadata import ShardInfo, SplitInfo, write_metadata

@@ -25,9 +25,9 @@ from dataops.beam.remote import (  # noqa: E402
     input_files,
     plan_target,
     record,
-    upload_files,
 )
 from dataops.beam.serialize import run_serialize_beam  # noqa: E402
+from dataops.beam.upload import upload_files  # noqa: E402
 from dataops.config import parse_params  # noqa: E402
 from dataops.errors import ConfigError, DataopsError, DatasetError  # noqa: E402
 from tests.support.project import (  # noqa: E402
@@ -291,7 +291,7 @@ def test_an_upload_interrupted_midway_leaves_no_object_and_a_rerun_converges(
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from dataops.beam import remote
+    from dataops.beam import upload
 
     FileSystems.set_options(PipelineOptions([f"--s3_endpoint_url={s3_endpoint}"]))
     src = tmp_path / "shard.tfrecord"
@@ -308,13 +308,13 @@ def test_an_upload_interrupted_midway_leaves_no_object_and_a_rerun_converges(
 
     monkeypatch.setattr(_shutil, "copyfileobj", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        remote.put_object(src, dest)
+        upload.put_object(src, dest)
     assert _objects(s3_endpoint, prefix) == set()  # nothing, not even the temporary object
     client = boto3.client("s3", endpoint_url=s3_endpoint, **_boto_credentials())
     key = dest.removeprefix("s3://dvc/")
     client.put_object(Bucket="dvc", Key=key, Body=data[: 1 << 20])  # an older run's leftover
     monkeypatch.setattr(_shutil, "copyfileobj", copy)
-    remote.put_object(src, dest)
+    upload.put_object(src, dest)
     assert client.get_object(Bucket="dvc", Key=key)["Body"].read() == data
     assert _objects(s3_endpoint, prefix) == {key}
 
