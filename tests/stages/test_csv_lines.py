@@ -115,25 +115,7 @@ def test_bad_rows_after_the_last_good_row_are_counted_as_examples(
     if not stream:
         monkeypatch.setattr(ingest_mod, "stream_one", lambda *a, **k: None)
     root = tmp_path
-    root.mkdir(exist_ok=True)
-    (root / "t.csv").write_bytes(data)
-    monkeypatch.setattr(csv_mod, "CSV_CHUNK_BYTES", chunk)
-    params = IngestParams.model_validate(
-        {
-            "key": "id",
-            "batch_rows": 64,
-            "sources": [
-                {
-                    "name": "t",
-                    "format": "csv",
-                    "path": "t.csv",
-                    "header": False,
-                    "column_names": ["id", "x"],
-                }
-            ],
-        }
-    )
-    run_ingest(params, root, root / "out", on_error="skip")
+    _ingest_headerless(root, data, monkeypatch, chunk, on_error="skip")
     counts = json.loads((root / "out" / "manifest.json").read_text())["counts"]
     assert counts == {
         "examples": {
