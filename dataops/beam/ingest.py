@@ -5,18 +5,21 @@ The same functions as the in-process streamed path (`dataops.stages.sources.read
 
 1. The driver cuts the file's data lines into byte ranges of about `range_bytes`, each
    ending after a newline (`csv_ranges`).
-2. Pass 1, one task per range: its newlines and blank lines (`count_lines`). From them the
-   driver gives each range the number of its first line and the count of records before it,
-   so line numbers in messages and keyless keys (`<source>:<record index>`) are those of a
-   whole read.
-3. Pass 2, one task per range: the rows read exactly as in-process (CSV values are text: no
-   type to infer, so there is nothing to merge between ranges but the counts), written as an
-   Arrow stream file, with the sorted 64-bit hashes of its keys and its bad-row counts.
-4. The driver takes the results in range order — never in the order workers finished: the
+2. One pipeline (its workers start once) runs both passes:
+   - pass 1, one task per range: its newlines and blank lines (`count_lines`);
+   - pass 2, one task per range, once every count is in (a side input): the number of the
+     range's first line and the count of records before it come from the counts of the
+     ranges before it, so line numbers in messages and keyless keys (`<source>:<record
+     index>`) are those of a whole read. The rows are read exactly as in-process (CSV values
+     are text: no type to infer, so there is nothing to merge between ranges but the counts),
+     written as an Arrow stream file, with the sorted 64-bit hashes of its keys and its
+     bad-row counts.
+3. The driver takes the results in range order — never in the order workers finished: the
    first error in file order is the one raised; the key hashes are checked for repeats (a
    repeat, or a collision, runs the in-process ingest instead, whose join keeps the first row);
-   the ranges' rows go through the snapshot writer in order (row groups of `batch_rows`), and
-   the manifest is written by the in-process code.
+   the ranges' rows go through the snapshot writer in order (row groups of `batch_rows`; the
+   Parquet encoding in a writer thread while the next rows are read), and the manifest is
+   written by the in-process code.
 
 Other inputs (several sources, or another format) run the in-process ingest: their bytes are
 the same by definition, and the run says so in its log. Sources and the snapshot are local paths
@@ -34,8 +37,8 @@ import numpy as np
 import pyarrow as pa
 
 from dataops.beam import beam_args
-from dataops.beam.io import join, read_bytes, use_options, work_dir, write_bytes
-from dataops.beam.runner import run_tasks
+from dataops.beam.io import is_url, join, read_bytes, use_options, work_dir, write_bytes
+from dataops.beam.runner import run_pipeline
 from dataops.config import IngestParams, OnError
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import atomic_dir
@@ -52,7 +55,7 @@ from dataops.stages.sources import manifest_entry, read_source
 from dataops.stages.sources.base import KEYLESS_COLUMN, RowErrors, Source
 from dataops.stages.sources.csv import CsvRange, count_lines, csv_ranges
 from dataops.stages.sources.paths import resolve_source
-from dataops.stages.stream import KeySet
+from dataops.stages.stream import Background, KeySet
 
 RANGE_BYTES = 64 << 20
 """Bytes of CSV per task (the outputs do not depend on it)."""
@@ -80,15 +83,7 @@ def run_ingest_beam(
     src = sources[0]
     spans = csv_ranges(src, range_bytes)
     with work_dir(args) as work:
-        parts = _number_lines(src, spans, args, work)
-        tasks = list(enumerate(parts))
-
-        def read(task: tuple[int, CsvRange]) -> Iterator[tuple[int, dict[str, Any]]]:
-            yield task[0], _read_part(src, params, on_error, task[1], join(work, f"part-{task[0]}"))
-
-        done = sorted(run_tasks(tasks, read, args, work, label="ranges"), key=lambda r: r[0])
-        if [i for i, _ in done] != list(range(len(parts))):
-            raise DatasetError(f"ingest on Beam: {len(done)} of {len(parts)} ranges came back")
+        done = _read_ranges(src, params, on_error, spans, args, work)
         for _, r in done:
             if "error" in r:
                 raise (ConfigError if r["config"] else DatasetError)(r["error"])
@@ -97,11 +92,11 @@ def run_ingest_beam(
         inputs = {src.name: manifest_entry(src, root)}
         with atomic_dir(out) as tmp:
             writer = OutWriter(tmp / SNAPSHOT_FILE, params.batch_rows, _key_name(params), {})
-            for i, r in done:
-                if r["rows"]:
-                    with pa.ipc.open_stream(read_bytes(join(work, f"part-{i}.arrow"))) as reader:
-                        for batch in reader:
-                            writer.write(pa.Table.from_batches([batch]))
+            with Background(writer.write) as encode:
+                for i, r in done:
+                    if r["rows"]:
+                        for batch in _arrow_batches(join(work, f"part-{i}.arrow")):
+                            encode.put(pa.Table.from_batches([batch]))
             num_rows = writer.close()
             good = sum(r["rows"] for _, r in done)
             bad: dict[str, int] = {}
@@ -131,25 +126,73 @@ def _repeats(work: str, parts: int) -> bool:
         return not keys.check()
 
 
-def _number_lines(
-    src: Source, spans: list[tuple[int, int | None]], args: list[str], work: str
-) -> list[CsvRange]:
-    """Pass 1: each range with the number of its first line and the records before it."""
+def _read_ranges(
+    src: Source,
+    params: IngestParams,
+    on_error: OnError,
+    spans: list[tuple[int, int | None]],
+    args: list[str],
+    work: str,
+) -> list[tuple[int, dict[str, Any]]]:
+    """Both passes as one pipeline: every range's lines counted, then every range read with
+    the number of its first line and the records before it; the results in range order."""
+    import apache_beam as beam
+
     line = 2 if src.params.header else 1
-    if len(spans) == 1:
-        return [CsvRange(spans[0][0], spans[0][1], line, 0)]
+    tasks = list(enumerate(spans))
 
-    def count(task: tuple[int, tuple[int, int | None]]) -> Iterator[tuple[int, tuple[int, int]]]:
-        yield task[0], count_lines(src, *task[1])
+    def count(task: tuple[int, tuple[int, int | None]]) -> tuple[int, tuple[int, int]]:
+        return task[0], count_lines(src, *task[1])
 
-    counted = dict(run_tasks(list(enumerate(spans)), count, args, work, label="lines"))
-    parts, seq = [], 0
-    for i, (start, stop) in enumerate(spans):
-        parts.append(CsvRange(start, stop, line, seq))
-        newlines, blanks = counted[i]
+    def read(
+        task: tuple[int, tuple[int, int | None]], counted: list[tuple[int, tuple[int, int]]]
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        i, (start, stop) = task
+        part = _numbered(line, start, stop, dict(counted), i)
+        yield i, _read_part(src, params, on_error, part, join(work, f"part-{i}"))
+
+    def build(p: Any) -> Any:
+        counted: Any = []
+        if len(spans) > 1:  # one range: it starts at the first line, no record before it
+            counted = beam.pvalue.AsList(
+                p
+                | "line tasks" >> beam.Create(tasks, reshuffle=False)
+                | "spread lines" >> beam.Reshuffle()
+                | "lines" >> beam.Map(count)
+            )
+        return (
+            p
+            | "range tasks" >> beam.Create(tasks, reshuffle=False)
+            | "spread ranges" >> beam.Reshuffle()
+            | "ranges" >> beam.FlatMap(read, counted)
+        )
+
+    done = sorted(run_pipeline(build, args, work, label="ranges"), key=lambda r: r[0])
+    if [i for i, _ in done] != list(range(len(spans))):
+        raise DatasetError(f"ingest on Beam: {len(done)} of {len(spans)} ranges came back")
+    return done
+
+
+def _numbered(
+    line: int, start: int, stop: int | None, counted: dict[int, tuple[int, int]], i: int
+) -> CsvRange:
+    """Range `i` with the number of its first line (`line`: the first data line's) and the
+    count of records before it, from the newlines and blank lines of the ranges before it."""
+    seq = 0
+    for k in range(i):
+        if k not in counted:
+            raise DatasetError(f"ingest on Beam: the line count of range {k} is missing")
+        newlines, blanks = counted[k]
         line += newlines
         seq += newlines - blanks
-    return parts
+    return CsvRange(start, stop, line, seq)
+
+
+def _arrow_batches(path: str) -> Iterator[pa.RecordBatch]:
+    """The batches of a range's Arrow stream file, memory-mapped when local."""
+    source = pa.memory_map(path) if not is_url(path) else pa.BufferReader(read_bytes(path))
+    with source, pa.ipc.open_stream(source) as reader:
+        yield from reader
 
 
 def _read_part(
@@ -160,7 +203,10 @@ def _read_part(
     counts, or the error that stopped it (raised by the driver if it is the first in order)."""
     errors = RowErrors(on_error)
     owners: dict[str, str] = {}
-    sink = pa.BufferOutputStream()
+    local = not is_url(path)
+    if local:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sink: Any = None  # the stream file, straight to disk when local
     stream = None
     hashes = [np.zeros(0, np.uint64)]
     good = 0
@@ -176,15 +222,20 @@ def _read_part(
             table = table.replace_schema_metadata(None)
             table = table.append_column(row_column(src.name), batch.rows)
             if stream is None:
+                sink = pa.OSFile(f"{path}.arrow", "wb") if local else pa.BufferOutputStream()
                 stream = pa.ipc.new_stream(sink, table.schema)
             stream.write_table(table)
             good += table.num_rows
     except (ConfigError, DatasetError) as err:
         return {"error": str(err), "config": isinstance(err, ConfigError)}
+    finally:
+        if stream is not None:
+            stream.close()
+        if local and sink is not None:
+            sink.close()
     if src.keyless_prefix is None and errors.keyed:  # bad rows after the range's last batch
         hashes.append(key_hash(pa.array([b.key for b in errors.keyed], pa.string())))
-    if stream is not None:
-        stream.close()
+    if stream is not None and not local:
         write_bytes(f"{path}.arrow", sink.getvalue().to_pybytes())
     write_bytes(f"{path}.keys", np.sort(np.concatenate(hashes)).tobytes())
     return {"rows": good, "bad": errors.counts, "columns": list(owners)}
