@@ -891,7 +891,7 @@ def pyarrow_read_csv(path: Path) -> int:
 
 def compute_preprocess(snapshot: Path, out_file: Path, batch_rows: int = 4096) -> int:
     """The preprocess baseline, plain `pyarrow.compute` over the same snapshot in the same
-    batches (`ParquetFile(pre_buffer=False).iter_batches(4096, columns=[id, x, color])`; the
+    batches (`ParquetFile(pre_buffer=False).iter_batches(4096, columns=[id, x, color])` of each part; the
     snapshot stores every CSV value as text, so `x` is cast to float64 in both passes).
     Pass 1: count, mean and variance (ddof 0) of `x` per batch (`pc.mean`, `pc.variance`),
     merged by Chan's formula; the distinct `color` values (`pc.unique`), sorted. Pass 2:
@@ -904,9 +904,7 @@ def compute_preprocess(snapshot: Path, out_file: Path, batch_rows: int = 4096) -
 
     cols = ["id", "x", "color"]
     n, mean, m2, vocab = 0, 0.0, 0.0, set()
-    for b in pq.ParquetFile(snapshot, pre_buffer=False).iter_batches(
-        batch_size=batch_rows, columns=cols, use_threads=False
-    ):
+    for b in _snapshot_batches(snapshot, batch_rows, cols):
         x = b.column("x").cast(pa.float64())
         k = len(x) - x.null_count
         if k:
@@ -925,9 +923,7 @@ def compute_preprocess(snapshot: Path, out_file: Path, batch_rows: int = 4096) -
         compression="zstd",
         use_dictionary=False,
     ) as writer:
-        for b in pq.ParquetFile(snapshot, pre_buffer=False).iter_batches(
-            batch_size=batch_rows, columns=cols, use_threads=False
-        ):
+        for b in _snapshot_batches(snapshot, batch_rows, cols):
             x = pc.divide(pc.subtract(b.column("x").cast(pa.float64()), mean), std)
             x = x.cast(pa.float32())
             color = pc.index_in(b.column("color"), value_set=value_set)
@@ -939,18 +935,26 @@ def compute_preprocess(snapshot: Path, out_file: Path, batch_rows: int = 4096) -
     return rows
 
 
+def _snapshot_batches(snapshot: Path, batch_rows: int, columns: list[str]) -> Any:
+    """The batches of each part of the snapshot folder in turn, as a user reads Parquet files
+    (`ParquetFile(pre_buffer=False).iter_batches`)."""
+    import pyarrow.parquet as pq
+
+    for path in sorted(snapshot.glob("snapshot-*-of-*.parquet")):
+        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(
+            batch_size=batch_rows, columns=columns, use_threads=False
+        )
+
+
 def split_only(snapshot: Path, batch_rows: int = 4096) -> int:
     """What preprocess does and the baseline skips, alone: the split of every row, from the
     key column read in the same batches (`dataops.stages.split_assign.split_keys`: sha256 per key)."""
-    import pyarrow.parquet as pq
 
     from dataops.stages.split_assign import split_keys
 
     split = preprocess_params().split
     rows = 0
-    for b in pq.ParquetFile(snapshot, pre_buffer=False).iter_batches(
-        batch_size=batch_rows, columns=["id"], use_threads=False
-    ):
+    for b in _snapshot_batches(snapshot, batch_rows, ["id"]):
         split_keys(b.column("id"), split.ratios, split.seed)
         rows += b.num_rows
     return rows
@@ -1062,9 +1066,9 @@ def bench_preprocess(work: Path, sizes: Sizes) -> dict[str, Any]:
     fig: dict[str, Any] = {
         "rows_n": inputs["n"]["rows"],
         "rows_8n": inputs["8n"]["rows"],
-        "snapshot_bytes_8n": (inputs["8n"]["root"] / "snapshot" / "snapshot.parquet")
-        .stat()
-        .st_size,
+        "snapshot_bytes_8n": sum(
+            p.stat().st_size for p in (inputs["8n"]["root"] / "snapshot").glob("*.parquet")
+        ),
         "params": preprocess_params().model_dump(mode="json"),
         "baseline": " ".join((compute_preprocess.__doc__ or "").split()),
     }
@@ -1080,10 +1084,8 @@ def bench_preprocess(work: Path, sizes: Sizes) -> dict[str, Any]:
     t = _timed(
         {
             "dataops": lambda: dataops_preprocess(snapshot, work / "pre-tp"),
-            "compute": lambda: compute_preprocess(
-                snapshot / "snapshot.parquet", work / "compute-tp.parquet"
-            ),
-            "split": lambda: split_only(snapshot / "snapshot.parquet"),
+            "compute": lambda: compute_preprocess(snapshot, work / "compute-tp.parquet"),
+            "split": lambda: split_only(snapshot),
         },
         rows,
         sizes.pipeline_reps,

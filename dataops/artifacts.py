@@ -174,7 +174,7 @@ class Manifest(Artifact):
         description="The `ingest` params used (`IngestParams.recorded()`: keys added after the first release only when set)."
     )
     key: str = Field(description="The key column of the snapshot (`__row` when keyless).")
-    num_rows: int = Field(description="Rows of `snapshot.parquet`.")
+    num_rows: int = Field(description="Rows of the snapshot (all its parts).")
     columns: dict[str, str] = Field(description="Snapshot column → the source it came from.")
     shapes: dict[str, list[int]] = Field(
         description="Fixed shapes of array columns (HDF5/NumPy sources), by column."

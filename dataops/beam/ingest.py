@@ -5,7 +5,7 @@ The same functions as the in-process streamed path (`dataops.stages.sources.read
 
 1. The driver cuts the file's data lines into byte ranges of about `range_bytes`, each
    ending after a newline (`csv_ranges`).
-2. One pipeline (its workers start once) runs both passes:
+2. One pipeline (its workers start once) runs three steps:
    - pass 1, one task per range: its newlines and blank lines (`count_lines`);
    - pass 2, one task per range, once every count is in (a side input): the number of the
      range's first line and the count of records before it come from the counts of the
@@ -14,12 +14,15 @@ The same functions as the in-process streamed path (`dataops.stages.sources.read
      are text: no type to infer, so there is nothing to merge between ranges but the counts),
      written as an Arrow stream file, with the sorted 64-bit hashes of its keys and its
      bad-row counts.
+   - the parts of the snapshot (`dataops.stages.snapshot_files`: rows [k·R, (k+1)·R)), once
+     every range is read and none met an error: one task per part takes its rows from the
+     ranges' Arrow files and writes it with the in-process `PartWriter` (row groups of
+     `batch_rows`), so the parts are encoded side by side and their bytes are the in-process
+     ones.
 3. The driver takes the results in range order — never in the order workers finished: the
    first error in file order is the one raised; the key hashes are checked for repeats (a
    repeat, or a collision, runs the in-process ingest instead, whose join keeps the first row);
-   the ranges' rows go through the snapshot writer in order (row groups of `batch_rows`; the
-   Parquet encoding in a writer thread while the next rows are read), and the manifest is
-   written by the in-process code.
+   the parts are moved into the output and the manifest is written by the in-process code.
 
 Other inputs (several sources, or another format) run the in-process ingest: their bytes are
 the same by definition, and the run says so in its log. Sources and the snapshot are local paths
@@ -28,6 +31,7 @@ the same by definition, and the run says so in its log. Sources and the snapshot
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,25 +41,36 @@ import numpy as np
 import pyarrow as pa
 
 from dataops.beam import beam_args
-from dataops.beam.io import is_url, join, read_bytes, use_options, work_dir, write_bytes
+from dataops.beam.io import (
+    is_url,
+    join,
+    move_tree,
+    put_files,
+    read_bytes,
+    use_options,
+    work_dir,
+    write_bytes,
+)
 from dataops.beam.runner import run_pipeline
 from dataops.config import IngestParams, OnError
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import atomic_dir
-from dataops.stages.ingest import SNAPSHOT_FILE, IngestResult, run_ingest, write_manifest
+from dataops.stages.ingest import IngestResult, run_ingest, write_manifest
 from dataops.stages.snapshot import (
     Joined,
-    OutWriter,
+    PartWriter,
     check_columns,
     key_hash,
     one_source_accounts,
     row_column,
+    snapshot_columns,
 )
+from dataops.stages.snapshot_files import part_name, part_rows
 from dataops.stages.sources import manifest_entry, read_source
 from dataops.stages.sources.base import KEYLESS_COLUMN, RowErrors, Source
 from dataops.stages.sources.csv import CsvRange, count_lines, csv_ranges
 from dataops.stages.sources.paths import resolve_source
-from dataops.stages.stream import Background, KeySet
+from dataops.stages.stream import KeySet
 
 RANGE_BYTES = 64 << 20
 """Bytes of CSV per task (the outputs do not depend on it)."""
@@ -69,7 +84,7 @@ def run_ingest_beam(
     options: str | Sequence[str] | None = None,
     range_bytes: int = RANGE_BYTES,
 ) -> IngestResult:
-    """`run_ingest` on Beam: the same `out/snapshot.parquet` and `out/manifest.json` bytes.
+    """`run_ingest` on Beam: the same snapshot parts and `out/manifest.json` bytes.
 
     `options`: Beam pipeline options (default: `$DATAOPS_BEAM_OPTIONS`); `range_bytes`: bytes
     of CSV one worker reads as one task.
@@ -83,7 +98,7 @@ def run_ingest_beam(
     src = sources[0]
     spans = csv_ranges(src, range_bytes)
     with work_dir(args) as work:
-        done = _read_ranges(src, params, on_error, spans, args, work)
+        done, parts = _read_ranges(src, params, on_error, spans, args, work)
         for _, r in done:
             if "error" in r:
                 raise (ConfigError if r["config"] else DatasetError)(r["error"])
@@ -91,14 +106,12 @@ def run_ingest_beam(
             return run_ingest(params, root, out, on_error)  # the join keeps the first row
         inputs = {src.name: manifest_entry(src, root)}
         with atomic_dir(out) as tmp:
-            writer = OutWriter(tmp / SNAPSHOT_FILE, params.batch_rows, _key_name(params), {})
-            with Background(writer.write) as encode:
-                for i, r in done:
-                    if r["rows"]:
-                        for batch in _arrow_batches(join(work, f"part-{i}.arrow")):
-                            encode.put(pa.Table.from_batches([batch]))
-            num_rows = writer.close()
-            good = sum(r["rows"] for _, r in done)
+            move_tree(join(work, "snapshot"), tmp)
+            good = num_rows = sum(r["rows"] for _, r in done)
+            if sum(parts.values()) != num_rows:
+                raise DatasetError(
+                    f"ingest on Beam: the snapshot's parts hold {sum(parts.values())} rows, the ranges read {num_rows}"
+                )
             bad: dict[str, int] = {}
             owners: dict[str, str] = {}
             for _, r in done:
@@ -133,13 +146,16 @@ def _read_ranges(
     spans: list[tuple[int, int | None]],
     args: list[str],
     work: str,
-) -> list[tuple[int, dict[str, Any]]]:
-    """Both passes as one pipeline: every range's lines counted, then every range read with
-    the number of its first line and the records before it; the results in range order."""
+) -> tuple[list[tuple[int, dict[str, Any]]], dict[int, int]]:
+    """The whole read as one pipeline: every range's lines counted, every range read with
+    the number of its first line and the records before it, then — when no range met an
+    error — the snapshot's parts written side by side under `<work>/snapshot`. The ranges'
+    results in range order, and the rows of each part written."""
     import apache_beam as beam
 
     line = 2 if src.params.header else 1
     tasks = list(enumerate(spans))
+    key = _key_name(params)
 
     def count(task: tuple[int, tuple[int, int | None]]) -> tuple[int, tuple[int, int]]:
         return task[0], count_lines(src, *task[1])
@@ -151,6 +167,15 @@ def _read_ranges(
         part = _numbered(line, start, stop, dict(counted), i)
         yield i, _read_part(src, params, on_error, part, join(work, f"part-{i}"))
 
+    def plan(_: Any, ranges: list[tuple[int, dict[str, Any]]]) -> Iterator[int]:
+        if any("error" in r for _, r in ranges):
+            return  # the driver raises the first error in file order
+        total = sum(r["rows"] for _, r in ranges)
+        yield from range(math.ceil(total / part_rows(params.batch_rows)))
+
+    def write(k: int, ranges: list[tuple[int, dict[str, Any]]]) -> tuple[int, int]:
+        return k, _write_part(k, sorted(ranges, key=lambda r: r[0]), params.batch_rows, key, work)
+
     def build(p: Any) -> Any:
         counted: Any = []
         if len(spans) > 1:  # one range: it starts at the first line, no record before it
@@ -160,17 +185,60 @@ def _read_ranges(
                 | "spread lines" >> beam.Reshuffle()
                 | "lines" >> beam.Map(count)
             )
-        return (
+        ranges = (
             p
             | "range tasks" >> beam.Create(tasks, reshuffle=False)
             | "spread ranges" >> beam.Reshuffle()
             | "ranges" >> beam.FlatMap(read, counted)
         )
+        parts = (
+            p
+            | "once" >> beam.Create([None])
+            | "plan parts" >> beam.FlatMap(plan, beam.pvalue.AsList(ranges))
+            | "spread parts" >> beam.Reshuffle()
+            | "parts" >> beam.Map(write, beam.pvalue.AsList(ranges))
+        )
+        return (
+            ranges | "tag ranges" >> beam.Map(lambda x: ("range", x)),
+            parts | "tag parts" >> beam.Map(lambda x: ("part", x)),
+        ) | "results" >> beam.Flatten()
 
-    done = sorted(run_pipeline(build, args, work, label="ranges"), key=lambda r: r[0])
+    results = run_pipeline(build, args, work, label="ranges")
+    done = sorted((x for tag, x in results if tag == "range"), key=lambda r: r[0])
     if [i for i, _ in done] != list(range(len(spans))):
         raise DatasetError(f"ingest on Beam: {len(done)} of {len(spans)} ranges came back")
-    return done
+    return done, dict(x for tag, x in results if tag == "part")
+
+
+def _write_part(
+    k: int, ranges: list[tuple[int, dict[str, Any]]], batch_rows: int, key: str, work: str
+) -> int:
+    """Part `k` of the snapshot — its rows [k·R, (k+1)·R) taken from the ranges' Arrow files —
+    written by one `PartWriter` into `<work>/snapshot` (as the in-process `OutWriter` cuts it,
+    so the same bytes); its rows."""
+    size = part_rows(batch_rows)
+    total = sum(r["rows"] for _, r in ranges)
+    parts = math.ceil(total / size)
+    lo, hi = k * size, min((k + 1) * size, total)
+    with tempfile.TemporaryDirectory(prefix="dataops-part-") as scratch:
+        writer = PartWriter(Path(scratch, part_name(k, parts)), batch_rows, key, {})
+        at = 0  # the first row of range i
+        for i, r in ranges:
+            first, last = max(lo, at), min(hi, at + r["rows"])
+            if first < last:
+                skip = first - at
+                for batch in _arrow_batches(join(work, f"part-{i}.arrow")):
+                    piece = batch.slice(skip, last - first) if skip < batch.num_rows else None
+                    skip = max(0, skip - batch.num_rows)
+                    if piece is not None and piece.num_rows:
+                        writer.write(snapshot_columns(pa.Table.from_batches([piece]), key))
+                        first += piece.num_rows
+                    if first >= last:
+                        break
+            at += r["rows"]
+        rows = writer.close()
+        put_files(Path(scratch), join(work, "snapshot"))
+    return rows
 
 
 def _numbered(

@@ -14,6 +14,7 @@ import pyarrow as pa
 from dataops.beam.io import (
     is_url,
     join,
+    open_parquet,
     put_files,
     read_bytes,
     remove,
@@ -23,6 +24,23 @@ from dataops.stages.preprocess import (
     Run,
     SplitWriter,
 )
+from dataops.stages.snapshot_files import PART_GLOB, SnapshotFiles, part_names
+
+
+def snapshot_parts(snapshot: Any) -> SnapshotFiles:
+    """The parts of the snapshot folder `snapshot`: a local path or an object-store prefix."""
+    if not is_url(snapshot):
+        return SnapshotFiles.local(snapshot)
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        found = FileSystems.match([join(snapshot, PART_GLOB)])[0].metadata_list
+    except Exception:  # a prefix with no match raises on some filesystems
+        found = []
+    names = [m.path.rsplit("/", 1)[-1] for m in found]
+    return SnapshotFiles(
+        [join(snapshot, n) for n in part_names(names, str(snapshot))], open_parquet
+    )
 
 
 def part_name(split: int, first: int) -> str:

@@ -43,12 +43,9 @@ import pyarrow as pa
 from dataops.artifacts import Manifest
 from dataops.beam import beam_args
 from dataops.beam.io import (
-    exists,
     is_url,
-    iter_tables,
     join,
     move_tree,
-    open_parquet,
     output_dir,
     put_files,
     read_artifact,
@@ -57,13 +54,13 @@ from dataops.beam.io import (
     work_dir,
     write_bytes,
 )
-from dataops.beam.parts import append_split, part_name
+from dataops.beam.parts import append_split, part_name, snapshot_parts
 from dataops.beam.runner import run_pipeline
 from dataops.beam.tasks import tasks_for, workers_of
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Transform
-from dataops.stages.ingest import MANIFEST_FILE, SNAPSHOT_FILE, read_manifest
+from dataops.stages.ingest import MANIFEST_FILE, read_manifest
 from dataops.stages.preprocess import (
     BatchFit,
     PreprocessResult,
@@ -96,11 +93,9 @@ def run_preprocess_beam(
         if is_url(snapshot)
         else read_manifest(snapshot)
     )
-    pf_path = join(snapshot, SNAPSHOT_FILE)
-    if not exists(pf_path):
-        raise DatasetError(f"{pf_path}: not found — run the ingest stage first")
-    run = Run(params, pf_path, manifest, on_error)  # type: ignore[arg-type]  # a path or URL
-    total = open_parquet(pf_path).metadata.num_rows
+    files = snapshot_parts(snapshot).checked(manifest.num_rows)
+    run = Run(params, files, manifest, on_error)
+    total = files.num_rows
     num_batches = math.ceil(total / params.batch_rows)
     if num_batches == 0:
         raise DatasetError("preprocess produced no rows")
@@ -123,10 +118,11 @@ def _batches(
     from `splits`: those of every row of the range); the snapshot is opened once and only the
     row groups that hold these rows are read."""
     b = run.params.batch_rows
-    pf = open_parquet(run.snapshot)
-    columns = run.read_columns(pf.schema_arrow.names)
+    columns = run.read_columns(run.snapshot.schema.names)
     at = 0
-    for i, table in enumerate(iter_tables(pf, first * b, stop * b, b, columns), start=first):
+    for i, table in enumerate(
+        run.snapshot.iter_tables(first * b, stop * b, b, columns), start=first
+    ):
         if splits is None:
             yield i, table, run.split_of(table)
             continue

@@ -49,7 +49,6 @@ from dataops.stages.sources.base import KEYLESS_COLUMN, Source
 from dataops.stages.sources.paths import resolve_source
 from dataops.stages.stream import stream_one
 
-SNAPSHOT_FILE = "snapshot.parquet"
 MANIFEST_FILE = "manifest.json"
 
 
@@ -68,12 +67,13 @@ def run_ingest(
     on_error: OnError = "fail",
     progress: Progress | None = None,
 ) -> IngestResult:
-    """Join the sources of `params` into `out/snapshot.parquet` plus `out/manifest.json`."""
+    """Join the sources of `params` into the snapshot's parts
+    (`out/snapshot-00000-of-0000N.parquet`, ...) plus `out/manifest.json`."""
     root = Path(root)
     sources = [resolve_source(params, root, i) for i in range(len(params.sources))]
     inputs = _input_entries(sources, root)
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="dataops-ingest-") as scratch:
-        snapshot = tmp / SNAPSHOT_FILE
+        snapshot = tmp  # the parts (`dataops.stages.snapshot_files`) beside the manifest
         joined = None
         if len(sources) == 1:
             joined = stream_one(sources[0], params, on_error, snapshot, Path(scratch), progress)

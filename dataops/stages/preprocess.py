@@ -31,8 +31,9 @@ from dataops.errors import DatasetError
 from dataops.features.base import Batch, Feature, Transform
 from dataops.features.registry import feature_for
 from dataops.fsutil import atomic_dir
-from dataops.stages.ingest import SNAPSHOT_FILE, read_manifest
+from dataops.stages.ingest import read_manifest
 from dataops.stages.locate import Locator, RowLabels
+from dataops.stages.snapshot_files import SnapshotFiles
 from dataops.stages.split_assign import SplitCache, split_keys
 
 STATE_FILE = "state.json"
@@ -52,17 +53,15 @@ def run_preprocess(
     on_error: OnError = "fail",
     progress: Callable[[str, int | None, str], Callable[[int], None]] | None = None,
 ) -> PreprocessResult:
-    """Transform `snapshot/snapshot.parquet` into `out/<split>.parquet` and `out/state.json`."""
+    """Transform the snapshot's parts into `out/<split>.parquet` and `out/state.json`."""
     snapshot = Path(snapshot)
     manifest = read_manifest(snapshot)
-    pf_path = snapshot / SNAPSHOT_FILE
-    if not pf_path.exists():
-        raise DatasetError(f"{pf_path}: not found — run the ingest stage first")
-    rows = pq.ParquetFile(pf_path).metadata.num_rows
+    files = SnapshotFiles.local(snapshot).checked(manifest.num_rows)
+    rows = files.num_rows
     with tempfile.TemporaryFile(prefix="splits-") as scratch:
         run = Run(
             params,
-            pf_path,
+            files,
             manifest,
             on_error,
             (progress("preprocess (2 passes)", 2 * rows, "rows") if progress else lambda n: None),
@@ -87,7 +86,7 @@ class Run:
     """What both passes read: the params, the snapshot and how bad rows are handled."""
 
     params: PreprocessParams
-    snapshot: Path
+    snapshot: SnapshotFiles
     manifest: Manifest
     on_error: OnError
     tick: Callable[[int], None] = lambda n: None  # progress: rows read, both passes
@@ -112,15 +111,10 @@ class Run:
 
     def batches(self) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """One pass over the snapshot: each batch with the split index of its rows."""
-        # pre_buffer=False: with it, Arrow keeps every row group it has read buffered until
-        # the file is closed, so memory grows with the snapshot (1,153 vs 137 MiB at 26M rows).
-        pf = pq.ParquetFile(self.snapshot, pre_buffer=False)
         cached = self.splits.start()
-        columns = self.read_columns(pf.schema_arrow.names)
-        for batch in pf.iter_batches(
-            batch_size=self.params.batch_rows, columns=columns, use_threads=False
-        ):
-            table = pa.Table.from_batches([batch])
+        files = self.snapshot
+        columns = self.read_columns(files.schema.names)
+        for table in files.iter_tables(0, files.num_rows, self.params.batch_rows, columns):
             if cached:
                 split = self.splits.read(table.num_rows)
             else:

@@ -1,5 +1,5 @@
-"""What every ingest path shares: the snapshot's writer (row groups of exactly `batch_rows`
-rows), the row accounts that must reconcile, the 64-bit key hash, the snapshot's own columns."""
+"""What every ingest path shares: the snapshot's writer (parts of row groups of exactly
+`batch_rows` rows), the row accounts that must reconcile, the 64-bit key hash, the snapshot's own columns."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataops.errors import DatasetError
+from dataops.stages.snapshot_files import part_name, part_rows
 from dataops.stages.sources import input_files
 from dataops.stages.sources.base import Source
 
@@ -146,11 +147,70 @@ def one_source_accounts(src: Source, good: int, written: int, bad: dict[str, int
     return acct
 
 
+def snapshot_columns(table: pa.Table, key: str) -> pa.Table:
+    """A reader's table as the snapshot stores it: no `__seq`, the key under its name."""
+    if SEQ in table.column_names:
+        table = table.drop_columns([SEQ])
+    return table.rename_columns([key if c == "__key" else c for c in table.column_names])
+
+
 class OutWriter:
-    """The snapshot: row groups of exactly `batch_rows` rows (the last one shorter), whatever
-    the sizes of the tables handed in, so the bytes do not depend on the partitioning or on the
-    reader's batches. Rows are copied only to join the pieces of a row group that spans two
-    tables; whole row groups are written from slices of the table handed in."""
+    """The snapshot in `directory`: its rows in parts of `part_rows(batch_rows)` rows
+    (`dataops.stages.snapshot_files`), each written by a `PartWriter`, whatever the sizes of
+    the tables handed in. The parts get their final names (`-of-<count>`) on `close`."""
+
+    def __init__(self, directory: Path, batch_rows: int, key: str, shapes: dict[str, Any]) -> None:
+        self.dir = directory
+        self.batch_rows = batch_rows
+        self.key = key
+        self.shapes = shapes
+        self.part_rows = part_rows(batch_rows)
+        self.paths: list[Path] = []
+        self.part: PartWriter | None = None
+        self.in_part = 0
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        table = snapshot_columns(table, self.key)
+        start, n = 0, table.num_rows
+        while start < n:
+            if self.part is None:
+                self.paths.append(self.dir / f"snapshot-{len(self.paths):05d}.incomplete")
+                self.part = PartWriter(self.paths[-1], self.batch_rows, self.key, self.shapes)
+            take = min(self.part_rows - self.in_part, n - start)
+            self.part.write(table.slice(start, take))
+            self.in_part += take
+            start += take
+            if self.in_part == self.part_rows:
+                self._close_part()
+
+    def _close_part(self) -> None:
+        if self.part is not None:
+            self.rows += self.part.close()
+            self.part, self.in_part = None, 0
+
+    def close(self) -> int:
+        """Finish the last part and name the parts; the rows written."""
+        self._close_part()
+        for k, path in enumerate(self.paths):
+            path.rename(self.dir / part_name(k, len(self.paths)))
+        return self.rows
+
+    def remove(self) -> None:
+        """Delete every part written (the caller writes the snapshot another way)."""
+        self._close_part()
+        for k, path in enumerate(self.paths):
+            path.unlink(missing_ok=True)
+            (self.dir / part_name(k, len(self.paths))).unlink(missing_ok=True)
+        self.paths, self.rows = [], 0
+
+
+class PartWriter:
+    """One part of the snapshot: row groups of exactly `batch_rows` rows (the last one
+    shorter), whatever the sizes of the tables handed in, so the bytes do not depend on the
+    partitioning or on the reader's batches. Rows are copied only to join the pieces of a row
+    group that spans two tables; whole row groups are written from slices of the table handed
+    in. Tables come as the snapshot stores them (`snapshot_columns`)."""
 
     def __init__(self, path: Path, batch_rows: int, key: str, shapes: dict[str, Any]) -> None:
         self.path = path
@@ -163,9 +223,6 @@ class OutWriter:
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
-        if SEQ in table.column_names:
-            table = table.drop_columns([SEQ])
-        table = table.rename_columns([self.key if c == "__key" else c for c in table.column_names])
         start, n = 0, table.num_rows
         if self.n_pending:
             need = self.batch_rows - self.n_pending

@@ -81,10 +81,10 @@ def stream_one(
         unique = keys.add(key_hash(pa.array([b.key for b in errors.keyed], pa.string())))
     if unique and keys is not None:
         unique = keys.check()
-    num_rows = out.close()
     if not unique:
-        snapshot.unlink(missing_ok=True)
+        out.remove()
         return None
+    num_rows = out.close()
     return Joined(num_rows, one_source_accounts(src, good, num_rows, errors.counts), owners, shapes)
 
 

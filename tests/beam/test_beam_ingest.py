@@ -18,6 +18,7 @@ from dataops.config import IngestParams  # noqa: E402
 from dataops.errors import DatasetError  # noqa: E402
 from dataops.stages.ingest import run_ingest  # noqa: E402
 from tests.support.project import repo_params, run_cli  # noqa: E402
+from tests.support.records import folder_bytes  # noqa: E402
 
 IN_MEMORY = "--direct_num_workers=1 --direct_running_mode=in_memory"
 THREADS_2 = "--direct_num_workers=2 --direct_running_mode=multi_threading"
@@ -26,8 +27,7 @@ PROCESSES_2 = "--direct_num_workers=2 --direct_running_mode=multi_processing"
 
 def _digests(directory: Path) -> dict[str, str]:
     return {
-        name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
-        for name in ("snapshot.parquet", "manifest.json")
+        name: hashlib.sha256(data).hexdigest() for name, data in folder_bytes(directory).items()
     }
 
 

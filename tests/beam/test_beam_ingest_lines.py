@@ -14,6 +14,7 @@ from dataops.beam.ingest import run_ingest_beam  # noqa: E402
 from dataops.config import IngestParams  # noqa: E402
 from dataops.errors import DatasetError  # noqa: E402
 from dataops.stages.ingest import run_ingest  # noqa: E402
+from tests.support.records import folder_bytes, snapshot_parts  # noqa: E402
 
 OPTIONS = "--direct_num_workers=1 --direct_running_mode=in_memory"
 
@@ -73,8 +74,7 @@ def test_crlf_bom_and_quoted_cr_records_give_the_in_process_bytes(tmp_path, key)
     run_ingest(_params(key), root, root / "a")
     for rb in (64, 333):
         run_ingest_beam(_params(key), root, root / f"b{rb}", "fail", OPTIONS, rb)
-        for name in ("snapshot.parquet", "manifest.json"):
-            assert (root / f"b{rb}" / name).read_bytes() == (root / "a" / name).read_bytes()
+        assert folder_bytes(root / f"b{rb}") == folder_bytes(root / "a")
 
 
 def test_a_bad_row_alone_in_a_range_still_takes_part_in_the_key_check(tmp_path):
@@ -85,5 +85,24 @@ def test_a_bad_row_alone_in_a_range_still_takes_part_in_the_key_check(tmp_path):
     root = _write(tmp_path, data)
     run_ingest(_params(), root, root / "a", on_error="skip")
     run_ingest_beam(_params(), root, root / "b", "skip", OPTIONS, 1)
-    for name in ("snapshot.parquet", "manifest.json"):
-        assert (root / "b" / name).read_bytes() == (root / "a" / name).read_bytes()
+    assert folder_bytes(root / "b") == folder_bytes(root / "a")
+
+
+@pytest.mark.parametrize("on_error", ["skip", "fail"])
+def test_parts_written_by_workers_are_the_in_process_parts(tmp_path, monkeypatch, on_error):
+    """Snapshot parts of 128 rows (two row groups of 64) from ranges of ~1 KB: a part takes
+    rows from several ranges, a range feeds several parts; under `skip`, bad rows in the
+    ranges shift every later part. Same files, same names as in process."""
+    import dataops.stages.snapshot_files as snapshot_files
+
+    monkeypatch.setattr(snapshot_files, "PART_BATCHES", 2)
+    lines = _rows(0, 700).split(b"\n")
+    if on_error == "skip":
+        lines[90], lines[333] = b"90", b"333,a,b"  # malformed: too few, too many fields
+    root = _write(tmp_path, b"id,x\n" + b"\n".join(lines))
+    run_ingest(_params(), root, root / "a", on_error=on_error)
+    run_ingest_beam(_params(), root, root / "b", on_error, OPTIONS, 1000)
+    parts = snapshot_parts(root / "a")
+    rows = 698 if on_error == "skip" else 700
+    assert len(parts) == -(-rows // 128) and len(parts) > 3
+    assert folder_bytes(root / "b") == folder_bytes(root / "a")

@@ -11,14 +11,22 @@ import pytest
 from dataops.config import IngestParams
 from dataops.errors import DatasetError
 from dataops.stages.ingest import read_manifest, run_ingest
-from tests.support.records import N, make_sources, png_bytes
+from tests.support.records import (
+    N,
+    folder_bytes,
+    make_sources,
+    png_bytes,
+    read_snapshot,
+    snapshot_bytes,
+    snapshot_parts,
+)
 
 
 def test_every_format_joins_on_the_key(tmp_path):
     params = IngestParams.model_validate(make_sources(tmp_path))
     result = run_ingest(params, tmp_path, tmp_path / "snap")
     assert result.num_rows == N and result.skipped == {}
-    t = pq.read_table(tmp_path / "snap" / "snapshot.parquet")
+    t = read_snapshot(tmp_path / "snap")
     assert t.column("id").to_pylist() == [str(i) for i in range(N)]  # the primary's order
     assert t.column("score").to_pylist()[3] is None and t.column("score").to_pylist()[4] == "6.0"
     assert t.column("pic").to_pylist()[5] == (tmp_path / "raw" / "pics" / "p5.png").read_bytes()
@@ -48,8 +56,8 @@ def test_partitioned_join_gives_the_same_rows(tmp_path):
         IngestParams.model_validate({**spec, "partition_bytes": 1024}), tmp_path, tmp_path / "many"
     )
     # the joined partitions are merged back into the first source's order: same bytes
-    one = (tmp_path / "one" / "snapshot.parquet").read_bytes()
-    assert (tmp_path / "many" / "snapshot.parquet").read_bytes() == one
+    one = snapshot_bytes(tmp_path / "one")
+    assert snapshot_bytes(tmp_path / "many") == one
     assert read_manifest(tmp_path / "many").counts == read_manifest(tmp_path / "one").counts
 
 
@@ -57,8 +65,7 @@ def test_output_is_deterministic(tmp_path):
     spec = make_sources(tmp_path)
     for out in ("a", "b"):
         run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / out)
-    for name in ("snapshot.parquet", "manifest.json"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert folder_bytes(tmp_path / "a") == folder_bytes(tmp_path / "b")
     assert str(tmp_path) not in (tmp_path / "a" / "manifest.json").read_text()
 
 
@@ -191,16 +198,17 @@ def test_one_source_streamed_gives_the_general_joins_bytes(tmp_path, key, batch_
         }
     )
     src = resolve_source(params, tmp_path, 0)
-    streamed = stream_one(src, params, "skip", tmp_path / "s.parquet", tmp_path / "s", None)
-    joined = join_all([src], params, "skip", tmp_path / "j.parquet", tmp_path / "j", None)
+    for out in ("s.out", "j.out"):
+        (tmp_path / out).mkdir()
+    streamed = stream_one(src, params, "skip", tmp_path / "s.out", tmp_path / "s", None)
+    joined = join_all([src], params, "skip", tmp_path / "j.out", tmp_path / "j", None)
     assert streamed is not None  # no key repeats: the streamed path kept its result
-    assert (tmp_path / "s.parquet").read_bytes() == (tmp_path / "j.parquet").read_bytes()
+    assert snapshot_bytes(tmp_path / "s.out") == snapshot_bytes(tmp_path / "j.out")
     assert streamed.acct.report() == joined.acct.report()
     expected = {"malformed_row": 1, "missing_key": 1} if key else {"malformed_row": 1}
     assert streamed.acct.report()["examples"]["skipped"] == expected
-    assert pq.ParquetFile(tmp_path / "s.parquet").metadata.row_group(0).num_rows == min(
-        batch_rows, streamed.num_rows
-    )
+    part = snapshot_parts(tmp_path / "s.out")[0]
+    assert pq.ParquetFile(part).metadata.row_group(0).num_rows == min(batch_rows, streamed.num_rows)
 
 
 def test_repeated_key_in_a_big_source_falls_back_to_the_join(tmp_path, monkeypatch):
@@ -216,7 +224,7 @@ def test_repeated_key_in_a_big_source_falls_back_to_the_join(tmp_path, monkeypat
         run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "out")
     result = run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "out", "skip")
     assert (result.num_rows, result.skipped) == (2000, {"duplicate_key": 1})
-    t = pq.read_table(tmp_path / "out" / "snapshot.parquet")
+    t = read_snapshot(tmp_path / "out")
     assert t.column("v").to_pylist()[5] == "5"
 
 
@@ -232,8 +240,7 @@ def test_a_hash_collision_only_costs_time(tmp_path, monkeypatch):
     run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "a", "skip")
     monkeypatch.setattr(stream, "key_hash", lambda keys: np.zeros(len(keys), np.uint64))
     run_ingest(IngestParams.model_validate(spec), tmp_path, tmp_path / "b", "skip")
-    for name in ("snapshot.parquet", "manifest.json"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert folder_bytes(tmp_path / "a") == folder_bytes(tmp_path / "b")
 
 
 def test_an_error_in_the_writer_thread_reaches_the_caller(tmp_path):

@@ -13,6 +13,7 @@ from dataops.stages.ingest import run_ingest
 from dataops.stages.preprocess import read_state, run_preprocess
 from dataops.stages.split_assign import assign_splits
 from tests.support.project import repo_params
+from tests.support.records import read_snapshot, snapshot_parts
 
 
 def test_split_of_a_key_is_stable_when_rows_are_added():
@@ -54,7 +55,7 @@ def test_small_dataset_state_is_fitted_on_train_only(small_dataset):
     pre = small_dataset / "data" / "preprocessed"
     state = read_state(pre)
     train = pq.read_table(pre / "train.parquet")
-    snap = pq.read_table(small_dataset / "data" / "snapshot" / "snapshot.parquet")
+    snap = read_snapshot(small_dataset / "data" / "snapshot")
     ids = set(train.column("id").to_pylist())
     raw = [
         float(w)
@@ -130,7 +131,7 @@ def test_statistics_leave_out_a_train_row_whose_image_fails_only_when_decoded(tm
     train = pq.read_table(tmp_path / "pre" / "train.parquet")
     ids = set(train.column("id").to_pylist())
     assert victim_id not in ids and len(ids) == result.num_examples["train"]
-    snap = pq.read_table(tmp_path / "snap" / "snapshot.parquet")
+    snap = read_snapshot(tmp_path / "snap")
     raw = [
         float(w)
         for i, w in zip(
@@ -224,11 +225,14 @@ def test_split_of_an_arrow_key_column_is_assign_splits():
             assert split_keys(col, ratios, seed).tolist() == want, (col.type, seed)
 
 
-def test_bad_row_past_the_first_row_group_names_its_line(tmp_path):
+def test_bad_row_past_the_first_row_group_names_its_line(tmp_path, monkeypatch):
     """The passes do not read the row labels; a message reads its batch's rows of them from
-    the snapshot, across row groups (ingest writes 64 rows each, preprocess reads 50)."""
+    the snapshot, across row groups and parts (ingest writes 64 rows per row group and, here,
+    two row groups per part; preprocess reads 50)."""
+    import dataops.stages.snapshot_files as snapshot_files
     from dataops.config import IngestParams, PreprocessParams
 
+    monkeypatch.setattr(snapshot_files, "PART_BATCHES", 2)
     rows = [f"{i},{i / 2}" for i in range(300)]
     rows[237] = "237,oops"
     (tmp_path / "t.csv").write_text("id,x\n" + "\n".join(rows) + "\n", encoding="utf-8")
@@ -240,7 +244,9 @@ def test_bad_row_past_the_first_row_group_names_its_line(tmp_path):
         }
     )
     run_ingest(ingest, tmp_path, tmp_path / "snap")
-    assert pq.ParquetFile(tmp_path / "snap" / "snapshot.parquet").metadata.num_row_groups == 5
+    parts = snapshot_parts(tmp_path / "snap")
+    assert [p.name for p in parts] == [f"snapshot-0000{k}-of-00003.parquet" for k in range(3)]
+    assert [pq.ParquetFile(p).metadata.num_row_groups for p in parts] == [2, 2, 1]
     pre = PreprocessParams.model_validate(
         {
             "split": {"ratios": {"train": 1.0}},

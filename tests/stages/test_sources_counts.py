@@ -12,12 +12,13 @@ import pytest
 from dataops.config import IngestParams
 from dataops.errors import DatasetError
 from dataops.stages.ingest import read_manifest, run_ingest
+from tests.support.records import read_snapshot, snapshot_bytes, snapshot_parts
 
 
 def run(root: Path, sources: list[dict], on_error: str = "skip", **keys) -> tuple:
     params = IngestParams.model_validate({"sources": sources, **keys})
     result = run_ingest(params, root, root / "out", on_error=on_error)
-    table = pq.read_table(root / "out" / "snapshot.parquet")
+    table = read_snapshot(root / "out")
     return result, table, read_manifest(root / "out").to_json()
 
 
@@ -147,7 +148,8 @@ def test_keyless_csv_keys_are_stable_when_rows_are_appended(tmp_path):
     assert first.column_names == ["key", "x", "y", "__row.t"]
     assert first.column("key").to_pylist() == ["t:0", "t:1"]
     assert manifest["key"] == "key" and manifest["params"]["key"] is None
-    assert pq.read_schema(tmp_path / "out" / "snapshot.parquet").metadata[b"dataops.key"] == b"key"
+    (part,) = snapshot_parts(tmp_path / "out")
+    assert pq.read_schema(part).metadata[b"dataops.key"] == b"key"
     with open(tmp_path / "t.csv", "a") as f:
         f.write("30,c\n")
     _, second, _ = run(tmp_path, src, on_error="fail", key=None)
@@ -192,11 +194,11 @@ def test_large_partitions_are_split_again_with_the_same_result(tmp_path, monkeyp
 
     sources = three_sources(tmp_path, 500, short_row=11)
     run(tmp_path, sources)
-    whole = (tmp_path / "out" / "snapshot.parquet").read_bytes()
+    whole = snapshot_bytes(tmp_path / "out")
     m1 = read_manifest(tmp_path / "out").to_json()
     monkeypatch.setattr(join, "_MIN_SPLIT_BYTES", 0)  # split every partition over 8 KiB
     run(tmp_path, sources, partition_bytes=8 << 10)
-    assert (tmp_path / "out" / "snapshot.parquet").read_bytes() == whole
+    assert snapshot_bytes(tmp_path / "out") == whole
     assert read_manifest(tmp_path / "out").to_json()["counts"] == m1["counts"]
 
 
@@ -222,10 +224,10 @@ def test_unreadable_image_is_counted_once_with_its_key(tmp_path):
 def test_memory_path_moves_to_disk_when_arrow_outgrows_the_input(tmp_path):
     sources = three_sources(tmp_path, 300, short_row=3)
     run(tmp_path, sources)
-    whole = (tmp_path / "out" / "snapshot.parquet").read_bytes()
+    whole = snapshot_bytes(tmp_path / "out")
     m1 = read_manifest(tmp_path / "out").to_json()
     # one partition by input bytes, but the Arrow tables outgrow it: they move to disk
     total = sum((tmp_path / n).stat().st_size for n in ("a.csv", "b.jsonl", "c.npz"))
     _, _, m2 = run(tmp_path, sources, partition_bytes=total + 1)
-    assert (tmp_path / "out" / "snapshot.parquet").read_bytes() == whole
+    assert snapshot_bytes(tmp_path / "out") == whole
     assert m2["counts"] == m1["counts"]

@@ -8,13 +8,13 @@ import math
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from dataops.config import IngestParams
 from dataops.errors import ConfigError, DatasetError
 from dataops.stages.ingest import read_manifest, run_ingest
 from tests.support.project import run_cli, small_params_data
+from tests.support.records import read_snapshot
 
 SKIP_HINT = " (set dataset.on_error: skip to drop such rows and count them)"
 
@@ -22,7 +22,7 @@ SKIP_HINT = " (set dataset.on_error: skip to drop such rows and count them)"
 def ingest(root: Path, sources: list[dict], on_error: str = "fail", **ingest_keys) -> pa.Table:
     params = IngestParams.model_validate({"sources": sources, **ingest_keys})
     run_ingest(params, root, root / "out", on_error=on_error)
-    return pq.read_table(root / "out" / "snapshot.parquet")
+    return read_snapshot(root / "out")
 
 
 def message(root: Path, sources: list[dict], on_error: str = "fail", **ingest_keys) -> str:

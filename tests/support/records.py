@@ -141,3 +141,25 @@ def write_version(ws: Path, n: int, features: list[str] = ["a"], ok: bool = True
     ).write(ws / REPORT_FILE)
     (ws / "params.yaml").write_text(f"sample:\n  num_examples: {n}\n")
     (ws / "dvc.lock").write_text(f"schema: '2.0'\nstages: {{}}\n# {n}\n")
+
+
+def snapshot_parts(directory: Path) -> list[Path]:
+    """The parts of the snapshot in `directory` (`snapshot-00000-of-0000N.parquet`, ...)."""
+    from dataops.stages.snapshot_files import SnapshotFiles
+
+    return [Path(p) for p in SnapshotFiles.local(directory).paths]
+
+
+def read_snapshot(directory: Path) -> pa.Table:
+    """Every row of the snapshot in `directory`, its parts in order."""
+    return pa.concat_tables(pq.read_table(p) for p in snapshot_parts(directory))
+
+
+def snapshot_bytes(directory: Path) -> dict[str, bytes]:
+    """The bytes of each part of the snapshot in `directory`, by file name."""
+    return {p.name: p.read_bytes() for p in snapshot_parts(directory)}
+
+
+def folder_bytes(directory: Path) -> dict[str, bytes]:
+    """Every file of `directory` (not its subfolders) by name: what two runs must write alike."""
+    return {p.name: p.read_bytes() for p in sorted(Path(directory).iterdir()) if p.is_file()}
