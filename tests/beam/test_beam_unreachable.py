@@ -171,6 +171,19 @@ def test_missing_credentials_are_said_not_retried(csv_project, s3_endpoint, tmp_
     _nothing_written(csv_project)
 
 
+def test_rejected_credentials_are_said_not_retried(csv_project, monkeypatch):
+    """A server that checks credentials (moto with its IAM auth on) refuses unknown keys: 403."""
+    monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", "0")  # read by the moto server started next
+    with moto_server() as endpoint:
+        r = _ingest(csv_project, f"--s3_endpoint_url={endpoint} --temp_location=s3://data/tmp")
+    assert r.returncode == 2
+    assert _one_error_line(r) == (
+        f"--temp_location s3://data/tmp: the S3 endpoint {endpoint} refuses access to bucket"
+        " 'data' (403: the credentials are wrong or may not use it)"
+    )
+    _nothing_written(csv_project)
+
+
 def test_a_url_without_a_filesystem_is_named(csv_project):
     """gs:// without Beam's gcp extra (as here), or a scheme Beam does not know."""
     if not _has_gcs():
