@@ -22,9 +22,6 @@ import pyarrow.parquet as pq
 from dataops.errors import ConfigError, DatasetError, clip
 from dataops.fsutil import atomic_dir
 
-_OPTIONS: list[list[str]] = []
-"""The pipeline options `use_options` was last given (none before: a worker process)."""
-
 
 def use_options(args: list[str], *paths: Any) -> None:
     """The driver reads and writes through Beam's filesystems too: give them the pipeline
@@ -39,7 +36,6 @@ def use_options(args: list[str], *paths: Any) -> None:
     from dataops.beam import reach
 
     FileSystems.set_options(PipelineOptions(args))
-    _OPTIONS[:] = [list(args)]
     reach.check([_temp_location(args)], args, "--temp_location ")
     reach.check(paths, args)
 
@@ -51,13 +47,17 @@ def _temp_location(args: list[str]) -> str | None:
 
 
 def _reach(path: Any) -> None:
-    """Before this process first touches an object store: that it answers (`reach.check`, with
-    the options of `use_options`; a worker process, which never called it, relies on the
-    driver's check)."""
-    if _OPTIONS and is_url(path):
+    """Before this process first touches an object store: that it answers (`reach.check`),
+    asked with the options Beam's filesystems use now (`use_options`'s, or those a pipeline
+    and a Beam worker set); none set yet: Beam's defaults."""
+    if is_url(path):
+        from apache_beam.io.filesystems import FileSystems
+        from apache_beam.options.pipeline_options import PipelineOptions
+
         from dataops.beam import reach
 
-        reach.check([path], _OPTIONS[0])
+        current = getattr(FileSystems, "_pipeline_options", None)  # set by set_options
+        reach.check([path], current if current is not None else PipelineOptions([]))
 
 
 def is_url(path: Any) -> bool:

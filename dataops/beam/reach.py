@@ -33,11 +33,11 @@ _ANSWERED: set[tuple[Any, ...]] = set()
 """(scheme, bucket, store options) that answered in this process."""
 
 
-def check(urls: Iterable[Any], args: Sequence[str], what: str = "") -> None:
+def check(urls: Iterable[Any], args: Sequence[str] | Any, what: str = "") -> None:
     """Raise one line (ConfigError: a wrong endpoint, credentials or bucket, or a store that
     does not answer; DataopsError for a store that answers with a failure of its own) unless
     the store of every object-store URL among `urls` answers, asked with the pipeline
-    options `args`. `what` prefixes the message (the option that named the URL)."""
+    options `args` (argv, or a `PipelineOptions`). `what` prefixes the message (the option that named the URL)."""
     for url in dict.fromkeys(str(u) for u in urls if "://" in str(u)):
         scheme, _, rest = url.partition("://")
         bucket = rest.partition("/")[0]
@@ -66,11 +66,13 @@ def _filesystem(url: str, scheme: str, what: str) -> None:
         ) from None
 
 
-def _s3_options(args: Sequence[str]) -> dict[str, Any]:
+def _s3_options(args: Sequence[str] | Any) -> dict[str, Any]:
     """The S3 settings of the pipeline options, as Beam's S3 client reads them."""
     from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
-    o = PipelineOptions(list(args)).view_as(S3Options)
+    if not isinstance(args, PipelineOptions):
+        args = PipelineOptions(list(args))
+    o = args.view_as(S3Options)
     return {
         "region_name": o.s3_region_name,
         "api_version": o.s3_api_version,
