@@ -249,3 +249,18 @@ def test_to_remote_on_a_closed_port_fails_before_any_work(tmp_path):
     )
     assert not (root / "data" / "tfrecords").exists()
     assert (root / "dvc.lock").read_bytes() == lock
+
+
+def test_use_options_checks_the_runs_urls_before_any_work(tmp_path, monkeypatch):
+    """A driver that names its inputs and outputs to `use_options` learns at once that one of
+    them is unreachable (a local path among them is not asked about)."""
+    from dataops.beam.io import use_options
+
+    for name, value in AWS.items():
+        monkeypatch.setenv(name, value)
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(ConfigError) as e:
+        use_options([f"--s3_endpoint_url={endpoint}"], tmp_path / "snapshot", "s3://data/out")
+    assert str(e.value) == (
+        f"s3://data/out: cannot connect to the S3 endpoint {endpoint} (connection refused)"
+    )
