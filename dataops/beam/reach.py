@@ -138,6 +138,10 @@ def _answered(err: Any, url: str, bucket: str, at: str, what: str) -> DataopsErr
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     code = response.get("Error", {}).get("Code") or str(status)
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    if status in (403, 404) and not any(str(h).lower().startswith("x-amz") for h in headers):
+        return ConfigError(  # S3 servers (AWS, MinIO, Ceph, moto) send x-amz-* request ids
+            f"{what}{url}: {at} answered {status} without any x-amz-* header; is it an S3 endpoint?"
+        )
     if status == 404 or code == "NoSuchBucket":
         return ConfigError(f"{what}{url}: bucket '{bucket}' does not exist at {at}")
     if status == 403:

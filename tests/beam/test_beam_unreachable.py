@@ -85,6 +85,30 @@ def silent_server() -> Iterator[str]:
         thread.join(5)
 
 
+@pytest.fixture
+def web_server() -> Iterator[str]:
+    """A plain HTTP server (not S3) that answers 404 to every request."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802 — http.server's naming
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server with a bucket `data` (and none called `nope`)."""
@@ -138,6 +162,18 @@ def test_an_endpoint_that_never_answers_fails_after_the_read_timeout(csv_project
     assert _one_error_line(r) == (
         f"--temp_location s3://data/tmp: the S3 endpoint {silent_server} accepted the connection"
         " but did not answer within 5 s (2 tries); is it an S3 endpoint?"
+    )
+    _nothing_written(csv_project)
+
+
+def test_an_endpoint_that_is_no_s3_server_is_not_taken_for_a_missing_bucket(
+    csv_project, web_server
+):
+    r = _ingest(csv_project, f"--s3_endpoint_url={web_server} --temp_location=s3://data/tmp")
+    assert r.returncode == 2
+    assert _one_error_line(r) == (
+        f"--temp_location s3://data/tmp: the S3 endpoint {web_server} answered 404 without any"
+        " x-amz-* header; is it an S3 endpoint?"
     )
     _nothing_written(csv_project)
 
