@@ -3,16 +3,18 @@
 Beam's filesystems retry every failed S3 call with exponential backoff (7 retries from 5 s,
 each a boto3 call with its own retries and 60 s timeouts), so a wrong endpoint, a store that
 never answers or a missing bucket would otherwise cost ten minutes and end in a traceback.
-Before the driver reads or writes an `s3://` URL it asks the store once, with short timeouts
-and at most `ATTEMPTS` tries, for the URL's bucket (`head_bucket`): with the client Beam's
-workers build (the pipeline's `--s3_endpoint_url`, `--s3_region_name`, `--s3_access_key_id`
-..., else boto3's environment and config files), so what answers here answers there on this
-machine. A bucket that answered is not asked again in the process.
+So before a process first reads or writes an `s3://` bucket — the driver at its start, for
+the work dir, the `--to-remote` remote and the URLs it names, and any process at the first touch
+through `dataops.beam.io` — it asks the store once for the bucket (`head_bucket`), with short
+timeouts and at most `ATTEMPTS` tries, through the client Beam builds (the pipeline's
+`--s3_endpoint_url`, `--s3_region_name`, `--s3_access_key_id` ..., else boto3's environment and
+config files). A bucket that answered is not asked again in the process.
 
 What this does not see: write permission (a bucket readable but not writable fails at the
-first write), a store that goes away after the check (Beam's own retries then apply), and
-workers elsewhere with other credentials or network. A `gs://` URL is only checked for a
-filesystem (the `gcp` extra of Beam); its store is not asked.
+first write); a store that goes away after the check (Beam's own retries then apply); workers
+on other machines with other credentials or network (they check at their first touch too, but
+how a worker's failure reaches the driver is the runner's affair). A `gs://` URL is only
+checked for a filesystem (Beam's `gcp` extra); its store is not asked.
 """
 
 from __future__ import annotations
@@ -30,27 +32,28 @@ ATTEMPTS = 2
 """Tries of the request in all (a second one for a blip): at most about 2 × 5 s + backoff."""
 
 _ANSWERED: set[tuple[Any, ...]] = set()
-"""(scheme, bucket, store options) that answered in this process."""
+"""(scheme, bucket, S3 options) that answered in this process (for gs://: that Beam reads it)."""
 
 
 def check(urls: Iterable[Any], args: Sequence[str] | Any, what: str = "") -> None:
     """Raise one line (ConfigError: a wrong endpoint, credentials or bucket, or a store that
     does not answer; DataopsError for a store that answers with a failure of its own) unless
     the store of every object-store URL among `urls` answers, asked with the pipeline
-    options `args` (argv, or a `PipelineOptions`). `what` prefixes the message (the option that named the URL)."""
+    options `args` (argv, or a `PipelineOptions`). `what` prefixes the message (the option
+    that named the URL)."""
     for url in dict.fromkeys(str(u) for u in urls if "://" in str(u)):
         scheme, _, rest = url.partition("://")
         bucket = rest.partition("/")[0]
-        _filesystem(url, scheme, what)
-        if scheme != "s3":
-            continue  # gs://: no probe (see the module docstring)
-        if not bucket:
-            raise ConfigError(f"{what}{url}: no bucket in the URL (s3://BUCKET/PREFIX)")
-        options = _s3_options(args)
+        options = _s3_options(args) if scheme == "s3" else {}
         key = (scheme, bucket, tuple(sorted(options.items())))
-        if key not in _ANSWERED:
+        if key in _ANSWERED:
+            continue
+        _filesystem(url, scheme, what)
+        if scheme == "s3":  # gs:// and others: no probe (see the module docstring)
+            if not bucket:
+                raise ConfigError(f"{what}{url}: no bucket in the URL (s3://BUCKET/PREFIX)")
             _probe_s3(url, bucket, options, what)
-            _ANSWERED.add(key)
+        _ANSWERED.add(key)
 
 
 def _filesystem(url: str, scheme: str, what: str) -> None:
