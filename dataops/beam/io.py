@@ -23,13 +23,41 @@ from dataops.errors import ConfigError, DatasetError, clip
 from dataops.fsutil import atomic_dir
 
 
-def use_options(args: list[str]) -> None:
+def use_options(args: list[str], *paths: Any) -> None:
     """The driver reads and writes through Beam's filesystems too: give them the pipeline
-    options (an object store's endpoint and credentials, e.g. `--s3_endpoint_url`)."""
+    options (an object store's endpoint and credentials, e.g. `--s3_endpoint_url`), and check
+    at once (`dataops.beam.reach`) that the stores of the work dir (`--temp_location`) and of
+    the object-store URLs among `paths` (the run's inputs and outputs) answer: one line in
+    seconds, before any work, instead of Beam's minutes of retries. Every other URL is checked
+    when this process first touches it."""
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from dataops.beam import reach
+
     FileSystems.set_options(PipelineOptions(args))
+    reach.check([_temp_location(args)], args, "--temp_location ")
+    reach.check(paths, args)
+
+
+def _temp_location(args: list[str]) -> str | None:
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+
+    return PipelineOptions(args).view_as(GoogleCloudOptions).temp_location  # type: ignore[no-any-return]
+
+
+def _reach(path: Any) -> None:
+    """Before this process first touches an object store: that it answers (`reach.check`),
+    asked with the options Beam's filesystems use now (`use_options`'s, or those a pipeline
+    and a Beam worker set); none set yet: Beam's defaults."""
+    if is_url(path):
+        from apache_beam.io.filesystems import FileSystems
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from dataops.beam import reach
+
+        current = getattr(FileSystems, "_pipeline_options", None)  # set by set_options
+        reach.check([path], current if current is not None else PipelineOptions([]))
 
 
 def is_url(path: Any) -> bool:
@@ -53,6 +81,7 @@ def _raw() -> str:
 
 def exists(path: Any) -> bool:
     if is_url(path):
+        _reach(path)
         from apache_beam.io.filesystems import FileSystems
 
         return bool(FileSystems.exists(str(path)))
@@ -69,6 +98,7 @@ def read_artifact(path: Any) -> bytes:
             raise DatasetError(f"{path}: not found — run the stage that writes it first") from None
         except OSError as err:
             raise DatasetError(f"{path}: cannot be read ({err.strerror or err})") from None
+    _reach(path)
     from apache_beam.io.filesystems import FileSystems
 
     try:
@@ -85,6 +115,7 @@ def read_artifact(path: Any) -> bytes:
 def put_files(scratch: Path, dest: Any) -> None:
     """Move every file under the local directory `scratch` to the same relative path under
     `dest` (a local directory: a rename; a URL: an upload), in name order."""
+    _reach(dest)
     for src in sorted(p for p in scratch.rglob("*") if p.is_file()):
         rel = src.relative_to(scratch).as_posix()
         if is_url(dest):
@@ -106,11 +137,13 @@ def move_tree(src: Any, dest: Any) -> None:
     """Move every file under the directory `src` to the same relative path under `dest`,
     in name order; either may be local or on an object store (a rename where one is possible,
     else a copy and a delete)."""
+    _reach(dest)
     if not is_url(src):
         put_files(Path(src), dest)
         return
     from apache_beam.io.filesystems import FileSystems
 
+    _reach(src)
     prefix = str(src).rstrip("/") + "/"
     found = sorted(m.path for r in FileSystems.match([join(src, "**")]) for m in r.metadata_list)
     for path in found:
@@ -131,6 +164,7 @@ def move_tree(src: Any, dest: Any) -> None:
 def write_bytes(path: Any, data: bytes) -> None:
     """One whole file, local (temporary name, then rename) or on an object store (one upload)."""
     if is_url(path):
+        _reach(path)
         from apache_beam.io.filesystems import FileSystems
 
         with FileSystems.create(str(path), compression_type=_raw()) as f:
@@ -144,6 +178,7 @@ def write_bytes(path: Any, data: bytes) -> None:
 
 def read_bytes(path: Any) -> bytes:
     if is_url(path):
+        _reach(path)
         from apache_beam.io.filesystems import FileSystems
 
         with FileSystems.open(str(path), compression_type=_raw()) as f:
@@ -162,6 +197,7 @@ def output_dir(out: Any) -> Iterator[Any]:
             raise ConfigError(
                 f"{out}: an output on an object store must be a folder inside a bucket (its objects are replaced)"
             )
+        _reach(out)
         remove_tree(str(out))
         yield str(out)
         return
@@ -172,10 +208,12 @@ def output_dir(out: Any) -> Iterator[Any]:
 @contextmanager
 def work_dir(args: list[str]) -> Iterator[str]:
     """Scratch space that the driver and every worker reach: under Beam's `--temp_location`
-    when given (needed on a cluster), else a local temporary directory (one machine)."""
-    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+    when given (needed on a cluster), else a local temporary directory (one machine). An
+    object-store location is checked first (`reach.check`: one line in seconds)."""
+    from dataops.beam import reach
 
-    location = PipelineOptions(args).view_as(GoogleCloudOptions).temp_location
+    location = _temp_location(args)
+    reach.check([location], args, "--temp_location ")
     if not location:
         with tempfile.TemporaryDirectory(prefix="dataops-beam-") as tmp:
             yield tmp
@@ -193,6 +231,7 @@ def work_dir(args: list[str]) -> Iterator[str]:
 def remove(path: Any) -> None:
     """Delete one file, local or on an object store."""
     if is_url(path):
+        _reach(path)
         from apache_beam.io.filesystems import FileSystems
 
         FileSystems.delete([str(path)])
@@ -204,6 +243,7 @@ def remove_tree(url: str) -> int:
     """Delete every object under the prefix `url` (a directory on an object store); their count."""
     from apache_beam.io.filesystems import FileSystems
 
+    _reach(url)
     found = [m.path for r in FileSystems.match([join(url, "**")]) for m in r.metadata_list]
     if found:
         FileSystems.delete(found)
@@ -214,6 +254,7 @@ def open_parquet(path: Any) -> pq.ParquetFile:
     """A Parquet file on any filesystem Beam knows (a local path, `s3://`, `gs://`)."""
     path = str(path)
     if is_url(path):
+        _reach(path)
         from apache_beam.io.filesystems import FileSystems
 
         return pq.ParquetFile(FileSystems.open(path, compression_type=_raw()), pre_buffer=False)

@@ -86,9 +86,15 @@ class RemoteTarget:
         return join(self.url, "files", "md5")
 
     def beam_args(self, args: Sequence[str]) -> list[str]:
-        """`args` plus the remote's options that `args` does not set already."""
+        """`args` plus the remote's options that `args` does not set already — the options
+        the run then uses, so the remote's store is checked with them here, before any work
+        (`reach.check`: a wrong endpoint, credentials or bucket in one line, in seconds)."""
+        from dataops.beam import reach
+
         given = {a.split("=", 1)[0] for a in args}
-        return [*args, *(o for o in self.options if o.split("=", 1)[0] not in given)]
+        merged = [*args, *(o for o in self.options if o.split("=", 1)[0] not in given)]
+        reach.check([self.url], merged, f"--to-remote {self.remote}: ")
+        return merged
 
 
 def _import_dvc() -> Any:
