@@ -10,11 +10,12 @@ from typing import Annotated
 import typer
 
 from dataops import naming
+from dataops.cli.paths import local_argument, local_option
 from dataops.cli.run import log, quiet_tensorflow, run
 
 
 def verify(
-    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")] = Path(
+    directory: Annotated[Path, local_argument(help="Dataset folder (with metadata.json).")] = Path(
         naming.DATASET_DIR
     ),
 ) -> None:
@@ -33,10 +34,10 @@ def verify(
 
 
 def info(
-    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")] = Path(
+    directory: Annotated[Path, local_argument(help="Dataset folder (with metadata.json).")] = Path(
         naming.DATASET_DIR
     ),
-    report: Annotated[Path | None, typer.Option(help="Validation report to summarize too.")] = None,
+    report: Annotated[Path | None, local_option(help="Validation report to summarize too.")] = None,
 ) -> None:
     """Print a human summary of a dataset: features, splits, shards, validation verdict."""
     from dataops.tools.summary import render_info
@@ -50,7 +51,9 @@ def schema(
         str,
         typer.Argument(help="Which file: metadata, manifest, state, validation or export."),
     ] = "metadata",
-    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    out: Annotated[
+        Path | None, local_option(writes=True, help="Write here instead of stdout.")
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Fail when a committed schema differs from its model.")
     ] = False,
@@ -86,7 +89,7 @@ def schema(
 
 
 def head(
-    directory: Annotated[Path, typer.Argument(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    directory: Annotated[Path, local_argument(help="Dataset folder.")] = Path(naming.DATASET_DIR),
     split: Annotated[str, typer.Option(help="Split (or slice, e.g. 'train[:10]').")] = "train",
     n: Annotated[int, typer.Option("-n", min=1, max=1000, help="Examples to show.")] = 5,
 ) -> None:
@@ -98,8 +101,10 @@ def head(
 
 
 def show(
-    directory: Annotated[Path, typer.Argument(help="Dataset folder.")] = Path(naming.DATASET_DIR),
-    out: Annotated[Path, typer.Option("--out", "-o", help="The PNG to write.")] = Path("grid.png"),
+    directory: Annotated[Path, local_argument(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    out: Annotated[Path, local_option("--out", "-o", writes=True, help="The PNG to write.")] = Path(
+        "grid.png"
+    ),
     split: Annotated[str, typer.Option(help="Split.")] = "train",
     image: Annotated[str | None, typer.Option(help="Image feature (default: the first).")] = None,
     label: Annotated[
@@ -129,10 +134,13 @@ class ExportFormat(enum.StrEnum):
 
 
 def export(
-    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")],
+    directory: Annotated[Path, local_argument(help="Dataset folder (with metadata.json).")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="The export format.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder (snapshot, parquet) or file (hdf5).")
+        Path,
+        local_option(
+            "--out", "-o", writes=True, help="Output folder (snapshot, parquet) or file (hdf5)."
+        ),
     ],
 ) -> None:
     """Export a dataset as a tf.data snapshot, Parquet files or one HDF5 file, with its metadata."""
@@ -144,8 +152,10 @@ def export(
 
 
 def export_preprocessor(
-    directory: Annotated[Path, typer.Argument(help="Dataset folder (with metadata.json).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output SavedModel folder.")],
+    directory: Annotated[Path, local_argument(help="Dataset folder (with metadata.json).")],
+    out: Annotated[
+        Path, local_option("--out", "-o", writes=True, help="Output SavedModel folder.")
+    ],
 ) -> None:
     """Write the fitted preprocessing as a SavedModel: raw columns in, stored features out."""
     from dataops.tools.serving import export_preprocessor as write_preprocessor

@@ -74,7 +74,7 @@ def _interrupt_line(signum: int) -> str:
 
 
 def describe(
-    err: BaseException, params: Path | None = None, out: Path | None = None
+    err: BaseException, params: Path | None = None, out: str | Path | None = None
 ) -> tuple[list[str], int]:
     """The `error:` lines a failure prints and the exit code the process ends with (`params`:
     the params file given; `out`: the output being written, named when the OS error names none)."""

@@ -8,12 +8,19 @@ from typing import Annotated
 
 import typer
 
+from dataops.cli.paths import local_option, reads_local
 from dataops.cli.run import ParamsOpt, run
 
 
 def init(
     source: Annotated[
-        list[str], typer.Option("--source", "-s", help="A source file or image folder (repeat).")
+        list[str],
+        typer.Option(
+            "--source",
+            "-s",
+            callback=reads_local,
+            help="A source file or image folder (repeat).",
+        ),
     ],
     key: Annotated[
         str | None, typer.Option(help="Key column (default: none, rows keyed by position).")
@@ -37,7 +44,7 @@ def init(
 
 def dvc_yaml(
     params: ParamsOpt = Path("params.yaml"),
-    out: Annotated[Path, typer.Option(help="The file to write.")] = Path("dvc.yaml"),
+    out: Annotated[Path, local_option(writes=True, help="The file to write.")] = Path("dvc.yaml"),
     sample: Annotated[
         bool | None,
         typer.Option(
@@ -65,7 +72,7 @@ def dvc_yaml(
 
 
 def versions(
-    repo: Annotated[Path, typer.Option(help="The project's git repository.")] = Path(),
+    repo: Annotated[Path, local_option(help="The project's git repository.")] = Path(),
     dataset: Annotated[str | None, typer.Option(help="Only this dataset's versions.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:

@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from dataops.cli.failures import describe
+from dataops.cli.paths import local_option
 from dataops.errors import ValidationFailed, clip, mark_reported, raise_if_interrupted
 
-ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="The params file.")]
+ParamsOpt = Annotated[Path, local_option("--params", "-p", help="The params file.")]
 RUNS_DIR = Path("reports") / "runs"
 #: Most `error:` lines printed for one failure (a params file with many bad keys).
 MAX_ERROR_LINES = 10
@@ -111,7 +112,7 @@ def log(event: str, **kv: Any) -> None:
     structlog.get_logger("dataops").info(event, **kv)
 
 
-def fail(err: BaseException, params: Path | None = None, out: Path | None = None) -> int:
+def fail(err: BaseException, params: Path | None = None, out: str | Path | None = None) -> int:
     """Print the `error:` lines of `err` (and its traceback under --debug); return the exit code."""
     lines, code = describe(err, params, out)
     OPTS["reported"] = True
@@ -132,7 +133,7 @@ def run(
     fn: Callable[[], Any],
     params: Path | None = None,
     record: bool = True,
-    out: Path | None = None,
+    out: str | Path | None = None,
 ) -> Any:
     """Run a command body: map every failure to `error:` lines and an exit code. Stages (`record`)
     run in a process scratch folder and leave volatile run facts in reports/runs/ (untracked);

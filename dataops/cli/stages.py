@@ -1,16 +1,25 @@
 """The stage commands: `sample`, `ingest`, `preprocess`, `serialize`, `validate` — each parses
 its flags and calls its stage function (`dataops.stages`) through `call_stage`, the one place
-where params are loaded, the engine is checked, the run is wrapped and progress is drawn."""
+where params are loaded, the engine is checked, the run is wrapped and progress is drawn.
+
+The folders preprocess and serialize read and write on the Beam engine may be object-store
+URLs (`url_option`); every other path is local and refuses a URL (`dataops.cli.paths`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from dataops import naming
+from dataops.cli.paths import (
+    local_option,
+    location,
+    refuse_urls_off_beam,
+    url_option,
+)
 from dataops.cli.progress import Progress, terminal_progress
 from dataops.cli.run import (
     BeamOptionsOpt,
@@ -32,7 +41,7 @@ R = TypeVar("R")
 def call_stage(
     stage: str,
     params: Path | None,
-    out: Path,
+    out: str | Path,
     local: Callable[[Any, Progress], R],
     *,
     load: Callable[[], Any] | None = None,
@@ -40,12 +49,16 @@ def call_stage(
     beam: Callable[[Any], R] | None = None,
     needs_beam: str | None = None,
     check: Callable[[R], None] | None = None,
+    urls: Sequence[tuple[str, str | Path]] = (),
 ) -> R:
     """Run a stage command through `run`, in this order: check `engine` (only a stage with a
-    `beam` driver has one), load the params (`load()`, else the params file `params`), then call
-    `beam(p)` on the Beam engine, else refuse a flag only Beam takes (`needs_beam`, the message)
-    or call `local(p, progress)` with bars on a terminal, and last `check(result)` once the bars
-    are closed. Every failure is reported by `run` (exit 1 or 2)."""
+    `beam` driver has one), refuse an object-store URL among `urls` ((option, value) pairs:
+    the paths Beam's filesystems may reach) unless on the Beam engine, load the params
+    (`load()`, else the params file `params`), then call `beam(p)` on the Beam engine, else
+    refuse a flag only Beam takes (`needs_beam`, the message) or call `local(p, progress)` with
+    bars on a terminal, and last `check(result)` once the bars are closed. Every failure is
+    reported by `run` (exit 1 or 2). (A URL given for a path that is always local was refused
+    earlier, while the command line was parsed: `dataops.cli.paths`.)"""
 
     def go() -> R:
         on_beam = False
@@ -55,6 +68,8 @@ def call_stage(
             if engine == "beam":
                 quiet_beam()  # before Beam's import logs its first warning
             on_beam = use_beam(engine)
+        if not on_beam:
+            refuse_urls_off_beam(urls)
         if load is not None:
             p = load()
         else:
@@ -105,13 +120,15 @@ def _fail_on_violations(r: Any) -> None:
 def sample(
     params: Annotated[
         Path | None,
-        typer.Option(
+        local_option(
             "--params",
             "-p",
             help="The params file (default: params.yaml if there is one, else the defaults).",
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(naming.SAMPLE_DIR),
+    out: Annotated[Path, local_option(writes=True, help="Output folder.")] = Path(
+        naming.SAMPLE_DIR
+    ),
     num_examples: Annotated[
         int | None, typer.Option(help="Rows (default: sample.num_examples).")
     ] = None,
@@ -132,7 +149,9 @@ def sample(
 
 def ingest(
     params: ParamsOpt = Path("params.yaml"),
-    out: Annotated[Path, typer.Option(help="Snapshot folder.")] = Path(naming.SNAPSHOT_DIR),
+    out: Annotated[Path, local_option(writes=True, help="Snapshot folder.")] = Path(
+        naming.SNAPSHOT_DIR
+    ),
     engine: EngineOpt = "local",
     beam_options: BeamOptionsOpt = None,
 ) -> None:
@@ -161,30 +180,35 @@ def ingest(
 
 def preprocess(
     params: ParamsOpt = Path("params.yaml"),
-    snapshot: Annotated[Path, typer.Option(help="Snapshot folder (from ingest).")] = Path(
-        naming.SNAPSHOT_DIR
-    ),
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path(naming.PREPROCESSED_DIR),
+    snapshot: Annotated[
+        str, url_option(help="Snapshot folder (from ingest); a URL with --engine beam.")
+    ] = naming.SNAPSHOT_DIR,
+    out: Annotated[
+        str, url_option(help="Output folder; a URL with --engine beam.")
+    ] = naming.PREPROCESSED_DIR,
     engine: EngineOpt = "local",
     beam_options: BeamOptionsOpt = None,
 ) -> None:
     """Split, fit on train, and transform into one Parquet file per split."""
     from dataops.stages.preprocess import run_preprocess
 
+    src, dest = location(snapshot), location(out)
+
     def on_beam(p: Any) -> Any:
         from dataops.beam.preprocess import run_preprocess_beam
 
-        return run_preprocess_beam(p.preprocess, snapshot, out, p.dataset.on_error, beam_options)
+        return run_preprocess_beam(p.preprocess, src, dest, p.dataset.on_error, beam_options)
 
     r = call_stage(
         "preprocess",
         params,
-        out,
+        dest,
         lambda p, progress: run_preprocess(
-            p.preprocess, snapshot, out, p.dataset.on_error, progress
+            p.preprocess, Path(src), Path(dest), p.dataset.on_error, progress
         ),
         engine=engine,
         beam=on_beam,
+        urls=[("--snapshot", src), ("--out", dest)],
     )
     log(
         "preprocess.done",
@@ -197,10 +221,12 @@ def preprocess(
 
 def serialize(
     params: ParamsOpt = Path("params.yaml"),
-    preprocessed: Annotated[Path, typer.Option(help="Folder from preprocess.")] = Path(
-        naming.PREPROCESSED_DIR
-    ),
-    out: Annotated[Path, typer.Option(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    preprocessed: Annotated[
+        str, url_option(help="Folder from preprocess; a URL with --engine beam.")
+    ] = naming.PREPROCESSED_DIR,
+    out: Annotated[
+        str, url_option(help="Dataset folder; a URL with --engine beam.")
+    ] = naming.DATASET_DIR,
     engine: EngineOpt = "local",
     beam_options: BeamOptionsOpt = None,
     to_remote: Annotated[
@@ -215,12 +241,12 @@ def serialize(
     """Write TFRecord shards of tf.train.Example and metadata.json."""
     from dataops.stages.serialize import run_serialize
 
+    src, dest = location(preprocessed), location(out)
+
     def on_beam(p: Any) -> Any:
         from dataops.beam.serialize import run_serialize_beam
 
-        return run_serialize_beam(
-            p.serialize, p.dataset, preprocessed, out, beam_options, to_remote
-        )
+        return run_serialize_beam(p.serialize, p.dataset, src, dest, beam_options, to_remote)
 
     needs_beam = None
     if to_remote is not None:
@@ -228,11 +254,12 @@ def serialize(
     r = call_stage(
         "serialize",
         params,
-        out,
-        lambda p, progress: run_serialize(p.serialize, p.dataset, preprocessed, out, progress),
+        dest,
+        lambda p, progress: run_serialize(p.serialize, p.dataset, Path(src), Path(dest), progress),
         engine=engine,
         beam=on_beam,
         needs_beam=needs_beam,
+        urls=[("--preprocessed", src), ("--out", dest)],
     )
     log(
         "serialize.done",
@@ -246,8 +273,10 @@ def serialize(
 
 def validate(
     params: ParamsOpt = Path("params.yaml"),
-    dataset: Annotated[Path, typer.Option(help="Dataset folder.")] = Path(naming.DATASET_DIR),
-    report: Annotated[Path, typer.Option(help="Report file (JSON).")] = Path(naming.REPORT_FILE),
+    dataset: Annotated[Path, local_option(help="Dataset folder.")] = Path(naming.DATASET_DIR),
+    report: Annotated[Path, local_option(writes=True, help="Report file (JSON).")] = Path(
+        naming.REPORT_FILE
+    ),
 ) -> None:
     """Re-read every shard with TensorFlow and check the expectations; exit 1 on violations."""
     quiet_tensorflow()
