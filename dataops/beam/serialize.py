@@ -42,7 +42,6 @@ from dataops.beam.remote import (
     record,
 )
 from dataops.beam.runner import run_tasks
-from dataops.beam.tasks import largest_first
 from dataops.beam.upload import FileEntry, upload_files
 from dataops.config import DatasetParams, SerializeParams
 from dataops.errors import DatasetError
@@ -113,9 +112,6 @@ def run_serialize_beam(
         bounds = plan_shards(total, sample_split(pf, features, params), params)
         k = len(bounds) - 1
         tasks += [(split, i, k, bounds[i], bounds[i + 1]) for i in range(k)]
-    # largest shards first: dealt to the workers round-robin (DirectRunner) or as they free
-    # up, they finish close together; the results are put in shard order below
-    tasks = [tasks[j] for j in largest_first([t[4] - t[3] for t in tasks])]
     with _destination(out, target) as (_, put):
 
         def write(

@@ -48,9 +48,9 @@ def tasks_for(
 def balanced_groups(sizes: Sequence[float], workers: int) -> list[list[int]]:
     """The indexes of `sizes` in at most `workers` groups of about equal total: largest first,
     each to the group with the least so far (the first such on a tie); each group in index
-    order, the groups in order of their first index. A runner that hands each worker whole
-    elements (DirectRunner partitions a stage's input once, round-robin, with no stealing)
-    then gives no worker two large items while another has none."""
+    order, the groups in order of their first index. DirectRunner deals a stage's elements to
+    its workers once, round-robin in the (random) order a Reshuffle leaves, with no stealing:
+    with one element per worker at most, no worker gets two while another has none."""
     groups: list[list[int]] = [[] for _ in range(max(1, min(workers, len(sizes))))]
     totals = [0.0] * len(groups)
     for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
@@ -58,10 +58,3 @@ def balanced_groups(sizes: Sequence[float], workers: int) -> list[list[int]]:
         groups[g].append(i)
         totals[g] += sizes[i]
     return sorted((sorted(g) for g in groups if g), key=lambda g: g[0])
-
-
-def largest_first(sizes: Sequence[float]) -> list[int]:
-    """The indexes of `sizes`, largest first (ties in index order): the order in which to hand
-    tasks of unequal size to workers, so that one dealt round-robin or taken as workers free
-    up, the workers finish close together."""
-    return sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))

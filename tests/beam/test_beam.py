@@ -214,10 +214,10 @@ def test_tasks_are_ranges_of_many_batches_covering_each_once():
     assert tasks_for(5, 1, 2) == [(0, 2), (2, 4), (4, 5)]
 
 
-def test_write_jobs_and_shards_are_dealt_so_the_workers_finish_together():
-    """Preprocess's write jobs: the train split alone, the small splits together (one job per
-    worker at most, each split in exactly one); serialize's shards: largest first."""
-    from dataops.beam.tasks import balanced_groups, largest_first
+def test_write_jobs_put_the_train_split_alone_and_the_small_ones_together():
+    """Preprocess's write jobs: one per worker at most, each split in exactly one, the
+    large train split alone."""
+    from dataops.beam.tasks import balanced_groups
 
     assert balanced_groups([0.8, 0.1, 0.1], 2) == [[0], [1, 2]]
     assert balanced_groups([0.1, 0.1, 0.8], 2) == [[0, 1], [2]]
@@ -227,7 +227,6 @@ def test_write_jobs_and_shards_are_dealt_so_the_workers_finish_together():
         groups = balanced_groups(sizes, workers)
         assert sorted(i for g in groups for i in g) == list(range(len(sizes)))
         assert len(groups) == min(workers, len(sizes))
-    assert largest_first([2, 5, 5, 1]) == [1, 2, 0, 3]
 
 
 def test_a_task_reads_exact_batches_whatever_the_row_groups(tmp_path):
