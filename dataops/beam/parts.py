@@ -1,11 +1,17 @@
 """Pass 2's part files on Beam: each task writes, per split, its kept rows into one Arrow IPC
 file; one worker per split appends them, in task order and batch by batch, into
-`<split>.parquet` (the tables the in-process driver writes)."""
+`<split>.parquet` (the tables the in-process driver writes).
+
+A write job is a group of splits of about equal rows (`balanced_groups`): one job per worker
+at most, so the large train split is written alone while the others share a worker; the
+splits of one job are written at once, one thread each (Arrow releases the GIL while it
+encodes Parquet, the bulk of the work)."""
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +51,22 @@ def snapshot_parts(snapshot: Any) -> SnapshotFiles:
 
 def part_name(split: int, first: int) -> str:
     return f"{split:03d}-{first:012d}.arrow"
+
+
+def append_splits(
+    run: Run,
+    schema: pa.Schema,
+    parts: str,
+    plan: list[tuple[int, dict[int, list[int]]]],
+    out: Any,
+    job: Sequence[tuple[int, str]],
+) -> list[tuple[str, int]]:
+    """`append_split` of each split of `job` (index, name), at once: the rows of each."""
+    if len(job) == 1:
+        return [(job[0][1], append_split(run, schema, parts, plan, out, *job[0]))]
+    with ThreadPoolExecutor(len(job), thread_name_prefix="dataops-split") as pool:
+        rows = [pool.submit(append_split, run, schema, parts, plan, out, i, n) for i, n in job]
+        return [(name, r.result()) for (_, name), r in zip(job, rows, strict=True)]
 
 
 def append_split(

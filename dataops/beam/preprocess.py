@@ -14,9 +14,10 @@ groups that hold its rows. One attempt is one pipeline (its workers start once):
   cast to, as in-process.
 - Pass 2: each task transforms its batches with a copy of those transforms and writes, per
   split, its kept rows as one Arrow file (a part); only counts come back to the driver.
-- Write (one worker per split): the parts are appended, in task order and batch by batch, to
-  `<split>.parquet` exactly as the in-process driver does, in the work folder; the driver
-  moves them into the output once no error and no late row was found.
+- Write (one job per worker at most, the splits balanced by their ratios: train alone, the
+  small splits together, each written by its own thread): the parts are appended, in task
+  order and batch by batch, to `<split>.parquet` exactly as the in-process driver does, in the
+  work folder; the driver moves them into the output once no error and no late row was found.
 
 Errors are reported for the first bad batch in row order, whichever worker met it first;
 a refit (train rows whose image fails in pass 2 under `on_error: skip`) reruns the pipeline,
@@ -54,9 +55,9 @@ from dataops.beam.io import (
     work_dir,
     write_bytes,
 )
-from dataops.beam.parts import append_split, part_name, snapshot_parts
+from dataops.beam.parts import append_splits, part_name, snapshot_parts
 from dataops.beam.runner import run_pipeline
-from dataops.beam.tasks import tasks_for, workers_of
+from dataops.beam.tasks import balanced_groups, tasks_for, workers_of
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Transform
@@ -170,8 +171,8 @@ def _passes(
     out: str | Path,
 ) -> PreprocessResult | set[int]:
     """Both passes as one pipeline (its workers start once): pass 1 on every task, the fit
-    on one worker, pass 2 on every task writing its parts, then one worker per split appends
-    them into `<split>.parquet` under a staging folder — unless an error or a late train row
+    on one worker, pass 2 on every task writing its parts, then the write jobs (`balanced_groups`
+    of the splits) append them into `<split>.parquet` under a staging folder — unless an error or a late train row
     was found, which the driver then raises or refits for (`_write_splits`'s outcomes)."""
     import apache_beam as beam
 
@@ -179,6 +180,9 @@ def _passes(
     n_splits = len(run.split_names)
     stop_at_error = run.on_error == "fail"
     parts, staged, cache = join(work, "parts"), join(work, "out"), join(work, "splits")
+    names = run.split_names
+    ratios = [run.params.split.ratios[n] for n in names]
+    jobs = [[(i, names[i]) for i in g] for g in balanced_groups(ratios, workers_of(args))]
 
     def fit(task: tuple[int, int]) -> Iterator[list[tuple[int, BatchFit]]]:
         fits, splits = [], []
@@ -256,11 +260,15 @@ def _passes(
                 writing = writing and not part.late
                 if not writing:
                     continue
+                # cast to batch 0's schema only when this batch's differs, as in-process
+                same = part.table.schema.equals(schema, check_metadata=True)
                 for si in range(n_splits):
                     sel = part.keep & (split == si)
                     if not sel.any():
                         continue
-                    kept = part.table.filter(pa.array(sel)).cast(schema)
+                    kept = part.table.filter(pa.array(sel))
+                    if not same:
+                        kept = kept.cast(schema)
                     if si not in writers:
                         path = Path(scratch, part_name(si, task[0]))
                         writers[si] = pa.ipc.new_file(str(path), schema)
@@ -274,7 +282,7 @@ def _passes(
         yield _TaskOut(task[0], rows, sizes if writing else {}, mine)
 
     def write(
-        job: tuple[int, str], fitted: _Fitted, outs: list[_TaskOut]
+        job: list[tuple[int, str]], fitted: _Fitted, outs: list[_TaskOut]
     ) -> Iterator[tuple[str, int]]:
         if fitted.error is not None or fitted.schema is None:
             return
@@ -285,7 +293,7 @@ def _passes(
         ):
             return  # the driver raises the error or refits
         plan = [(task.first, task.parts) for task in done]
-        yield job[1], append_split(run, fitted.schema, parts, plan, staged, *job)
+        yield from append_splits(run, fitted.schema, parts, plan, staged, job)
 
     def tagged(tag: str) -> Any:
         return beam.Map(lambda x: (tag, x))
@@ -310,7 +318,7 @@ def _passes(
         )
         written = (
             p
-            | "splits" >> beam.Create(list(enumerate(run.split_names)), reshuffle=False)
+            | "splits" >> beam.Create(jobs, reshuffle=False)
             | "spread write" >> beam.Reshuffle()
             | "write"
             >> beam.FlatMap(write, beam.pvalue.AsSingleton(fitted), beam.pvalue.AsList(outs))

@@ -43,3 +43,18 @@ def tasks_for(
     else:
         per = max(1, batches_per_task)
     return [(a, min(a + per, num_batches)) for a in range(0, num_batches, per)]
+
+
+def balanced_groups(sizes: Sequence[float], workers: int) -> list[list[int]]:
+    """The indexes of `sizes` in at most `workers` groups of about equal total: largest first,
+    each to the group with the least so far (the first such on a tie); each group in index
+    order, the groups in order of their first index. DirectRunner deals a stage's elements to
+    its workers once, round-robin in the (random) order a Reshuffle leaves, with no stealing:
+    with one element per worker at most, no worker gets two while another has none."""
+    groups: list[list[int]] = [[] for _ in range(max(1, min(workers, len(sizes))))]
+    totals = [0.0] * len(groups)
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        g = totals.index(min(totals))
+        groups[g].append(i)
+        totals[g] += sizes[i]
+    return sorted((sorted(g) for g in groups if g), key=lambda g: g[0])

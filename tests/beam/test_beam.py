@@ -214,6 +214,21 @@ def test_tasks_are_ranges_of_many_batches_covering_each_once():
     assert tasks_for(5, 1, 2) == [(0, 2), (2, 4), (4, 5)]
 
 
+def test_write_jobs_put_the_train_split_alone_and_the_small_ones_together():
+    """Preprocess's write jobs: one per worker at most, each split in exactly one, the
+    large train split alone."""
+    from dataops.beam.tasks import balanced_groups
+
+    assert balanced_groups([0.8, 0.1, 0.1], 2) == [[0], [1, 2]]
+    assert balanced_groups([0.1, 0.1, 0.8], 2) == [[0, 1], [2]]
+    assert balanced_groups([0.8, 0.1, 0.1], 1) == [[0, 1, 2]]
+    assert balanced_groups([0.8, 0.1, 0.1], 4) == [[0], [1], [2]]
+    for sizes, workers in [([5, 4, 3, 3, 3], 2), ([1.0] * 7, 3), ([0.0, 2.0], 5)]:
+        groups = balanced_groups(sizes, workers)
+        assert sorted(i for g in groups for i in g) == list(range(len(sizes)))
+        assert len(groups) == min(workers, len(sizes))
+
+
 def test_a_task_reads_exact_batches_whatever_the_row_groups(tmp_path):
     """Rows [13, 88) of a file in row groups of 7, cut into batches of 10: the rows, in
     order, as 10-row tables (the last shorter), from one open file."""
