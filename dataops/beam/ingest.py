@@ -55,7 +55,7 @@ from dataops.beam.runner import run_pipeline
 from dataops.config import IngestParams, OnError
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import atomic_dir
-from dataops.stages.ingest import IngestResult, run_ingest, write_manifest
+from dataops.stages.ingest import IngestResult, input_entries, run_ingest, write_manifest
 from dataops.stages.snapshot import (
     Joined,
     PartWriter,
@@ -66,7 +66,7 @@ from dataops.stages.snapshot import (
     snapshot_columns,
 )
 from dataops.stages.snapshot_files import part_name, part_rows
-from dataops.stages.sources import manifest_entry, read_source
+from dataops.stages.sources import read_source
 from dataops.stages.sources.base import KEYLESS_COLUMN, RowErrors, Source
 from dataops.stages.sources.csv import CsvRange, count_lines, csv_ranges
 from dataops.stages.sources.paths import resolve_source
@@ -97,6 +97,7 @@ def run_ingest_beam(
         return run_ingest(params, root, out, on_error)
     src = sources[0]
     spans = csv_ranges(src, range_bytes)
+    inputs = input_entries([src], root)  # the input's sha256, in a thread while workers read
     with work_dir(args) as work:
         done, parts = _read_ranges(src, params, on_error, spans, args, work)
         for _, r in done:
@@ -104,7 +105,6 @@ def run_ingest_beam(
                 raise (ConfigError if r["config"] else DatasetError)(r["error"])
         if src.keyless_prefix is None and _repeats(work, len(done)):
             return run_ingest(params, root, out, on_error)  # the join keeps the first row
-        inputs = {src.name: manifest_entry(src, root)}
         with atomic_dir(out) as tmp:
             move_tree(join(work, "snapshot"), tmp)
             good = num_rows = sum(r["rows"] for _, r in done)
@@ -119,7 +119,7 @@ def run_ingest_beam(
                     bad[reason] = bad.get(reason, 0) + n
                 owners.update(dict.fromkeys(r["columns"], src.name))
             joined = Joined(num_rows, one_source_accounts(src, good, num_rows, bad), owners, {})
-            result = write_manifest(tmp, params, inputs, joined)
+            result = write_manifest(tmp, params, inputs(), joined)
     return IngestResult(Path(out), result.num_rows, result.skipped, result.inputs_fingerprint)
 
 

@@ -71,7 +71,7 @@ def run_ingest(
     (`out/snapshot-00000-of-0000N.parquet`, ...) plus `out/manifest.json`."""
     root = Path(root)
     sources = [resolve_source(params, root, i) for i in range(len(params.sources))]
-    inputs = _input_entries(sources, root)
+    inputs = input_entries(sources, root)
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="dataops-ingest-") as scratch:
         snapshot = tmp  # the parts (`dataops.stages.snapshot_files`) beside the manifest
         joined = None
@@ -83,7 +83,7 @@ def run_ingest(
     return replace(result, out=Path(out))
 
 
-def _input_entries(sources: list[Source], root: Path) -> Callable[[], dict[str, Any]]:
+def input_entries(sources: list[Source], root: Path) -> Callable[[], dict[str, Any]]:
     """The manifest's `sources` (a sha256 of every input file), computed in a daemon thread
     while the sources are read (hashlib releases the GIL; the reading thread waits for the
     Parquet writer part of the time anyway); the returned function waits for them. Image
