@@ -205,6 +205,42 @@ def input_files(target: RemoteTarget, inp: RemoteInput) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class InputFolder:
+    """A folder a stage reads, file by file: under `folder` (the workspace or a URL), or —
+    a dependency `--to-remote` reads from the remote — the objects of the version `dvc.lock`
+    records (`input_folder`)."""
+
+    folder: str
+    producer: str
+    """The stage that writes the folder, for messages."""
+    objects: dict[str, str] | None = None
+    """Relative path → its object in the remote; None: the files are under `folder`."""
+    label: str = ""
+
+    @property
+    def local(self) -> bool:
+        """Its files are under `folder` in the workspace (not at a URL, not in a remote)."""
+        return self.objects is None and not is_url(self.folder)
+
+    def __call__(self, name: str) -> str:
+        """Where the folder's file `name` is."""
+        if self.objects is None:
+            return join(self.folder, name)
+        if name not in self.objects:
+            raise DatasetError(f"{self.label}: has no {name} — run the {self.producer} stage first")
+        return self.objects[name]
+
+
+def input_folder(folder: str | Path, target: RemoteTarget | None, producer: str) -> InputFolder:
+    """The folder `folder` a stage reads: from the remote when `target` reads it from there."""
+    inp = target.input_for(folder) if target is not None else None
+    if target is None or inp is None:
+        return InputFolder(str(folder), producer)
+    label = f"{inp.def_path} ({inp.md5} in remote '{target.remote}')"
+    return InputFolder(str(folder), producer, input_files(target, inp), label)
+
+
 def _find_output(repo: Any, path: str, given: str | Path) -> tuple[Any, Any]:
     found = [(s, o) for s in repo.index.stages for o in s.outs if o.fs_path == path]
     if not found:
