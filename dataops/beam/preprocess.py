@@ -56,7 +56,7 @@ from dataops.beam.io import (
     write_bytes,
 )
 from dataops.beam.parts import append_splits, part_name, snapshot_parts
-from dataops.beam.remote import LockedOutput, RemoteTarget, input_folder, plan_target, record
+from dataops.beam.remote import LockedOutput, RemoteTarget, input_folder, plan_target, record_with
 from dataops.beam.runner import run_pipeline
 from dataops.beam.tasks import balanced_groups, tasks_for, workers_of
 from dataops.beam.upload import FileEntry, mover, uploader
@@ -383,7 +383,7 @@ def _passes(
         write_state(Path(scratch), run, fitted.state, transforms, counts, skipped)
         if target is not None:
             entries = [e for *_, es in split_files for e in es]
-            locked = record(target, [*entries, *uploader(target.objects)(Path(scratch))])
+            locked = record_with(target, entries, Path(scratch))
             return RemotePreprocessResult(**vars(result), remote=target, locked=locked)
         with output_dir(out) as dest:
             move_tree(staged, dest)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dataops.beam.io import exists, is_url, join
-from dataops.beam.upload import FileEntry, object_path, put_object
+from dataops.beam.upload import FileEntry, object_path, put_object, upload_files
 from dataops.errors import ConfigError, DataopsError, DatasetError
 
 SCHEMES = ("s3", "gs")
@@ -359,3 +359,9 @@ def record(target: RemoteTarget, entries: Iterable[FileEntry]) -> LockedOutput:
     return LockedOutput(
         path=os.path.relpath(target.out, target.root), md5=oid, size=size, nfiles=len(seen)
     )
+
+
+def record_with(target: RemoteTarget, entries: Iterable[FileEntry], driver: Path) -> LockedOutput:
+    """`record` the output: the workers' `entries` and the files the driver wrote into its
+    local folder `driver` (`manifest.json`, `state.json`, ...), uploaded first."""
+    return record(target, [*entries, *upload_files(driver, target.objects)])

@@ -176,6 +176,7 @@ def ingest(
     ),
     engine: EngineOpt = "local",
     beam_options: BeamOptionsOpt = None,
+    to_remote: ToRemoteOpt = None,
 ) -> None:
     """Read and join the sources of `ingest` into a Parquet snapshot with a manifest."""
     from dataops.stages.ingest import run_ingest
@@ -184,7 +185,12 @@ def ingest(
         from dataops.beam.ingest import run_ingest_beam
 
         return run_ingest_beam(
-            p.ingest, params.resolve().parent, out, p.dataset.on_error, beam_options
+            p.ingest,
+            params.resolve().parent,
+            out,
+            p.dataset.on_error,
+            beam_options,
+            to_remote=to_remote,
         )
 
     r = call_stage(
@@ -196,8 +202,16 @@ def ingest(
         ),
         engine=engine,
         beam=on_beam,
+        needs_beam=_to_remote_needs_beam(to_remote),
     )
-    log("ingest.done", out=str(r.out), rows=r.num_rows, skipped=r.skipped, engine=engine)
+    log(
+        "ingest.done",
+        out=str(r.out),
+        **_remote_fields(to_remote, r),
+        rows=r.num_rows,
+        skipped=r.skipped,
+        engine=engine,
+    )
 
 
 def preprocess(

@@ -1,6 +1,7 @@
-"""Preprocess on Beam straight into a DVC remote (`--to-remote`), then serialize from there:
-the workspace holds neither the snapshot nor the preprocessed folder, `dvc.lock` is the one
-`dvc commit` writes for the in-process bytes, and `dvc pull` in a fresh clone brings them back.
+"""Ingest, preprocess and serialize on Beam straight into a DVC remote (`--to-remote`), each
+reading its input from there: the workspace holds neither the snapshot nor the preprocessed
+folder, `dvc.lock` is the one `dvc commit` writes for the in-process bytes, and `dvc pull` in a
+fresh clone brings them back.
 
 Real DVC (dvc-s3) against a local S3-compatible server (moto's standalone server), real Beam
 DirectRunner; skipped without Beam, boto3 or moto_server.
@@ -19,6 +20,7 @@ pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'be
 pytest.importorskip("dvc_s3", reason="dvc-s3 is not installed (the 's3' extra)")
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
 
+from dataops.beam.ingest import run_ingest_beam  # noqa: E402
 from dataops.beam.preprocess import run_preprocess_beam  # noqa: E402
 from dataops.beam.serialize import run_serialize_beam  # noqa: E402
 from dataops.config import parse_params  # noqa: E402
@@ -63,8 +65,8 @@ def _lock(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A project (git repository) with 60 sample rows, a default DVC remote `store` on moto's
-    S3 server; sample and ingest built in-process, committed and pushed (preprocess and
-    serialize not recorded). Also `reference`: the whole pipeline run in-process and committed
+    S3 server; sample and ingest built in-process and committed, only the sample pushed
+    (preprocess and serialize not recorded). Also `reference`: the whole pipeline run in-process and committed
     (`dvc commit`): the bytes and the `dvc.lock` that `dvc repro` would leave."""
     mp = pytest.MonkeyPatch()
     for k, v in CREDENTIALS.items():
@@ -94,7 +96,7 @@ def built(tmp_path_factory):
             for out in ("preprocessed", "tfrecords"):
                 shutil.rmtree(root / "data" / out)
             sh("dvc", "commit", "-f", "-d", "-q", "ingest", cwd=root)
-            sh("dvc", "push", "-q", cwd=root)
+            sh("dvc", "push", "-q", "sample", cwd=root)
             sh(*COMMIT, "-am", "ingested", cwd=root)
             yield root, reference, prefix, data, endpoint
         finally:
@@ -102,13 +104,35 @@ def built(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_preprocess_then_serialize_through_the_remote_match_dvc_repro(built, tmp_path):
+def test_ingest_preprocess_serialize_through_the_remote_match_dvc_repro(built, tmp_path):
     root, reference, prefix, data, endpoint = built
     params = parse_params(data)
     ref = _lock(reference)
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    del lock["stages"]["ingest"]  # not recorded: as if never built here
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
     before = _objects(endpoint, prefix)
 
-    # The CLI, the snapshot in the workspace: the split files and state.json go into the
+    # Ingest (the sample's three sources: the in-process ingest, into a scratch folder): the
+    # parts and manifest.json go into the remote, the stale workspace copy is removed, the
+    # entry is the one `dvc commit` writes.
+    ingested = run_ingest_beam(
+        params.ingest,
+        root,
+        root / "data" / "snapshot",
+        params.dataset.on_error,
+        THREADS_2,
+        to_remote="store",
+    )
+    assert not (root / "data" / "snapshot").exists()
+    assert _lock(root)["ingest"] == ref["ingest"]
+    snap = ref["ingest"]["outs"][0]
+    assert ingested.locked.md5 == snap["md5"]  # type: ignore[attr-defined]
+    new = _objects(endpoint, prefix) - before
+    assert len(new) == snap["nfiles"] + 1  # every file and the .dir manifest
+    before |= new
+
+    # The CLI, the snapshot read from the remote: the split files and state.json go into the
     # remote, dvc.lock's preprocess entry is the one `dvc commit` writes for the in-process bytes.
     r = run_cli(
         "preprocess",
@@ -129,9 +153,9 @@ def test_preprocess_then_serialize_through_the_remote_match_dvc_repro(built, tmp
     assert len(new) == locked["nfiles"] + 1  # every file and the .dir manifest
     assert f"{prefix}/files/md5/{locked['md5'][:2]}/{locked['md5'][2:]}" in new
 
-    # Again with the snapshot only in the remote: read at the version dvc.lock records, the same
-    # entry (the dependency's hash as recorded), nothing new uploaded (content-addressed).
-    shutil.rmtree(root / "data" / "snapshot")
+    # Again with the snapshot in the workspace: the same entry, nothing new uploaded
+    # (content-addressed).
+    shutil.copytree(reference / "data" / "snapshot", root / "data" / "snapshot")
     result = run_preprocess_beam(
         params.preprocess,
         root / "data" / "snapshot",
@@ -143,8 +167,8 @@ def test_preprocess_then_serialize_through_the_remote_match_dvc_repro(built, tmp
     assert result.locked.md5 == locked["md5"]  # type: ignore[attr-defined]
     assert _lock(root)["preprocess"] == ref["preprocess"]
     assert _objects(endpoint, prefix) - before == new
-    assert not (root / "data" / "snapshot").exists()
     assert not (root / "data" / "preprocessed").exists()
+    shutil.rmtree(root / "data" / "snapshot")
 
     # The chain: serialize reads the preprocessed folder from the remote; the whole dvc.lock
     # is byte for byte the one of the in-process run.
@@ -164,7 +188,7 @@ def test_preprocess_then_serialize_through_the_remote_match_dvc_repro(built, tmp
     # `dvc gc --cloud` keeps every object the lock names (it reads the .dir manifests).
     everything = _objects(endpoint, prefix)
     sh("dvc", "gc", "-w", "-c", "-f", "-q", cwd=root)
-    assert new <= _objects(endpoint, prefix)
+    assert before | new <= _objects(endpoint, prefix)
     assert len(_objects(endpoint, prefix)) <= len(everything)
 
     # A fresh clone pulls the in-process bytes.
@@ -230,3 +254,44 @@ def test_the_cli_needs_the_beam_engine_for_to_remote(built):
     r = run_cli("preprocess", "--to-remote", "store", cwd=built[0])
     assert r.returncode == 2
     assert "--to-remote needs --engine beam (its workers do the uploads)" in r.stderr
+
+
+@pytest.mark.slow
+def test_ingest_parts_written_by_workers_go_into_a_local_remote(tmp_path):
+    """One CSV source: the workers write the snapshot's parts side by side and upload them
+    into a local (shared-disk) remote; dvc.lock is the one `dvc commit` writes for the
+    in-process snapshot, and `dvc pull` brings its bytes."""
+    from dataops.config import IngestParams
+    from dataops.stages.ingest import run_ingest
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    rows = ["id,x"] + [f"{i},{i * 0.5}" for i in range(600)]
+    rows[7] = "9999"  # a malformed row (its key unique: a repeat runs in-process): skipped
+    (ws / "t.csv").write_text("\n".join(rows) + "\n")
+    stage = {"cmd": "dataops ingest", "deps": ["t.csv"], "outs": ["snap"]}
+    (ws / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"ingest": stage}}))
+    sh("git", "init", "-q", cwd=ws)
+    sh("dvc", "init", "-q", cwd=ws)
+    sh("dvc", "remote", "add", "-d", "nas", str(tmp_path / "nas"), cwd=ws)
+    params = IngestParams.model_validate(
+        {"key": "id", "batch_rows": 2, "sources": [{"name": "t", "format": "csv", "path": "t.csv"}]}
+    )
+    local = run_ingest(params, ws, ws / "snap", "skip")
+    assert len(list((ws / "snap").glob("snapshot-*.parquet"))) == 2  # 512 rows a part
+    sh("dvc", "commit", "-f", "-q", "ingest", cwd=ws)
+    reference = (ws / "dvc.lock").read_text()
+    expected = _digests(ws / "snap")
+    (ws / "dvc.lock").unlink()
+
+    result = run_ingest_beam(
+        params, ws, ws / "snap", "skip", THREADS_2, range_bytes=1000, to_remote="nas"
+    )
+    assert (ws / "dvc.lock").read_text() == reference
+    assert not (ws / "snap").exists()
+    assert (result.num_rows, result.skipped) == (local.num_rows, local.skipped)
+    assert local.num_rows == 599 and local.skipped == {"malformed_row": 1}
+    objects = [p for p in (tmp_path / "nas").rglob("*") if p.is_file()]
+    assert len(objects) == len(expected) + 1  # every file and the .dir manifest
+    sh("dvc", "pull", "-q", cwd=ws)
+    assert _digests(ws / "snap") == expected
