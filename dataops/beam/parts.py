@@ -1,6 +1,7 @@
 """Pass 2's part files on Beam: each task writes, per split, its kept rows into one Arrow IPC
 file; one worker per split appends them, in task order and batch by batch, into
-`<split>.parquet` (the tables the in-process driver writes).
+`<split>.parquet` (the tables the in-process driver writes) and hands it over (`Put`: into the
+staging folder, or with `--to-remote` into the DVC remote).
 
 A write job is a group of splits of about equal rows (`balanced_groups`): one job per worker
 at most, so the large train split is written alone while the others share a worker; the

@@ -1,4 +1,5 @@
-"""A stage output written straight into a DVC remote: the Airflow worker's disk never holds it.
+"""A stage output written straight into a DVC remote: the Airflow worker's disk never holds it
+(`--to-remote` of ingest, preprocess and serialize on Beam).
 
 DVC 3 keeps every file of a remote under `<url>/files/md5/<first 2 hex>/<other 30 hex>` (the md5
 of its bytes) and a directory as one more object, `<md5>.dir`: the JSON list of
@@ -6,9 +7,10 @@ of its bytes) and a directory as one more object, `<md5>.dir`: the JSON list of
 entry records the directory as `md5: <md5>.dir` with its total `size` and `nfiles`; `dvc pull`
 needs nothing else.
 
-So on Beam each worker, after writing a shard into its private scratch directory, uploads the
-shard (and its index) under its md5 and returns `(relpath, md5, size)`; the driver uploads the
-small files it writes itself (`metadata.json`, `dataset_info.json`, ...), builds and uploads the
+So on Beam each worker, after writing a file (a snapshot part, a split's Parquet file, a shard
+and its index) into its private scratch directory, uploads it under its md5 and returns
+`(relpath, md5, size)` (`upload.uploader`); the driver uploads the small files it writes itself
+(`manifest.json`, `state.json`, `metadata.json`, ...: `record_with`), builds and uploads the
 `.dir` object with DVC's own `Tree` (so its bytes are DVC's), removes the stage's stale
 workspace copy of the output (as `dvc repro` does before it runs a stage) and writes the
 stage's `dvc.lock` entry — deps and params hashed by DVC, the output from the manifest. The
@@ -16,9 +18,10 @@ entry is the one `dvc repro` writes for the same bytes; `dvc pull` then fetches 
 `dvc repro --allow-missing` / `dvc status` in a clone see the stage as up to date.
 
 The stage's inputs need not be in the workspace either: a dependency missing there that
-another stage's `dvc.lock` entry records as a folder (`data/preprocessed`) is read from the
-remote — its `.dir` manifest, then each file's object — at that recorded version, and recorded
-as the dependency's hash, as `dvc repro --allow-missing` takes it.
+another stage's `dvc.lock` entry records as a folder (`data/snapshot`, `data/preprocessed`) is
+read from the remote (`input_folder`) — its `.dir` manifest, then each file's object — at that
+recorded version, and recorded as the dependency's hash, as `dvc repro --allow-missing` takes
+it. (Ingest reads its sources in the workspace only.)
 
 A remote object is uploaded under its final name in one PUT (object stores show it whole or
 not at all) or, on a local/shared-disk remote, written beside it and renamed; an object already

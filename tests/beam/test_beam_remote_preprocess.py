@@ -250,8 +250,24 @@ def test_a_snapshot_recorded_nowhere_is_named(built, tmp_path):
     )
 
 
-def test_the_cli_needs_the_beam_engine_for_to_remote(built):
-    r = run_cli("preprocess", "--to-remote", "store", cwd=built[0])
+def test_ingest_refuses_a_source_missing_from_the_workspace(built, tmp_path):
+    """Ingest reads its sources in the workspace, never from the remote."""
+    root, _, _, data, _ = built
+    ws = tmp_path / "ws"
+    sh("git", "clone", "-q", str(root), str(ws), cwd=tmp_path)
+    params = parse_params(data)
+    with pytest.raises(ConfigError) as e:
+        run_ingest_beam(params.ingest, ws, ws / "data" / "snapshot", to_remote="store")
+    assert str(e.value) == (
+        "--to-remote: data/sample, a source of stage 'ingest', is not in the workspace:"
+        " ingest reads its sources there (dvc pull it first)"
+    )
+    assert not (ws / "data" / "snapshot").exists()
+
+
+@pytest.mark.parametrize("stage", ["ingest", "preprocess"])
+def test_the_cli_needs_the_beam_engine_for_to_remote(built, stage):
+    r = run_cli(stage, "--to-remote", "store", cwd=built[0])
     assert r.returncode == 2
     assert "--to-remote needs --engine beam (its workers do the uploads)" in r.stderr
 
