@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ from dataops.beam.io import (
     work_dir,
     write_bytes,
 )
+from dataops.beam.remote import LockedOutput, RemoteTarget, plan_target, record_with
 from dataops.beam.runner import run_pipeline
+from dataops.beam.upload import FileEntry, Put, mover, uploader
 from dataops.config import IngestParams, OnError
 from dataops.errors import ConfigError, DatasetError
 from dataops.fsutil import atomic_dir
@@ -83,34 +86,43 @@ def run_ingest_beam(
     on_error: OnError = "fail",
     options: str | Sequence[str] | None = None,
     range_bytes: int = RANGE_BYTES,
+    to_remote: str | None = None,
 ) -> IngestResult:
     """`run_ingest` on Beam: the same snapshot parts and `out/manifest.json` bytes.
 
     `options`: Beam pipeline options (default: `$DATAOPS_BEAM_OPTIONS`); `range_bytes`: bytes
     of CSV one worker reads as one task.
+
+    With `to_remote` (a DVC remote's name) the workers upload the parts into the remote, the
+    driver `manifest.json` and the stage's `dvc.lock` entry (`dataops.beam.remote`); an input
+    the in-process ingest reads is written into a local scratch folder, then uploaded.
     """
     args = beam_args(options)
+    target = _target(out, to_remote)  # before any work: every ConfigError first
+    args = target.beam_args(args) if target is not None else args
     use_options(args)
     root = Path(root)
     sources = [resolve_source(params, root, i) for i in range(len(params.sources))]
     if len(sources) != 1 or sources[0].params.format != "csv":
-        return run_ingest(params, root, out, on_error)
+        return _in_process(params, root, out, on_error, target)
     src = sources[0]
     spans = csv_ranges(src, range_bytes)
     inputs = input_entries([src], root)  # the input's sha256, in a thread while workers read
     with work_dir(args) as work:
-        done, parts = _read_ranges(src, params, on_error, spans, args, work)
+        staged = join(work, "snapshot")
+        put = uploader(target.objects) if target is not None else mover(staged)
+        done, parts = _read_ranges(src, params, on_error, spans, args, work, put)
         for _, r in done:
             if "error" in r:
                 raise (ConfigError if r["config"] else DatasetError)(r["error"])
         if src.keyless_prefix is None and _repeats(work, len(done)):
-            return run_ingest(params, root, out, on_error)  # the join keeps the first row
-        with atomic_dir(out) as tmp:
-            move_tree(join(work, "snapshot"), tmp)
+            return _in_process(params, root, out, on_error, target)  # the join keeps the first
+        with tempfile.TemporaryDirectory(prefix="dataops-manifest-") as driver:
             good = num_rows = sum(r["rows"] for _, r in done)
-            if sum(parts.values()) != num_rows:
+            rows = sum(n for n, _ in parts.values())
+            if rows != num_rows:
                 raise DatasetError(
-                    f"ingest on Beam: the snapshot's parts hold {sum(parts.values())} rows, the ranges read {num_rows}"
+                    f"ingest on Beam: the snapshot's parts hold {rows} rows, the ranges read {num_rows}"
                 )
             bad: dict[str, int] = {}
             owners: dict[str, str] = {}
@@ -119,8 +131,59 @@ def run_ingest_beam(
                     bad[reason] = bad.get(reason, 0) + n
                 owners.update(dict.fromkeys(r["columns"], src.name))
             joined = Joined(num_rows, one_source_accounts(src, good, num_rows, bad), owners, {})
-            result = write_manifest(tmp, params, inputs(), joined)
-    return IngestResult(Path(out), result.num_rows, result.skipped, result.inputs_fingerprint)
+            result = write_manifest(Path(driver), params, inputs(), joined)
+            summary = IngestResult(
+                Path(out), result.num_rows, result.skipped, result.inputs_fingerprint
+            )
+            if target is not None:
+                entries = [e for k in sorted(parts) for e in parts[k][1]]
+                locked = record_with(target, entries, Path(driver))
+                return RemoteIngestResult(**vars(summary), remote=target, locked=locked)
+            with atomic_dir(out) as tmp:
+                move_tree(staged, tmp)
+                put_files(Path(driver), tmp)
+    return summary
+
+
+@dataclass(frozen=True)
+class RemoteIngestResult(IngestResult):
+    """`run_ingest_beam(..., to_remote=...)`: the snapshot is in the DVC remote, not at `out`."""
+
+    remote: RemoteTarget
+    locked: LockedOutput
+    """The output's `dvc.lock` entry (`md5: <md5>.dir`, `size`, `nfiles`)."""
+
+
+def _target(out: str | Path, to_remote: str | None) -> RemoteTarget | None:
+    """`plan_target`; the sources must be in the workspace (ingest reads them there)."""
+    if to_remote is None:
+        return None
+    target = plan_target(out, to_remote)
+    if target.inputs:
+        raise ConfigError(
+            f"--to-remote: {target.inputs[0].def_path}, a source of stage '{target.stage}', "
+            "is not in the workspace: ingest reads its sources there (dvc pull it first)"
+        )
+    return target
+
+
+def _in_process(
+    params: IngestParams,
+    root: Path,
+    out: str | Path,
+    on_error: OnError,
+    target: RemoteTarget | None,
+) -> IngestResult:
+    """The in-process ingest into `out` — or, with `target`, into a local scratch folder
+    uploaded into the remote and recorded as the stage's output."""
+    if target is None:
+        return run_ingest(params, root, out, on_error)
+    with tempfile.TemporaryDirectory(prefix="dataops-ingest-") as scratch:
+        r = run_ingest(params, root, Path(scratch, "snapshot"), on_error)
+        locked = record_with(target, [], Path(scratch, "snapshot"))
+    return RemoteIngestResult(
+        Path(out), r.num_rows, r.skipped, r.inputs_fingerprint, remote=target, locked=locked
+    )
 
 
 def _key_name(params: IngestParams) -> str:
@@ -146,11 +209,12 @@ def _read_ranges(
     spans: list[tuple[int, int | None]],
     args: list[str],
     work: str,
-) -> tuple[list[tuple[int, dict[str, Any]]], dict[int, int]]:
+    put: Put,
+) -> tuple[list[tuple[int, dict[str, Any]]], dict[int, tuple[int, list[FileEntry]]]]:
     """The whole read as one pipeline: every range's lines counted, every range read with
     the number of its first line and the records before it, then — when no range met an
-    error — the snapshot's parts written side by side under `<work>/snapshot`. The ranges'
-    results in range order, and the rows of each part written."""
+    error — the snapshot's parts written side by side and handed to `put`. The ranges'
+    results in range order, and per part its rows and `put`'s entries."""
     import apache_beam as beam
 
     line = 2 if src.params.header else 1
@@ -173,8 +237,11 @@ def _read_ranges(
         total = sum(r["rows"] for _, r in ranges)
         yield from range(math.ceil(total / part_rows(params.batch_rows)))
 
-    def write(k: int, ranges: list[tuple[int, dict[str, Any]]]) -> tuple[int, int]:
-        return k, _write_part(k, sorted(ranges, key=lambda r: r[0]), params.batch_rows, key, work)
+    def write(
+        k: int, ranges: list[tuple[int, dict[str, Any]]]
+    ) -> tuple[int, tuple[int, list[FileEntry]]]:
+        ordered = sorted(ranges, key=lambda r: r[0])
+        return k, _write_part(k, ordered, params.batch_rows, key, work, put)
 
     def build(p: Any) -> Any:
         counted: Any = []
@@ -211,11 +278,16 @@ def _read_ranges(
 
 
 def _write_part(
-    k: int, ranges: list[tuple[int, dict[str, Any]]], batch_rows: int, key: str, work: str
-) -> int:
+    k: int,
+    ranges: list[tuple[int, dict[str, Any]]],
+    batch_rows: int,
+    key: str,
+    work: str,
+    put: Put,
+) -> tuple[int, list[FileEntry]]:
     """Part `k` of the snapshot — its rows [k·R, (k+1)·R) taken from the ranges' Arrow files —
-    written by one `PartWriter` into `<work>/snapshot` (as the in-process `OutWriter` cuts it,
-    so the same bytes); its rows."""
+    written by one `PartWriter` (as the in-process `OutWriter` cuts it, so the same bytes) and
+    handed to `put` (the staging folder, or the DVC remote); its rows and `put`'s entries."""
     size = part_rows(batch_rows)
     total = sum(r["rows"] for _, r in ranges)
     parts = math.ceil(total / size)
@@ -237,8 +309,7 @@ def _write_part(
                         break
             at += r["rows"]
         rows = writer.close()
-        put_files(Path(scratch), join(work, "snapshot"))
-    return rows
+        return rows, put(Path(scratch))
 
 
 def _numbered(

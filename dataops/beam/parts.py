@@ -1,6 +1,7 @@
 """Pass 2's part files on Beam: each task writes, per split, its kept rows into one Arrow IPC
 file; one worker per split appends them, in task order and batch by batch, into
-`<split>.parquet` (the tables the in-process driver writes).
+`<split>.parquet` (the tables the in-process driver writes) and hands it over (`Put`: into the
+staging folder, or with `--to-remote` into the DVC remote).
 
 A write job is a group of splits of about equal rows (`balanced_groups`): one job per worker
 at most, so the large train split is written alone while the others share a worker; the
@@ -21,10 +22,10 @@ from dataops.beam.io import (
     is_url,
     join,
     open_parquet,
-    put_files,
     read_bytes,
     remove,
 )
+from dataops.beam.upload import FileEntry, Put
 from dataops.errors import DatasetError
 from dataops.stages.preprocess import (
     Run,
@@ -33,8 +34,12 @@ from dataops.stages.preprocess import (
 from dataops.stages.snapshot_files import PART_GLOB, SnapshotFiles, part_names
 
 
-def snapshot_parts(snapshot: Any) -> SnapshotFiles:
-    """The parts of the snapshot folder `snapshot`: a local path or an object-store prefix."""
+def snapshot_parts(snapshot: Any, objects: dict[str, str] | None = None) -> SnapshotFiles:
+    """The parts of the snapshot folder `snapshot`: a local path or an object-store prefix,
+    or — `objects`, its files by name (`InputFolder.objects`) — in a DVC remote."""
+    if objects is not None:
+        names = part_names(list(objects), str(snapshot))
+        return SnapshotFiles([objects[n] for n in names], open_parquet)
     if not is_url(snapshot):
         return SnapshotFiles.local(snapshot)
     from apache_beam.io.filesystems import FileSystems
@@ -58,15 +63,16 @@ def append_splits(
     schema: pa.Schema,
     parts: str,
     plan: list[tuple[int, dict[int, list[int]]]],
-    out: Any,
+    put: Put,
     job: Sequence[tuple[int, str]],
-) -> list[tuple[str, int]]:
-    """`append_split` of each split of `job` (index, name), at once: the rows of each."""
+) -> list[tuple[str, int, list[FileEntry]]]:
+    """`append_split` of each split of `job` (index, name), at once: the rows of each and
+    the entries of its file (`put`'s)."""
     if len(job) == 1:
-        return [(job[0][1], append_split(run, schema, parts, plan, out, *job[0]))]
+        return [(job[0][1], *append_split(run, schema, parts, plan, put, *job[0]))]
     with ThreadPoolExecutor(len(job), thread_name_prefix="dataops-split") as pool:
-        rows = [pool.submit(append_split, run, schema, parts, plan, out, i, n) for i, n in job]
-        return [(name, r.result()) for (_, name), r in zip(job, rows, strict=True)]
+        done = [pool.submit(append_split, run, schema, parts, plan, put, i, n) for i, n in job]
+        return [(name, *r.result()) for (_, name), r in zip(job, done, strict=True)]
 
 
 def append_split(
@@ -74,12 +80,13 @@ def append_split(
     schema: pa.Schema,
     parts: str,
     plan: list[tuple[int, dict[int, list[int]]]],
-    out: Any,
+    put: Put,
     index: int,
     name: str,
-) -> int:
+) -> tuple[int, list[FileEntry]]:
     """Write `<name>.parquet` from the tasks' parts, in task order, batch by batch (the
-    tables the in-process driver writes), as in-process."""
+    tables the in-process driver writes), as in-process, and `put` it (into the staging
+    folder, or into the DVC remote); its rows and `put`'s entries."""
     with tempfile.TemporaryDirectory(prefix="dataops-split-") as scratch:
         writer = SplitWriter(Path(scratch), name, schema, run.params.batch_rows)
         rows = 0
@@ -92,8 +99,7 @@ def append_split(
                 rows += table.num_rows
             remove(path)  # read once: the disk holds at most one copy of the output
         writer.close()
-        put_files(Path(scratch), out)
-    return rows
+        return rows, put(Path(scratch))
 
 
 def read_part(path: str, sizes: list[int]) -> Iterator[pa.Table]:

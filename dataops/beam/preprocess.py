@@ -56,8 +56,10 @@ from dataops.beam.io import (
     write_bytes,
 )
 from dataops.beam.parts import append_splits, part_name, snapshot_parts
+from dataops.beam.remote import LockedOutput, RemoteTarget, input_folder, plan_target, record_with
 from dataops.beam.runner import run_pipeline
 from dataops.beam.tasks import balanced_groups, tasks_for, workers_of
+from dataops.beam.upload import FileEntry, mover, uploader
 from dataops.config import OnError, PreprocessParams
 from dataops.errors import DatasetError
 from dataops.features.base import Transform
@@ -80,21 +82,28 @@ def run_preprocess_beam(
     on_error: OnError = "fail",
     options: str | Sequence[str] | None = None,
     batches_per_task: int | None = None,
+    to_remote: str | None = None,
 ) -> PreprocessResult:
     """`run_preprocess` on Beam: the same `out/<split>.parquet` and `out/state.json` bytes.
 
     `options`: Beam pipeline options (default: `$DATAOPS_BEAM_OPTIONS`); `batches_per_task`:
     consecutive batches one worker handles as one task (default: `tasks_for`'s; the outputs do
     not depend on it).
+
+    With `to_remote` (a DVC remote's name) the write jobs upload `<split>.parquet` into the
+    remote, the driver `state.json` and the stage's `dvc.lock` entry (`dataops.beam.remote`);
+    a `snapshot` missing from the workspace is read from there at the version dvc.lock records.
     """
     args = beam_args(options)
+    target = plan_target(out, to_remote) if to_remote is not None else None  # before any work
+    args = target.beam_args(args) if target is not None else args
     use_options(args)
+    source = input_folder(snapshot, target, "ingest")
+    path = source(MANIFEST_FILE)
     manifest = (
-        Manifest.loads(read_artifact(join(snapshot, MANIFEST_FILE)), join(snapshot, MANIFEST_FILE))
-        if is_url(snapshot)
-        else read_manifest(snapshot)
+        read_manifest(snapshot) if source.local else Manifest.loads(read_artifact(path), path)
     )
-    files = snapshot_parts(snapshot).checked(manifest.num_rows)
+    files = snapshot_parts(snapshot, source.objects).checked(manifest.num_rows)
     run = Run(params, files, manifest, on_error)
     total = files.num_rows
     num_batches = math.ceil(total / params.batch_rows)
@@ -104,7 +113,8 @@ def run_preprocess_beam(
     late: set[int] = set()
     with work_dir(args) as work:
         for attempt in itertools.count():
-            done = _passes(run, tasks, num_batches, late, args, join(work, f"pass-{attempt}"), out)
+            scratch = join(work, f"pass-{attempt}")
+            done = _passes(run, tasks, num_batches, late, args, scratch, out, target)
             if isinstance(done, PreprocessResult):
                 return done
             late |= done
@@ -169,6 +179,7 @@ def _passes(
     args: list[str],
     work: str,
     out: str | Path,
+    target: RemoteTarget | None,
 ) -> PreprocessResult | set[int]:
     """Both passes as one pipeline (its workers start once): pass 1 on every task, the fit
     on one worker, pass 2 on every task writing its parts, then the write jobs (`balanced_groups`
@@ -180,6 +191,7 @@ def _passes(
     n_splits = len(run.split_names)
     stop_at_error = run.on_error == "fail"
     parts, staged, cache = join(work, "parts"), join(work, "out"), join(work, "splits")
+    put = uploader(target.objects) if target is not None else mover(staged)
     names = run.split_names
     ratios = [run.params.split.ratios[n] for n in names]
     jobs = [[(i, names[i]) for i in g] for g in balanced_groups(ratios, workers_of(args))]
@@ -283,7 +295,7 @@ def _passes(
 
     def write(
         job: list[tuple[int, str]], fitted: _Fitted, outs: list[_TaskOut]
-    ) -> Iterator[tuple[str, int]]:
+    ) -> Iterator[tuple[str, int, list[FileEntry]]]:
         if fitted.error is not None or fitted.schema is None:
             return
         done = sorted(outs, key=lambda r: r.first)
@@ -293,7 +305,7 @@ def _passes(
         ):
             return  # the driver raises the error or refits
         plan = [(task.first, task.parts) for task in done]
-        yield from append_splits(run, fitted.schema, parts, plan, staged, job)
+        yield from append_splits(run, fitted.schema, parts, plan, put, job)
 
     def tagged(tag: str) -> Any:
         return beam.Map(lambda x: (tag, x))
@@ -356,18 +368,33 @@ def _passes(
         raise DatasetError(
             f"preprocess on Beam: pass 2 returned {written} of {num_batches} batches"
         )
-    appended = dict(x for tag, x in results if tag == "split")
+    split_files = [x for tag, x in results if tag == "split"]
+    appended = {name: rows for name, rows, _ in split_files}
     if appended != counts:
         raise DatasetError(
             f"preprocess on Beam: wrote {appended} rows per split, pass 2 kept {counts}"
         )
-    with output_dir(out) as dest:
-        move_tree(staged, dest)
-        with tempfile.TemporaryDirectory(prefix="dataops-state-") as scratch:
-            write_state(Path(scratch), run, fitted.state, transforms, counts, skipped)
-            put_files(Path(scratch), dest)  # last: on an object store, the sign of a whole output
-    return PreprocessResult(
+    result = PreprocessResult(
         out=out if is_url(out) else Path(out),  # type: ignore[arg-type]
         num_examples=counts,
         skipped=dict(sorted(skipped.items())),
     )
+    with tempfile.TemporaryDirectory(prefix="dataops-state-") as scratch:
+        write_state(Path(scratch), run, fitted.state, transforms, counts, skipped)
+        if target is not None:
+            entries = [e for *_, es in split_files for e in es]
+            locked = record_with(target, entries, Path(scratch))
+            return RemotePreprocessResult(**vars(result), remote=target, locked=locked)
+        with output_dir(out) as dest:
+            move_tree(staged, dest)
+            put_files(Path(scratch), dest)  # last: on an object store, the sign of a whole output
+    return result
+
+
+@dataclass(frozen=True)
+class RemotePreprocessResult(PreprocessResult):
+    """`run_preprocess_beam(..., to_remote=...)`: the output is in the DVC remote, not at `out`."""
+
+    remote: RemoteTarget
+    locked: LockedOutput
+    """The output's `dvc.lock` entry (`md5: <md5>.dir`, `size`, `nfiles`)."""

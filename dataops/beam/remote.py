@@ -1,4 +1,5 @@
-"""A stage output written straight into a DVC remote: the Airflow worker's disk never holds it.
+"""A stage output written straight into a DVC remote: the Airflow worker's disk never holds it
+(`--to-remote` of ingest, preprocess and serialize on Beam).
 
 DVC 3 keeps every file of a remote under `<url>/files/md5/<first 2 hex>/<other 30 hex>` (the md5
 of its bytes) and a directory as one more object, `<md5>.dir`: the JSON list of
@@ -6,9 +7,10 @@ of its bytes) and a directory as one more object, `<md5>.dir`: the JSON list of
 entry records the directory as `md5: <md5>.dir` with its total `size` and `nfiles`; `dvc pull`
 needs nothing else.
 
-So on Beam each worker, after writing a shard into its private scratch directory, uploads the
-shard (and its index) under its md5 and returns `(relpath, md5, size)`; the driver uploads the
-small files it writes itself (`metadata.json`, `dataset_info.json`, ...), builds and uploads the
+So on Beam each worker, after writing a file (a snapshot part, a split's Parquet file, a shard
+and its index) into its private scratch directory, uploads it under its md5 and returns
+`(relpath, md5, size)` (`upload.uploader`); the driver uploads the small files it writes itself
+(`manifest.json`, `state.json`, `metadata.json`, ...: `record_with`), builds and uploads the
 `.dir` object with DVC's own `Tree` (so its bytes are DVC's), removes the stage's stale
 workspace copy of the output (as `dvc repro` does before it runs a stage) and writes the
 stage's `dvc.lock` entry — deps and params hashed by DVC, the output from the manifest. The
@@ -16,9 +18,10 @@ entry is the one `dvc repro` writes for the same bytes; `dvc pull` then fetches 
 `dvc repro --allow-missing` / `dvc status` in a clone see the stage as up to date.
 
 The stage's inputs need not be in the workspace either: a dependency missing there that
-another stage's `dvc.lock` entry records as a folder (`data/preprocessed`) is read from the
-remote — its `.dir` manifest, then each file's object — at that recorded version, and recorded
-as the dependency's hash, as `dvc repro --allow-missing` takes it.
+another stage's `dvc.lock` entry records as a folder (`data/snapshot`, `data/preprocessed`) is
+read from the remote (`input_folder`) — its `.dir` manifest, then each file's object — at that
+recorded version, and recorded as the dependency's hash, as `dvc repro --allow-missing` takes
+it. (Ingest reads its sources in the workspace only.)
 
 A remote object is uploaded under its final name in one PUT (object stores show it whole or
 not at all) or, on a local/shared-disk remote, written beside it and renamed; an object already
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from dataops.beam.io import exists, is_url, join
-from dataops.beam.upload import FileEntry, object_path, put_object
+from dataops.beam.upload import FileEntry, object_path, put_object, upload_files
 from dataops.errors import ConfigError, DataopsError, DatasetError
 
 SCHEMES = ("s3", "gs")
@@ -205,6 +208,42 @@ def input_files(target: RemoteTarget, inp: RemoteInput) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class InputFolder:
+    """A folder a stage reads, file by file: under `folder` (the workspace or a URL), or —
+    a dependency `--to-remote` reads from the remote — the objects of the version `dvc.lock`
+    records (`input_folder`)."""
+
+    folder: str
+    producer: str
+    """The stage that writes the folder, for messages."""
+    objects: dict[str, str] | None = None
+    """Relative path → its object in the remote; None: the files are under `folder`."""
+    label: str = ""
+
+    @property
+    def local(self) -> bool:
+        """Its files are under `folder` in the workspace (not at a URL, not in a remote)."""
+        return self.objects is None and not is_url(self.folder)
+
+    def __call__(self, name: str) -> str:
+        """Where the folder's file `name` is."""
+        if self.objects is None:
+            return join(self.folder, name)
+        if name not in self.objects:
+            raise DatasetError(f"{self.label}: has no {name} — run the {self.producer} stage first")
+        return self.objects[name]
+
+
+def input_folder(folder: str | Path, target: RemoteTarget | None, producer: str) -> InputFolder:
+    """The folder `folder` a stage reads: from the remote when `target` reads it from there."""
+    inp = target.input_for(folder) if target is not None else None
+    if target is None or inp is None:
+        return InputFolder(str(folder), producer)
+    label = f"{inp.def_path} ({inp.md5} in remote '{target.remote}')"
+    return InputFolder(str(folder), producer, input_files(target, inp), label)
+
+
 def _find_output(repo: Any, path: str, given: str | Path) -> tuple[Any, Any]:
     found = [(s, o) for s in repo.index.stages for o in s.outs if o.fs_path == path]
     if not found:
@@ -323,3 +362,9 @@ def record(target: RemoteTarget, entries: Iterable[FileEntry]) -> LockedOutput:
     return LockedOutput(
         path=os.path.relpath(target.out, target.root), md5=oid, size=size, nfiles=len(seen)
     )
+
+
+def record_with(target: RemoteTarget, entries: Iterable[FileEntry], driver: Path) -> LockedOutput:
+    """`record` the output: the workers' `entries` and the files the driver wrote into its
+    local folder `driver` (`manifest.json`, `state.json`, ...), uploaded first."""
+    return record(target, [*entries, *upload_files(driver, target.objects)])

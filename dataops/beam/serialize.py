@@ -15,7 +15,7 @@ driver records the stage's `dvc.lock` entry (`dataops.beam.remote`).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +26,8 @@ from dataops.beam.io import (
     exists,
     is_url,
     iter_rows,
-    join,
     open_parquet,
     output_dir,
-    put_files,
     read_artifact,
     use_options,
     work_dir,
@@ -37,12 +35,12 @@ from dataops.beam.io import (
 from dataops.beam.remote import (
     LockedOutput,
     RemoteTarget,
-    input_files,
+    input_folder,
     plan_target,
     record,
 )
 from dataops.beam.runner import run_tasks
-from dataops.beam.upload import FileEntry, upload_files
+from dataops.beam.upload import FileEntry, Put, mover, uploader
 from dataops.config import DatasetParams, SerializeParams
 from dataops.errors import DatasetError
 from dataops.metadata import ShardInfo, SplitInfo, write_metadata
@@ -91,12 +89,12 @@ def run_serialize_beam(
         target = plan_target(out, to_remote)  # before any work: every ConfigError first
         args = target.beam_args(args)
     use_options(args)
-    where = _locator(preprocessed, target)
+    where = input_folder(preprocessed, target, "preprocess")
     state_file = where(STATE_FILE)
     state = (
-        PreprocessState.loads(read_artifact(state_file), state_file)
-        if is_url(state_file)
-        else read_state(preprocessed)
+        read_state(preprocessed)
+        if where.local
+        else PreprocessState.loads(read_artifact(state_file), state_file)
     )
     features = dataset_features(state)
     splits = state.split_names
@@ -170,42 +168,12 @@ class RemoteSerializeResult(SerializeResult):
     """The output's `dvc.lock` entry (`md5: <md5>.dir`, `size`, `nfiles`)."""
 
 
-def _locator(preprocessed: str | Path, target: RemoteTarget | None) -> Callable[[str], str]:
-    """Where a file of the preprocessed folder is: under `preprocessed`, or — with
-    `--to-remote` and the folder not in the workspace — its object in the DVC remote."""
-    inp = target.input_for(preprocessed) if target is not None else None
-    if target is None or inp is None:
-        return lambda name: join(preprocessed, name)
-    files = input_files(target, inp)
-
-    def where(name: str) -> str:
-        if name not in files:
-            raise DatasetError(
-                f"{inp.def_path} ({inp.md5} in remote '{target.remote}'): has no {name} — run the preprocess stage first"
-            )
-        return files[name]
-
-    return where
-
-
 @contextmanager
-def _destination(
-    out: str | Path, target: RemoteTarget | None
-) -> Iterator[tuple[str, Callable[[Path], list[FileEntry]]]]:
+def _destination(out: str | Path, target: RemoteTarget | None) -> Iterator[tuple[str, Put]]:
     """Where the files go and how a worker puts its scratch directory there: moved into the
     output folder (`output_dir`), or uploaded into the DVC remote's object store."""
-    if target is None:
-        with output_dir(out) as dest:
-
-            def move(scratch: Path) -> list[FileEntry]:
-                put_files(scratch, dest)
-                return []
-
-            yield dest, move
+    if target is not None:
+        yield target.objects, uploader(target.objects)
         return
-    objects = target.objects
-
-    def upload(scratch: Path) -> list[FileEntry]:
-        return upload_files(scratch, objects)
-
-    yield objects, upload
+    with output_dir(out) as dest:
+        yield dest, mover(dest)

@@ -3,17 +3,24 @@ file, where its object lives, and an upload that is whole or not at all."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from dataops.beam.io import exists, is_url, join
+from dataops.beam.io import exists, is_url, join, put_files
 from dataops.errors import DatasetError
 
 FileEntry = tuple[str, str, int]
 """One file of the output: (path relative to the output folder, md5 of its bytes, size)."""
+
+Put = Callable[[Path], list[FileEntry]]
+"""How a worker hands over the files of its local scratch directory: moved into the output
+folder (`mover`: no entries) or uploaded into a DVC remote (`uploader`: their entries)."""
 
 
 def object_path(objects: str, md5: str) -> str:
@@ -105,3 +112,18 @@ def upload_files(scratch: Path, objects: str) -> list[FileEntry]:
         entries.append((src.relative_to(scratch).as_posix(), md5, src.stat().st_size))
         src.unlink()
     return entries
+
+
+def uploader(objects: str) -> Put:
+    """`upload_files` into the remote's object store `objects` (picklable: a Beam task's)."""
+    return functools.partial(upload_files, objects=objects)
+
+
+def mover(dest: Any) -> Put:
+    """`put_files` into the folder `dest`, local or a URL (picklable: a Beam task's)."""
+    return functools.partial(_move, dest=dest)
+
+
+def _move(scratch: Path, dest: Any) -> list[FileEntry]:
+    put_files(scratch, dest)
+    return []

@@ -37,6 +37,28 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
+ToRemoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="<remote>",
+        help="With --engine beam: upload the output into this DVC remote and write the stage's "
+        "dvc.lock entry, not --out; an input missing from the workspace is read from the remote "
+        "(run directly, not under dvc repro).",
+    ),
+]
+
+
+def _to_remote_needs_beam(to_remote: str | None) -> str | None:
+    """`call_stage`'s `needs_beam` for a stage's --to-remote."""
+    if to_remote is None:
+        return None
+    return "--to-remote needs --engine beam (its workers do the uploads)"
+
+
+def _remote_fields(to_remote: str | None, r: Any) -> dict[str, str]:
+    """The log fields of a --to-remote run: the remote and the output's md5 in dvc.lock."""
+    return {"remote": to_remote, "md5": r.locked.md5} if to_remote is not None else {}
+
 
 def call_stage(
     stage: str,
@@ -154,6 +176,7 @@ def ingest(
     ),
     engine: EngineOpt = "local",
     beam_options: BeamOptionsOpt = None,
+    to_remote: ToRemoteOpt = None,
 ) -> None:
     """Read and join the sources of `ingest` into a Parquet snapshot with a manifest."""
     from dataops.stages.ingest import run_ingest
@@ -162,7 +185,12 @@ def ingest(
         from dataops.beam.ingest import run_ingest_beam
 
         return run_ingest_beam(
-            p.ingest, params.resolve().parent, out, p.dataset.on_error, beam_options
+            p.ingest,
+            params.resolve().parent,
+            out,
+            p.dataset.on_error,
+            beam_options,
+            to_remote=to_remote,
         )
 
     r = call_stage(
@@ -174,8 +202,16 @@ def ingest(
         ),
         engine=engine,
         beam=on_beam,
+        needs_beam=_to_remote_needs_beam(to_remote),
     )
-    log("ingest.done", out=str(r.out), rows=r.num_rows, skipped=r.skipped, engine=engine)
+    log(
+        "ingest.done",
+        out=str(r.out),
+        **_remote_fields(to_remote, r),
+        rows=r.num_rows,
+        skipped=r.skipped,
+        engine=engine,
+    )
 
 
 def preprocess(
@@ -188,6 +224,7 @@ def preprocess(
     ] = naming.PREPROCESSED_DIR,
     engine: EngineOpt = "local",
     beam_options: BeamOptionsOpt = None,
+    to_remote: ToRemoteOpt = None,
 ) -> None:
     """Split, fit on train, and transform into one Parquet file per split."""
     from dataops.stages.preprocess import run_preprocess
@@ -197,7 +234,9 @@ def preprocess(
     def on_beam(p: Any) -> Any:
         from dataops.beam.preprocess import run_preprocess_beam
 
-        return run_preprocess_beam(p.preprocess, src, dest, p.dataset.on_error, beam_options)
+        return run_preprocess_beam(
+            p.preprocess, src, dest, p.dataset.on_error, beam_options, to_remote=to_remote
+        )
 
     r = call_stage(
         "preprocess",
@@ -208,11 +247,13 @@ def preprocess(
         ),
         engine=engine,
         beam=on_beam,
+        needs_beam=_to_remote_needs_beam(to_remote),
         urls=[("--snapshot", src), ("--out", dest)],
     )
     log(
         "preprocess.done",
         out=str(r.out),
+        **_remote_fields(to_remote, r),
         examples=r.num_examples,
         skipped=r.skipped,
         engine=engine,
@@ -229,14 +270,7 @@ def serialize(
     ] = naming.DATASET_DIR,
     engine: EngineOpt = "local",
     beam_options: BeamOptionsOpt = None,
-    to_remote: Annotated[
-        str | None,
-        typer.Option(
-            metavar="<remote>",
-            help="With --engine beam: upload the shards into this DVC remote and write the stage's "
-            "dvc.lock entry, not --out (run directly, not under dvc repro).",
-        ),
-    ] = None,
+    to_remote: ToRemoteOpt = None,
 ) -> None:
     """Write TFRecord shards of tf.train.Example and metadata.json."""
     from dataops.stages.serialize import run_serialize
@@ -248,9 +282,6 @@ def serialize(
 
         return run_serialize_beam(p.serialize, p.dataset, src, dest, beam_options, to_remote)
 
-    needs_beam = None
-    if to_remote is not None:
-        needs_beam = "--to-remote needs --engine beam (its workers do the uploads)"
     r = call_stage(
         "serialize",
         params,
@@ -258,14 +289,14 @@ def serialize(
         lambda p, progress: run_serialize(p.serialize, p.dataset, Path(src), Path(dest), progress),
         engine=engine,
         beam=on_beam,
-        needs_beam=needs_beam,
+        needs_beam=_to_remote_needs_beam(to_remote),
         urls=[("--preprocessed", src), ("--out", dest)],
     )
     log(
         "serialize.done",
         out=str(r.out),
         engine=engine,
-        **({"remote": to_remote, "md5": r.locked.md5} if to_remote is not None else {}),
+        **_remote_fields(to_remote, r),
         examples=r.metadata.num_examples,
         shards={s.name: len(s.shards) for s in r.metadata.splits},
     )
