@@ -273,10 +273,11 @@ def test_the_cli_needs_the_beam_engine_for_to_remote(built, stage):
 
 
 @pytest.mark.slow
-def test_ingest_parts_written_by_workers_go_into_a_local_remote(tmp_path):
+def test_ingest_parts_written_by_workers_go_into_a_local_remote(tmp_path, monkeypatch):
     """One CSV source: the workers write the snapshot's parts side by side and upload them
     into a local (shared-disk) remote; dvc.lock is the one `dvc commit` writes for the
     in-process snapshot, and `dvc pull` brings its bytes."""
+    import dataops.beam.ingest as beam_ingest
     from dataops.config import IngestParams
     from dataops.stages.ingest import run_ingest
 
@@ -300,6 +301,10 @@ def test_ingest_parts_written_by_workers_go_into_a_local_remote(tmp_path):
     expected = _digests(ws / "snap")
     (ws / "dvc.lock").unlink()
 
+    def no_fallback(*args: object) -> None:
+        raise AssertionError("the in-process fallback ran; this test is about the workers' parts")
+
+    monkeypatch.setattr(beam_ingest, "_in_process", no_fallback)
     result = run_ingest_beam(
         params, ws, ws / "snap", "skip", THREADS_2, range_bytes=1000, to_remote="nas"
     )
