@@ -117,7 +117,10 @@ class SnapshotFiles:
 
     def file(self, k: int) -> pq.ParquetFile:
         if k not in self._files:
-            self._files[k] = self.opener(self.paths[k])
+            try:
+                self._files[k] = self.opener(self.paths[k])
+            except (pa.ArrowException, OSError) as err:
+                raise _unreadable(self.paths[k], err) from None
         return self._files[k]
 
     def iter_rows(
@@ -129,9 +132,13 @@ class SnapshotFiles:
             lo, hi = self.starts[k], self.starts[k + 1]
             if hi <= start or lo >= stop:
                 continue
-            yield from iter_file_rows(
+            rows = iter_file_rows(
                 self.file(k), max(start, lo) - lo, min(stop, hi) - lo, batch_rows, columns
             )
+            try:
+                yield from rows
+            except (pa.ArrowException, OSError) as err:
+                raise _unreadable(self.paths[k], err) from None
 
     def iter_tables(
         self, start: int, stop: int, batch_rows: int, columns: list[str] | None = None
@@ -160,6 +167,13 @@ class SnapshotFiles:
         for batch in self.iter_rows(start, stop, max(1, stop - start), [column]):
             rows.extend(batch.column(0).to_pylist())
         return rows
+
+
+def _unreadable(path: str, err: BaseException) -> DatasetError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return DatasetError(
+        f"{path}: not a readable snapshot part ({first}) — run the ingest stage again"
+    )
 
 
 def iter_file_rows(

@@ -76,3 +76,19 @@ def test_an_older_single_file_snapshot_is_refused(snap, tmp_path):
         match=r"no snapshot part \(a `snapshot.parquet` of an older dataops is there\) — run the ingest stage first",
     ):
         run_preprocess(PRE, snap, tmp_path / "pre")
+
+
+@pytest.mark.parametrize("damage", ["footer", "first page"])
+def test_a_damaged_part_is_one_line_naming_it(snap, tmp_path, damage):
+    part = snapshot_parts(snap)[4]
+    data = part.read_bytes()
+    if damage == "footer":  # opening it fails
+        part.write_bytes(data[: len(data) // 2])
+    else:  # the footer reads, the first page's header does not
+        part.write_bytes(data[:4] + b"\xff" * 40 + data[44:])
+    with pytest.raises(DatasetError) as err:
+        run_preprocess(PRE, snap, tmp_path / "pre")
+    line = str(err.value)
+    assert line.startswith(f"{part}: not a readable snapshot part (") and "\n" not in line
+    assert line.endswith("— run the ingest stage again")
+    assert not (tmp_path / "pre").exists()
