@@ -9,11 +9,12 @@ output in the order of the task keys — never in the order the workers finished
 from __future__ import annotations
 
 import pickle
+import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from dataops.errors import ConfigError
+from dataops.errors import ConfigError, DatasetError
 
 
 def import_beam() -> Any:
@@ -70,12 +71,44 @@ def run_pipeline(
 
     result = FileSystems.join(work, f"{label}-{secrets.token_hex(4)}.pickle")
     options = PipelineOptions(list(args))
-    with beam.Pipeline(options=options) as p:
-        _ = build(p) | "collect" >> beam.combiners.ToList() | "return" >> beam.Map(_dump, result)
+    try:
+        with beam.Pipeline(options=options) as p:
+            _ = (
+                build(p)
+                | "collect" >> beam.combiners.ToList()
+                | "return" >> beam.Map(_dump, result)
+            )
+    except Exception as err:
+        raised = worker_error(err)
+        if raised is None:
+            raise
+        raise raised from err
     with FileSystems.open(result) as f:
         value = pickle.loads(f.read())
     FileSystems.delete([result])
     return value  # type: ignore[no-any-return]
+
+
+_RAISED = re.compile(r"dataops\.errors\.(ConfigError|DatasetError): ([^\n]*)")
+_STEP = re.compile(r" \[while running '[^\n]*'\]$")
+
+
+def worker_error(err: Exception) -> ConfigError | DatasetError | None:
+    """The `ConfigError`/`DatasetError` a worker raised, as the driver raises it (one line),
+    from what Beam raises instead: the error with ` [while running '<step>']` appended
+    (in_memory), or a RuntimeError holding the worker's traceback (other modes, runners)."""
+    if isinstance(err, ConfigError | DatasetError):
+        if not _STEP.search(str(err).strip()):
+            return None  # raised by the driver: as it is
+        kind = "ConfigError" if isinstance(err, ConfigError) else "DatasetError"
+        text = str(err)
+    else:
+        found = _RAISED.findall(str(err))
+        if not found:
+            return None
+        kind, text = found[-1]
+    text = _STEP.sub("", text.strip())
+    return ConfigError(text) if kind == "ConfigError" else DatasetError(text)
 
 
 def _dump(value: Any, path: str) -> None:

@@ -92,3 +92,27 @@ def test_a_damaged_part_is_one_line_naming_it(snap, tmp_path, damage):
     assert line.startswith(f"{part}: not a readable snapshot part (") and "\n" not in line
     assert line.endswith("— run the ingest stage again")
     assert not (tmp_path / "pre").exists()
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "--direct_num_workers=1 --direct_running_mode=in_memory",
+        "--direct_num_workers=2 --direct_running_mode=multi_threading",
+    ],
+)
+def test_a_damaged_page_read_by_a_beam_worker_is_the_same_one_line(snap, tmp_path, mode):
+    """The driver opens every part's footer; a damaged page is met by a worker, whose
+    DatasetError Beam wraps (a traceback, or ` [while running ...]`): raised as in-process."""
+    pytest.importorskip("apache_beam", reason="Apache Beam is not installed (the 'beam' extra)")
+    from dataops.beam.preprocess import run_preprocess_beam
+
+    part = snapshot_parts(snap)[4]
+    data = part.read_bytes()
+    part.write_bytes(data[:4] + b"\xff" * 40 + data[44:])
+    with pytest.raises(DatasetError) as local:
+        run_preprocess(PRE, snap, tmp_path / "a")
+    with pytest.raises(DatasetError) as beam:
+        run_preprocess_beam(PRE, snap, tmp_path / "b", "fail", mode, 2)
+    assert str(beam.value) == str(local.value)
+    assert not (tmp_path / "b").exists()
