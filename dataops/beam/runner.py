@@ -89,7 +89,7 @@ def run_pipeline(
     return value  # type: ignore[no-any-return]
 
 
-_RAISED = re.compile(r"dataops\.errors\.(ConfigError|DatasetError): ([^\n]*)")
+_RAISED = re.compile(r"dataops\.errors\.(ConfigError|DatasetError): (.*)")
 _STEP = re.compile(r" \[while running '[^\n]*'\]$")
 
 
@@ -103,10 +103,11 @@ def worker_error(err: Exception) -> ConfigError | DatasetError | None:
         kind = "ConfigError" if isinstance(err, ConfigError) else "DatasetError"
         text = str(err)
     else:
-        found = _RAISED.findall(str(err))
-        if not found:
+        lines = str(err).strip().splitlines()
+        found = _RAISED.fullmatch(lines[-1]) if lines else None  # the exception that ended it
+        if found is None:
             return None
-        kind, text = found[-1]
+        kind, text = found.groups()
     text = _STEP.sub("", text.strip())
     return ConfigError(text) if kind == "ConfigError" else DatasetError(text)
 

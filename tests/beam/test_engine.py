@@ -50,3 +50,45 @@ def test_dvc_repro_on_beam_records_the_same_dvc_lock(tmp_path):
         del os.environ["DATAOPS_ENGINE"], os.environ["DATAOPS_BEAM_OPTIONS"]
     assert "preprocess.done" in out and out.count("engine=beam") == 3, out  # ingest too
     assert (proj / "dvc.lock").read_text() == lock
+
+
+def _raise(kind: str) -> object:
+    from dataops.errors import ConfigError, DatasetError
+
+    def fn(_: object) -> None:
+        if kind == "config":
+            raise ConfigError("params.yaml: preprocess.x: bad")
+        if kind == "data":
+            raise DatasetError("t.csv: line 3: bad")
+        try:
+            raise DatasetError("inner")
+        except DatasetError:
+            raise ValueError("outer") from None
+
+    return fn
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_threading"])
+def test_an_error_a_worker_raises_is_the_driver_s_one_line(tmp_path, mode):
+    """Beam hands a worker's exception back as a RuntimeError holding its traceback (or with
+    ` [while running '<step>']` appended): a ConfigError/DatasetError is raised again as its
+    one line; any other error is left as Beam raised it."""
+    beam = pytest.importorskip("apache_beam", reason="Apache Beam is not installed")
+    from dataops.beam.runner import run_pipeline
+    from dataops.errors import ConfigError, DatasetError
+
+    args = [f"--direct_running_mode={mode}", "--direct_num_workers=2"]
+    for kind, error, text in [
+        ("config", ConfigError, "params.yaml: preprocess.x: bad"),
+        ("data", DatasetError, "t.csv: line 3: bad"),
+    ]:
+        with pytest.raises(error) as err:
+            run_pipeline(
+                lambda p, k=kind: p | beam.Create([1]) | beam.Map(_raise(k)), args, str(tmp_path)
+            )
+        assert str(err.value) == text
+    with pytest.raises(Exception) as err:
+        run_pipeline(
+            lambda p: p | beam.Create([1]) | beam.Map(_raise("other")), args, str(tmp_path)
+        )
+    assert not isinstance(err.value, DatasetError) and "outer" in str(err.value)
