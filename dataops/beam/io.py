@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from dataops.errors import ConfigError, DatasetError, clip
 from dataops.fsutil import atomic_dir
+from dataops.stages.snapshot_files import iter_file_rows
 
 
 def use_options(args: list[str], *paths: Any) -> None:
@@ -275,53 +276,4 @@ def iter_rows(
     Only the row groups that hold the range are read, with one `read_row_groups`-style scan
     (`pf`: the file already open, so a task reads its footer once).
     """
-    if pf is None:
-        pf = open_parquet(path)
-    groups, first, offset = [], None, 0
-    meta = pf.metadata
-    for g in range(meta.num_row_groups):
-        n = meta.row_group(g).num_rows
-        if offset + n > start and offset < stop:
-            groups.append(g)
-            if first is None:
-                first = offset
-        elif offset >= stop:
-            break
-        offset += n
-    if not groups or first is None:
-        return
-    skip, left = start - first, stop - start
-    for batch in pf.iter_batches(
-        batch_size=batch_rows, row_groups=groups, columns=columns, use_threads=False
-    ):
-        if skip >= batch.num_rows:
-            skip -= batch.num_rows
-            continue
-        part = batch.slice(skip, left)
-        skip = 0
-        left -= part.num_rows
-        if part.num_rows:
-            yield part
-        if left <= 0:
-            return
-
-
-def iter_tables(
-    pf: pq.ParquetFile, start: int, stop: int, batch_rows: int, columns: list[str] | None = None
-) -> Iterator[pa.Table]:
-    """Rows [start, stop) of an open Parquet file as tables of exactly `batch_rows` rows (the
-    last one shorter), each with one chunk per column, whatever the file's row groups."""
-    pending: list[pa.RecordBatch] = []
-    n = 0
-    for batch in iter_rows(None, start, stop, batch_rows, columns, pf):
-        pending.append(batch)
-        n += batch.num_rows
-        while n >= batch_rows:
-            table = pa.Table.from_batches(pending).combine_chunks()
-            yield table.slice(0, batch_rows).combine_chunks()
-            rest = table.slice(batch_rows)
-            pending, n = rest.to_batches(), rest.num_rows
-    if n:
-        yield pa.Table.from_batches(
-            pending, pf.schema_arrow if columns is None else None
-        ).combine_chunks()
+    yield from iter_file_rows(pf or open_parquet(path), start, stop, batch_rows, columns)

@@ -235,14 +235,14 @@ def test_a_task_reads_exact_batches_whatever_the_row_groups(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dataops.beam.io import iter_tables, open_parquet
+    from dataops.stages.snapshot_files import SnapshotFiles
 
     pq.write_table(
         pa.table({"id": list(range(100)), "x": [str(i) for i in range(100)]}),
         tmp_path / "t.parquet",
         row_group_size=7,
     )
-    tables = list(iter_tables(open_parquet(tmp_path / "t.parquet"), 13, 88, 10, ["id"]))
+    tables = list(SnapshotFiles([str(tmp_path / "t.parquet")]).iter_tables(13, 88, 10, ["id"]))
     assert [t.num_rows for t in tables] == [10] * 7 + [5]
     assert [v for t in tables for v in t.column("id").to_pylist()] == list(range(13, 88))
     assert all(t.column_names == ["id"] for t in tables)
