@@ -1,7 +1,7 @@
 """Ingest on Beam: a CSV source cut into byte ranges that workers read, the snapshot assembled in order.
 
 The same functions as the in-process streamed path (`dataops.stages.sources.read_source` over a
-`CsvRange`, `dataops.stages.snapshot`: `check_columns`, `key_hash`, `OutWriter`), so the same bytes:
+`CsvRange`, `dataops.stages.snapshot`: `check_columns`, `key_hash`, `PartWriter`), so the same bytes:
 
 1. The driver cuts the file's data lines into byte ranges of about `range_bytes`, each
    ending after a newline (`csv_ranges`).
